@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and the demo need. Idempotent; runs `apt-get update` once first.
+set -euo pipefail
+
+packages=(
+  iproute2            # ip, bridge: the tests read kernel state back with them
+  iptables            # masquerade and forward rules, iptables-restore
+  nftables            # the nftables traffic mode
+  iputils-ping        # cross-node pings in the kernel tests and the demo
+  etcd-server         # the etcd store tests run a real etcd 3.4
+  etcd-client         # etcdctl: the tests write foreign leases with it
+  containernetworking-plugins # bridge, host-local, portmap in /usr/lib/cni
+  strace              # golden-byte capture of iproute2's netlink requests
+  golang-go           # the vishvananda/netlink peer benchmark
+  golang-github-vishvananda-netlink-dev
+  procps              # pgrep/pkill for process cleanup in tests
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get install)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-deps: ${#packages[@]} packages present"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, builds, runs every test project (unit tests and the
+# privileged kernel/etcd/CNI tests), checks that the packed Flannel.Core is consumable from a local feed,
+# and prints the closing line "N passed, N failed, N skipped".
+#
+#   sudo ./scripts/test.sh            # everything
+#   sudo ./scripts/test.sh --no-deps  # skip apt-get (packages already installed)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+deps=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-deps) deps=0 ;;
+    *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$deps" = 1 ]; then
+  scripts/install-deps.sh || exit 1
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+work="$root/.ci-work"
+rm -rf "$work"; mkdir -p "$work"
+
+echo "== restore and build (Release)"
+dotnet restore Flannel.sln || exit 1
+dotnet build Flannel.sln -c Release --no-restore -nologo || exit 1
+
+echo "== pack, and build a consumer of the packed Flannel.Core from a local feed"
+scripts/check-package.sh "$work" || exit 1
+
+echo "== test"
+log="$work/test.log"
+dotnet test Flannel.sln -c Release --no-build --nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+
+# dotnet test prints one VSTest summary per test assembly; add them up into the plain closing line.
+awk '/(Passed|Failed)!  - Failed:/{gsub(",","");f+=$4;p+=$6;s+=$8;n++} END{printf "%d test assemblies\n%d passed, %d failed, %d skipped\n",n,p,f,s}' "$log" > "$work/summary"
+cat "$work/summary"
+assemblies=$(head -1 "$work/summary" | cut -d' ' -f1)
+if [ "$rc" -eq 0 ] && [ "$assemblies" -eq 0 ]; then
+  echo "test.sh: no test assembly reported a summary" >&2
+  rc=1
+fi
+exit "$rc"

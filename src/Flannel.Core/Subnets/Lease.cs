@@ -1,0 +1,41 @@
+using System.Net;
+
+namespace Flannel.Subnets;
+
+/// <summary>
+/// A subnet leased to one node: the IPv4 and/or IPv6 subnet, the attributes the node published, and when
+/// the lease ends.
+/// </summary>
+public sealed record Lease
+{
+    /// <summary>The leased IPv4 subnet, e.g. 10.244.1.0/24; <see langword="null"/> when IPv4 is disabled.</summary>
+    public IPNetwork? Subnet { get; init; }
+
+    /// <summary>The leased IPv6 subnet; <see langword="null"/> when IPv6 is disabled.</summary>
+    public IPNetwork? IPv6Subnet { get; init; }
+
+    /// <summary>What the owner published with the lease.</summary>
+    public required LeaseAttributes Attributes { get; init; }
+
+    /// <summary>When the lease expires; <see langword="null"/> for a reservation (a key with no TTL).</summary>
+    public DateTimeOffset? Expiration { get; init; }
+
+    /// <summary>
+    /// Store-specific version of the lease value (the etcd mod revision, the in-memory store's revision).
+    /// Used for compare-and-swap; 0 when unknown.
+    /// </summary>
+    public long Revision { get; init; }
+
+    /// <summary>True when the lease is a reservation: it never expires and is never given to another node.</summary>
+    public bool IsReservation => Expiration is null;
+
+    /// <summary>The subnet key, e.g. <c>10.244.1.0-24</c> or <c>10.244.1.0-24&amp;fd00:10:244:1::-64</c>.</summary>
+    public string Key => SubnetKey.Format(Subnet, IPv6Subnet);
+
+    /// <summary>True when both leases name the same subnets (the identity flannel's lease watcher keys on).</summary>
+    public bool HasSameSubnets(Lease other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Subnet == other.Subnet && IPv6Subnet == other.IPv6Subnet;
+    }
+}
