@@ -44,7 +44,7 @@ internal sealed record VxlanConfig(uint Vni, ushort Port, int Mtu, bool Gbp, boo
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
-                throw new NetworkConfigException($"error decoding VXLAN backend config: Backend must be a JSON object, not {document.RootElement.ValueKind}", "Backend", backendJson);
+                throw new NetworkConfigException($"error decoding VXLAN backend config: Backend must be a JSON object, got {backendJson}", "Backend", backendJson);
             }
 
             VxlanConfig config = Default;

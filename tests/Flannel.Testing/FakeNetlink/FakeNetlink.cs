@@ -95,6 +95,12 @@ public sealed class FakeNetlink : INetlink
     /// <summary>Sysctls written, by key.</summary>
     public IReadOnlyDictionary<string, string> Sysctls => Snapshot(() => new Dictionary<string, string>(_sysctls, StringComparer.Ordinal));
 
+    /// <summary>
+    /// Rewrites a vxlan link right after it is created or reused, e.g. to mimic udev replacing the MAC
+    /// (flannel-io/flannel#1795).
+    /// </summary>
+    public Func<LinkInfo, LinkInfo>? VxlanLinkRewriter { get; set; }
+
     /// <summary>Number of active <see cref="WatchAsync"/> subscriptions.</summary>
     public int WatcherCount => Snapshot(() => _watchers.Count);
 
@@ -285,6 +291,11 @@ public sealed class FakeNetlink : INetlink
             if (spec.Address is { } mac)
             {
                 existing = _links[existing.Index] = existing with { Address = mac };
+            }
+
+            if (VxlanLinkRewriter is { } rewrite)
+            {
+                existing = _links[existing.Index] = rewrite(existing);
             }
 
             return existing;
