@@ -1,0 +1,138 @@
+using Microsoft.Extensions.Logging;
+
+namespace Flannel.Traffic;
+
+/// <summary>What both modes share: the command runner, one lock around every change, and the resync loop.</summary>
+internal abstract class TrafficManagerBase : ITrafficManager
+{
+    // One change at a time: a resync must not re-apply a rule set a setup call is replacing (flannel: one mutex per restore helper).
+    private readonly SemaphoreSlim _lock = new(1, 1);
+
+    protected TrafficManagerBase(ICommandRunner runner, TrafficManagerOptions options, TimeProvider timeProvider, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(runner);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        ArgumentNullException.ThrowIfNull(logger);
+        if (options.ResyncPeriod <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.ResyncPeriod, "the resync period must be positive");
+        }
+
+        Runner = runner;
+        Options = options;
+        TimeProvider = timeProvider;
+        Logger = logger;
+    }
+
+    protected ICommandRunner Runner { get; }
+
+    protected TrafficManagerOptions Options { get; }
+
+    protected TimeProvider TimeProvider { get; }
+
+    protected ILogger Logger { get; }
+
+    public event EventHandler<string>? RulesRepaired;
+
+    public abstract Task InitializeAsync(CancellationToken cancellationToken);
+
+    public void Dispose() => _lock.Dispose();
+
+    public abstract Task SetupAndEnsureMasqRulesAsync(TrafficNetworks current, TrafficNetworks? previous, CancellationToken cancellationToken);
+
+    public abstract Task SetupAndEnsureForwardRulesAsync(TrafficNetworks networks, CancellationToken cancellationToken);
+
+    public async Task<int> ResyncAsync(CancellationToken cancellationToken)
+    {
+        IReadOnlyList<string> repaired = await LockedAsync(ResyncCoreAsync, cancellationToken).ConfigureAwait(false);
+        foreach (string chain in repaired)
+        {
+            TrafficLog.RulesRepaired(Logger, chain);
+            RulesRepaired?.Invoke(this, chain);
+        }
+
+        return repaired.Count;
+    }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Options.ResyncPeriod, TimeProvider, cancellationToken).ConfigureAwait(false);
+                await ResyncAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // The loop must outlive one failed resync (a locked xtables, a missing binary); the next period retries.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                TrafficLog.ResyncFailed(Logger, e);
+            }
+        }
+    }
+
+    /// <summary>Checks the installed rule sets; returns the names of those it re-applied.</summary>
+    protected abstract Task<IReadOnlyList<string>> ResyncCoreAsync(CancellationToken cancellationToken);
+
+    protected async Task<T> LockedAsync<T>(Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await action(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Runs a command and throws <see cref="TrafficRulesException"/> when it fails.</summary>
+    protected async Task<CommandResult> RunCheckedAsync(string fileName, IReadOnlyList<string> arguments, string? input, CancellationToken cancellationToken)
+    {
+        CommandResult result = await Runner.RunAsync(fileName, arguments, input, cancellationToken).ConfigureAwait(false);
+        return result.Succeeded
+            ? result
+            : throw new TrafficRulesException($"{fileName} {string.Join(' ', arguments)} failed with exit code {result.ExitCode}: {result.StandardError.Trim()}");
+    }
+
+    /// <summary>Runs a command; a missing program counts as a failed command instead of an exception.</summary>
+    protected async Task<CommandResult> TryRunAsync(string fileName, IReadOnlyList<string> arguments, string? input, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Runner.RunAsync(fileName, arguments, input, cancellationToken).ConfigureAwait(false);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new CommandResult(127, "", e.Message);
+        }
+    }
+}
+
+/// <summary>iptables, ip6tables or nft refused a change or could not be run.</summary>
+public sealed class TrafficRulesException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TrafficRulesException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public TrafficRulesException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and its cause.</summary>
+    public TrafficRulesException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
