@@ -64,7 +64,13 @@ public interface ITrafficManager : IDisposable
     /// <summary>Installs the forward accept rules for the cluster networks of <paramref name="networks"/> and keeps them.</summary>
     Task SetupAndEnsureForwardRulesAsync(TrafficNetworks networks, CancellationToken cancellationToken);
 
-    /// <summary>Checks every installed rule set once and repairs those that are missing or out of order.</summary>
+    /// <summary>
+    /// <c>--ip-blackhole-route</c>: keeps a <c>blackhole</c> route for this node's lease subnets (IPv4 and IPv6) in the
+    /// main table, re-added by every resync, for setups without the bridge plugin's route.
+    /// </summary>
+    Task SetupAndEnsureBlackholeRoutesAsync(TrafficNetworks networks, CancellationToken cancellationToken);
+
+    /// <summary>Checks every installed rule set (and blackhole route) once and repairs what is missing or out of order.</summary>
     /// <returns>The number of rule sets that had to be repaired.</returns>
     Task<int> ResyncAsync(CancellationToken cancellationToken);
 

@@ -8,6 +8,9 @@ internal abstract class TrafficManagerBase : ITrafficManager
     // One change at a time: a resync must not re-apply a rule set a setup call is replacing (flannel: one mutex per restore helper).
     private readonly SemaphoreSlim _lock = new(1, 1);
 
+    // Lease subnets that must keep a blackhole route (--ip-blackhole-route).
+    private readonly List<System.Net.IPNetwork> _blackholes = [];
+
     protected TrafficManagerBase(ICommandRunner runner, TrafficManagerOptions options, TimeProvider timeProvider, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(runner);
@@ -43,9 +46,39 @@ internal abstract class TrafficManagerBase : ITrafficManager
 
     public abstract Task SetupAndEnsureForwardRulesAsync(TrafficNetworks networks, CancellationToken cancellationToken);
 
+    public Task SetupAndEnsureBlackholeRoutesAsync(TrafficNetworks networks, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(networks);
+        return LockedAsync(async ct =>
+        {
+            foreach (System.Net.IPNetwork? subnet in new[] { networks.Subnet, networks.IPv6Subnet })
+            {
+                if (subnet is { } s && !_blackholes.Contains(s))
+                {
+                    _blackholes.Add(s);
+                    await EnsureBlackholeRouteAsync(s, ct).ConfigureAwait(false);
+                }
+            }
+
+            return true;
+        }, cancellationToken);
+    }
+
     public async Task<int> ResyncAsync(CancellationToken cancellationToken)
     {
-        IReadOnlyList<string> repaired = await LockedAsync(ResyncCoreAsync, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<string> repaired = await LockedAsync(async ct =>
+        {
+            var all = new List<string>(await ResyncCoreAsync(ct).ConfigureAwait(false));
+            foreach (System.Net.IPNetwork subnet in _blackholes)
+            {
+                if (await EnsureBlackholeRouteAsync(subnet, ct).ConfigureAwait(false))
+                {
+                    all.Add($"blackhole route {subnet}");
+                }
+            }
+
+            return (IReadOnlyList<string>)all;
+        }, cancellationToken).ConfigureAwait(false);
         foreach (string chain in repaired)
         {
             TrafficLog.RulesRepaired(Logger, chain);
@@ -75,6 +108,36 @@ internal abstract class TrafficManagerBase : ITrafficManager
                 TrafficLog.ResyncFailed(Logger, e);
             }
         }
+    }
+
+    /// <summary>
+    /// Adds <c>blackhole SUBNET</c> to the main table when no blackhole route for exactly that prefix exists (flannel's
+    /// setupBlackholeRoute). When another route owns the prefix (the bridge plugin's cni0 route) the kernel refuses
+    /// the add with "File exists": traffic for unused pod addresses already stays on the node then, so that is fine.
+    /// </summary>
+    /// <returns>True when the route had to be added.</returns>
+    private async Task<bool> EnsureBlackholeRouteAsync(System.Net.IPNetwork subnet, CancellationToken cancellationToken)
+    {
+        string family = subnet.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
+        string prefix = subnet.ToString();
+        CommandResult show = await RunCheckedAsync("ip", [family, "route", "show", "table", "main", "type", "blackhole", "exact", prefix], null, cancellationToken).ConfigureAwait(false);
+        if (show.StandardOutput.Trim().Length > 0)
+        {
+            return false;
+        }
+
+        CommandResult add = await Runner.RunAsync("ip", [family, "route", "add", "blackhole", prefix], null, cancellationToken).ConfigureAwait(false);
+        if (add.Succeeded)
+        {
+            return true;
+        }
+
+        if (add.StandardError.Contains("File exists", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        throw new TrafficRulesException($"ip {family} route add blackhole {prefix} failed with exit code {add.ExitCode}: {add.StandardError.Trim()}");
     }
 
     /// <summary>Checks the installed rule sets; returns the names of those it re-applied.</summary>

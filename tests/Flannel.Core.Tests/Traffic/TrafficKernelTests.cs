@@ -209,4 +209,22 @@ public sealed class TrafficKernelTests : IAsyncLifetime
         Assert.DoesNotContain("flannel-ipv", await InNs("nft", "list", "tables"), StringComparison.Ordinal);
         Assert.Equal(ExpectedIptablesPostrouting("10.244.3.0/24"), await IptablesNatFlannel());
     }
+
+    [Fact]
+    public async Task Blackhole_routes_are_added_and_restored()
+    {
+        RequireKernel("ip");
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using ITrafficManager manager = TrafficManager.Create(false, _runner);
+        await InNs("ip", "link", "set", "lo", "up");
+        await manager.SetupAndEnsureBlackholeRoutesAsync(Node, ct);
+
+        Assert.Equal("blackhole 10.244.3.0/24", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
+        Assert.StartsWith("blackhole fd00:10:244:3::/64", (await InNs("ip", "-6", "route", "show", "type", "blackhole")).Trim(), StringComparison.Ordinal);
+        Assert.Equal(0, await manager.ResyncAsync(ct));
+
+        await InNs("ip", "-4", "route", "del", "blackhole", "10.244.3.0/24");
+        Assert.Equal(1, await manager.ResyncAsync(ct));
+        Assert.Equal("blackhole 10.244.3.0/24", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
+    }
 }
