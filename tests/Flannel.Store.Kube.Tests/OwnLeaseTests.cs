@@ -348,7 +348,8 @@ public class OwnLeaseTests
         h.Server.DeleteNode("node-a");
         await KubeStoreHarness.WaitUntilAsync(() => h.Store.State == KubeNodeState.WaitingForNode, "the store notices the deletion");
         h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
-        await KubeStoreHarness.WaitUntilAsync(() => h.Server.Patches().Length == 4, "annotations and condition are written again");
+        await KubeStoreHarness.WaitUntilAsync(
+            () => h.Server.Patches().Length == 4 && h.Store.State == KubeNodeState.Ready, "annotations and condition are written again");
 
         Assert.Equal("true", h.Server.Annotations("node-a")["flannel.alpha.coreos.com/kube-subnet-manager"]);
         Assert.Contains(h.Server.GetNode("node-a")["status"]!["conditions"]!.AsArray(), c => c!["type"]!.GetValue<string>() == "NetworkUnavailable");

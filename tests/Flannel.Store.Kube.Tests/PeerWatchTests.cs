@@ -270,13 +270,18 @@ public class PeerWatchTests
         h.Server.AddPod(NodeFixtures.FlannelPod("kube-flannel-ds-abcde", "kube-flannel", "node-b")); // moves the global resourceVersion
         string bookmark = h.Server.ResourceVersion.ToString();
         h.Server.SendBookmarks();
-        await Task.Delay(200, TestContext.Current.CancellationToken); // give the bookmark time to be read before the drop
-        h.Server.DropWatchConnections();
+        h.Server.EndWatches(); // the bookmark line goes out before the end of the stream
         await KubeStoreHarness.WaitUntilAsync(
             () => h.Server.Requests.Count(r => r.Query.Contains("watch=true", StringComparison.Ordinal)) >= 2, "the store watches again");
 
         string second = h.Server.Requests.Where(r => r.Query.Contains("watch=true", StringComparison.Ordinal)).ElementAt(1).Query;
         Assert.Equal(bookmark, ResourceVersionOf(second));
+        Assert.Contains(h.Logs.GetSnapshot(), r => r.Message == $"Watch of all nodes ended by the server; resuming from resourceVersion {bookmark}");
+
+        // Resumed, not re-listed, and live.
+        Assert.Equal(1, ListRequests(h));
+        h.Server.UpdateNode("node-b", n => SetAnnotation(n, "flannel.alpha.coreos.com/public-ip", "198.18.0.121"));
+        Assert.Equal(IPAddress.Parse("198.18.0.121"), Assert.Single((await watch.NextAsync()).Events).Lease.Attributes.PublicIP);
     }
 
     private static string ResourceVersionOf(string query) =>
