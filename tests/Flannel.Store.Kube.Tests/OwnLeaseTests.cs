@@ -108,6 +108,43 @@ public class OwnLeaseTests
     }
 
     [Fact]
+    public async Task IPv6_only_publishes_only_the_IPv6_annotations()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(
+            """{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan"}}""");
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "fd00:10:244:1::/64"));
+        LeaseAttributes attributes = new()
+        {
+            PublicIPv6 = IPAddress.Parse("fd00:198:18::11"),
+            BackendType = "vxlan",
+            BackendV6Data = """{"VNI":1,"VtepMAC":"4a:5e:01:02:03:04"}""",
+        };
+
+        Lease lease = await h.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = attributes }, KubeStoreHarness.Timeout());
+
+        Assert.Null(lease.Subnet);
+        Assert.Equal(IPNetwork.Parse("fd00:10:244:1::/64"), lease.IPv6Subnet);
+        Assert.Equal(
+            """{"metadata":{"annotations":{"flannel.alpha.coreos.com/backend-type":"vxlan","flannel.alpha.coreos.com/backend-v6-data":"{\"VNI\":1,\"VtepMAC\":\"4a:5e:01:02:03:04\"}","flannel.alpha.coreos.com/kube-subnet-manager":"true","flannel.alpha.coreos.com/public-ipv6":"fd00:198:18::11"}}}""",
+            Assert.Single(h.Server.Patches()).Body);
+    }
+
+    [Fact]
+    public async Task Host_gw_publishes_null_backend_data_as_flannel_does()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync("""{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}""");
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
+
+        await h.Store.AcquireLeaseAsync(
+            new LeaseRequest { Attributes = new LeaseAttributes { PublicIP = IPAddress.Parse("198.18.0.11"), BackendType = "host-gw" } },
+            KubeStoreHarness.Timeout());
+
+        Assert.Equal(
+            """{"metadata":{"annotations":{"flannel.alpha.coreos.com/backend-data":"null","flannel.alpha.coreos.com/backend-type":"host-gw","flannel.alpha.coreos.com/kube-subnet-manager":"true","flannel.alpha.coreos.com/public-ip":"198.18.0.11"}}}""",
+            Assert.Single(h.Server.Patches()).Body);
+    }
+
+    [Fact]
     public async Task A_podCIDR_outside_the_network_fails_with_flannels_text_and_publishes_nothing()
     {
         await using KubeStoreHarness h = await KubeStoreHarness.StartAsync();

@@ -102,10 +102,11 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         DropWatchConnections();
-        if (_app is not null)
+        WebApplication? app = Interlocked.Exchange(ref _app, null);
+        if (app is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
+            await app.StopAsync();
+            await app.DisposeAsync();
         }
     }
 
