@@ -250,6 +250,20 @@ public class OwnLeaseTests
     }
 
     [Fact]
+    public async Task A_forbidden_patch_names_the_missing_permission()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(configure: o => o.PatchRetryTimeout = TimeSpan.FromMilliseconds(200));
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
+        h.Server.FailNext("PATCH", "/nodes/node-a/status", count: 1000, status: 403);
+
+        KubeSubnetStoreException e = await Assert.ThrowsAsync<KubeSubnetStoreException>(async () =>
+            await h.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = KubeStoreHarness.VxlanAttributes("198.18.0.11", Mac) }, KubeStoreHarness.Timeout()));
+
+        Assert.Contains("403 Forbidden", e.Message, StringComparison.Ordinal);
+        Assert.Contains("the service account needs the 'patch' verb on 'nodes/status'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Hints_restore_the_VtepMAC_and_read_node_public_ip()
     {
         await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(KubeStoreHarness.DualStackNetConf);

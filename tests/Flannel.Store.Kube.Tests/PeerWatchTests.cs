@@ -49,6 +49,21 @@ public class PeerWatchTests
     }
 
     [Fact]
+    public async Task A_failing_list_is_retried_with_backoff()
+    {
+        await using KubeStoreHarness h = await StartWithPeersAsync();
+        h.Server.FailNext("GET", "/api/v1/nodes", count: 2, status: 500);
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+
+        LeaseWatchResult first = await watch.NextAsync();
+
+        Assert.True(first.IsSnapshot);
+        Assert.Single(first.Snapshot!);
+        Assert.Equal(3, ListRequests(h));
+        Assert.Equal(2, h.Warnings().Count(m => m.StartsWith("Listing all nodes failed, retrying in", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Peers_added_updated_and_removed_become_lease_events()
     {
         await using KubeStoreHarness h = await StartWithPeersAsync();
