@@ -82,15 +82,19 @@ internal sealed class IptablesTrafficManager : TrafficManagerBase
         }, cancellationToken);
     }
 
-    protected override async Task<IReadOnlyList<string>> ResyncCoreAsync(CancellationToken cancellationToken)
+    protected override async Task ResyncCoreAsync(List<string> repaired, List<Exception> errors, CancellationToken cancellationToken)
     {
-        var repaired = new List<string>();
         foreach (var group in _installed.Values.GroupBy(i => (i.Family, i.RuleSet.Table)).ToArray())
         {
-            repaired.AddRange(await EnsureTableAsync(group.Key.Family, group.Key.Table, group.ToArray(), cancellationToken).ConfigureAwait(false));
+            try
+            {
+                repaired.AddRange(await EnsureTableAsync(group.Key.Family, group.Key.Table, group.ToArray(), cancellationToken).ConfigureAwait(false));
+            }
+            catch (TrafficRulesException e)
+            {
+                errors.Add(e);
+            }
         }
-
-        return repaired;
     }
 
     private bool UseFullyRandom(IptablesCapabilities capabilities) => capabilities.RandomFully && !Options.DisableFullyRandom;

@@ -85,9 +85,8 @@ internal sealed class NftablesTrafficManager : TrafficManagerBase
         }, cancellationToken);
     }
 
-    protected override async Task<IReadOnlyList<string>> ResyncCoreAsync(CancellationToken cancellationToken)
+    protected override async Task ResyncCoreAsync(List<string> repaired, List<Exception> errors, CancellationToken cancellationToken)
     {
-        var repaired = new List<string>();
         foreach (Installed installed in _installed.Values.ToArray())
         {
             CommandResult listing = await ListChainAsync(installed, cancellationToken).ConfigureAwait(false);
@@ -96,11 +95,16 @@ internal sealed class NftablesTrafficManager : TrafficManagerBase
                 continue;
             }
 
-            await ApplyAsync(installed, cancellationToken).ConfigureAwait(false);
-            repaired.Add($"{installed.Family.Keyword} {installed.Family.Table} {installed.Chain}");
+            try
+            {
+                await ApplyAsync(installed, cancellationToken).ConfigureAwait(false);
+                repaired.Add($"{installed.Family.Keyword} {installed.Family.Table} {installed.Chain}");
+            }
+            catch (TrafficRulesException e)
+            {
+                errors.Add(e);
+            }
         }
-
-        return repaired;
     }
 
     /// <summary>The masquerade chain with the iptables mode's semantics (see the class remarks).</summary>
