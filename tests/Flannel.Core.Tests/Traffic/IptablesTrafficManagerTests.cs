@@ -236,6 +236,17 @@ public sealed class IptablesTrafficManagerTests
         Assert.Equal(GoldenMasq, _fw.Chain("iptables", "nat", "FLANNEL-POSTRTG"));
     }
 
+    [Fact]
+    public void Only_a_respelling_of_the_same_rules_is_adopted_as_the_expected_text()
+    {
+        string[] respelled = GoldenMasq.Select(l => l.Replace("\"flanneld masq\"", "flanneld\\ masq", StringComparison.Ordinal)).ToArray();
+        string[] reordered = GoldenMasq.Select(l => l.Replace("-m comment --comment \"flanneld masq\" ", "", StringComparison.Ordinal) + " -m comment --comment \"flanneld masq\"").ToArray();
+        Assert.True(IptablesTrafficManager.SameRulesSpelledDifferently(reordered, GoldenMasq));
+        Assert.False(IptablesTrafficManager.SameRulesSpelledDifferently(GoldenMasq[1..], GoldenMasq)); // a rule vanished
+        Assert.False(IptablesTrafficManager.SameRulesSpelledDifferently([], GoldenMasq));
+        Assert.False(IptablesTrafficManager.SameRulesSpelledDifferently(respelled, GoldenMasq)); // different words
+    }
+
     private sealed class Ip6RestoreSwitch(FakeFirewall inner) : ICommandRunner
     {
         public bool FailIp6Restore { get; set; }
