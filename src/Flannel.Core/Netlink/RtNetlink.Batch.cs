@@ -32,22 +32,25 @@ public sealed partial class RtNetlink
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            int next = 0;
+            int next = 0, chunks = 0;
             while (next < operations.Count)
             {
+                chunks++;
                 uint firstSequence = unchecked(_sequence + 1);
                 int count = EncodeChunk(operations, next, perChunk);
                 _socket.Send(_send.WrittenSpan);
                 await CollectAcksAsync(operations, next, count, firstSequence, errors, cancellationToken).ConfigureAwait(false);
                 next += count;
             }
+
+            var result = new NetlinkBatchResult(errors);
+            _logger.BatchApplied(operations.Count, chunks, result.FailedCount);
+            return result;
         }
         finally
         {
             _gate.Release();
         }
-
-        return new NetlinkBatchResult(errors);
     }
 
     /// <summary>Encodes operations from <paramref name="start"/> until the chunk is full; returns how many.</summary>
