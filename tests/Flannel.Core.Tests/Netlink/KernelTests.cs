@@ -1,6 +1,3 @@
-// The namespace fixture bounds every command with its own timeout; passing the test token everywhere adds noise.
-#pragma warning disable xUnit1051
-
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -8,6 +5,7 @@ using Flannel.Netlink;
 using Flannel.Networking;
 using Flannel.Testing;
 using Flannel.Testing.Namespaces;
+using Flannel.Traffic;
 
 namespace Flannel.Core.Tests.Netlink;
 
