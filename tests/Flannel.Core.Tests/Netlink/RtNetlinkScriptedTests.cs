@@ -102,6 +102,21 @@ public sealed class RtNetlinkScriptedTests
     }
 
     [Fact]
+    public async Task Sequence_numbers_wrap_between_chunks_never_inside_one_and_skip_zero()
+    {
+        var socket = new ScriptedNetlinkSocket(sent => [ScriptedNetlinkSocket.AckAll(sent)]);
+        await using RtNetlink netlink = Create(socket);
+        netlink.LastSequence = uint.MaxValue - 2;
+
+        NetlinkBatchResult result = await netlink.ApplyAsync(PeerBatch(3), Ct);
+
+        Assert.True(result.AllSucceeded);
+        Assert.Equal(
+            [[uint.MaxValue - 1, uint.MaxValue], [2u, 3u, 4u, 5u, 6u, 7u, 8u]],
+            socket.Sent.Select(d => ScriptedNetlinkSocket.Requests(d).Select(r => r.Sequence).ToArray()).ToArray());
+    }
+
+    [Fact]
     public async Task Acks_lost_to_an_overrun_are_reported_for_each_unacknowledged_operation()
     {
         ScriptedNetlinkSocket? socket = null;
