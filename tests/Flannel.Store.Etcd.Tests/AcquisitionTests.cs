@@ -54,7 +54,7 @@ public sealed class AcquisitionTests(EtcdFixture fixture) : IClassFixture<EtcdFi
             await other.AcquireLeaseAsync(EtcdTest.Request($"198.18.1.{i}"), ct);
         }
 
-        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => store.AcquireLeaseAsync(EtcdTest.Request("198.18.1.9"), ct).AsTask());
+        var ex = await Assert.ThrowsAsync<OutOfSubnetsException>(() => store.AcquireLeaseAsync(EtcdTest.Request("198.18.1.9"), ct).AsTask());
         Assert.Contains("out of subnets", ex.Message);
     }
 
@@ -125,7 +125,7 @@ public sealed class AcquisitionTests(EtcdFixture fixture) : IClassFixture<EtcdFi
 
         using (var late = EtcdTest.Store(server, prefix))
         {
-            await Assert.ThrowsAsync<InvalidOperationException>(() => late.AcquireLeaseAsync(EtcdTest.Request("198.18.4.9"), ct).AsTask());
+            await Assert.ThrowsAsync<OutOfSubnetsException>(() => late.AcquireLeaseAsync(EtcdTest.Request("198.18.4.9"), ct).AsTask());
         }
 
         Assert.DoesNotContain(IPNetwork.Parse("10.9.2.0/24"), others.Select(l => l.Subnet));
