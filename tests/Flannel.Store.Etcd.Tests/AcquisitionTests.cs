@@ -86,6 +86,28 @@ public sealed class AcquisitionTests(EtcdFixture fixture) : IClassFixture<EtcdFi
     }
 
     [Fact]
+    public async Task A_node_whose_old_lease_no_longer_fits_the_config_gets_a_new_one_and_the_old_key_is_deleted()
+    {
+        var server = await fixture.GetAsync();
+        string prefix = EtcdTest.NewPrefix();
+        await EtcdTest.PutConfigAsync(server, prefix);
+        CancellationToken ct = EtcdTest.Timeout();
+        Lease old;
+        using (var before = EtcdTest.Store(server, prefix))
+        {
+            old = await before.AcquireLeaseAsync(new LeaseRequest { Attributes = EtcdTest.Vxlan("198.18.7.1"), PreviousSubnet = IPNetwork.Parse("10.5.7.0/24") }, ct);
+        }
+
+        await EtcdTest.PutConfigAsync(server, prefix, """{"Network":"10.5.0.0/16","SubnetMin":"10.5.100.0"}""");
+        using var after = EtcdTest.Store(server, prefix);
+        Lease renewed = await after.AcquireLeaseAsync(EtcdTest.Request("198.18.7.1"), ct);
+
+        Assert.Equal(IPNetwork.Parse("10.5.7.0/24"), old.Subnet);
+        Assert.True(renewed.Subnet!.Value.BaseAddress.GetAddressBytes()[2] >= 100);
+        Assert.Equal([prefix + "/subnets/" + renewed.Key], await EtcdTest.ListKeysAsync(server, prefix));
+    }
+
+    [Fact]
     public async Task Previous_subnet_from_subnet_env_is_reused_when_free()
     {
         var server = await fixture.GetAsync();

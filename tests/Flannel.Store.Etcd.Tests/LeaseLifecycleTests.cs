@@ -89,6 +89,31 @@ public sealed class LeaseLifecycleTests(EtcdFixture fixture) : IClassFixture<Etc
     }
 
     [Fact]
+    public async Task A_revoked_etcd_lease_is_replaced_and_the_subnet_kept()
+    {
+        var server = await fixture.GetAsync();
+        string prefix = EtcdTest.NewPrefix();
+        await EtcdTest.PutConfigAsync(server, prefix);
+        using var store = EtcdTest.Store(server, prefix);
+        CancellationToken ct = EtcdTest.Timeout();
+        Lease lease = await store.AcquireLeaseAsync(EtcdTest.Request("198.18.14.1"), ct);
+        string key = prefix + "/subnets/" + lease.Key;
+        long etcdLease = await EtcdTest.GetEtcdLeaseAsync(server, key);
+
+        await using var keep = store.KeepLeaseAsync(lease, ct).GetAsyncEnumerator(ct);
+        Task<bool> next = keep.MoveNextAsync().AsTask();
+        (await server.EtcdctlAsync("lease", "revoke", etcdLease.ToString("x"))).EnsureSuccess();
+
+        // The key went with its etcd lease; the store grants a new etcd lease and takes the same subnet again.
+        Assert.True(await next);
+        Assert.Equal(lease.Subnet, keep.Current.Subnet);
+        long replacement = await EtcdTest.GetEtcdLeaseAsync(server, key);
+        Assert.NotEqual(0, replacement);
+        Assert.NotEqual(etcdLease, replacement);
+        Assert.InRange(await EtcdTest.GetTtlAsync(server, replacement), 86_000, 86_400);
+    }
+
+    [Fact]
     public async Task A_lease_taken_over_by_another_node_is_never_overwritten_and_a_new_subnet_is_leased()
     {
         var server = await fixture.GetAsync();
