@@ -32,11 +32,11 @@ public sealed class MeteredNetlink : INetlink
 
     /// <inheritdoc />
     public ValueTask<LinkInfo> EnsureVxlanLinkAsync(VxlanLinkSpec spec, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWLINK", _inner.EnsureVxlanLinkAsync(spec, cancellationToken));
+        WriteAsync("RTM_NEWLINK", () => _inner.EnsureVxlanLinkAsync(spec, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<LinkInfo> CreateLinkAsync(LinkSpec spec, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWLINK", _inner.CreateLinkAsync(spec, cancellationToken));
+        WriteAsync("RTM_NEWLINK", () => _inner.CreateLinkAsync(spec, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<LinkInfo?> GetLinkAsync(string name, CancellationToken cancellationToken) => _inner.GetLinkAsync(name, cancellationToken);
@@ -49,31 +49,31 @@ public sealed class MeteredNetlink : INetlink
 
     /// <inheritdoc />
     public ValueTask DeleteLinkAsync(int index, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_DELLINK", _inner.DeleteLinkAsync(index, cancellationToken));
+        WriteAsync("RTM_DELLINK", () => _inner.DeleteLinkAsync(index, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask SetLinkUpAsync(int index, bool up, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWLINK", _inner.SetLinkUpAsync(index, up, cancellationToken));
+        WriteAsync("RTM_NEWLINK", () => _inner.SetLinkUpAsync(index, up, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask SetLinkMtuAsync(int index, int mtu, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWLINK", _inner.SetLinkMtuAsync(index, mtu, cancellationToken));
+        WriteAsync("RTM_NEWLINK", () => _inner.SetLinkMtuAsync(index, mtu, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask SetLinkAddressAsync(int index, MacAddress address, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWLINK", _inner.SetLinkAddressAsync(index, address, cancellationToken));
+        WriteAsync("RTM_NEWLINK", () => _inner.SetLinkAddressAsync(index, address, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask EnsureAddressAsync(int linkIndex, IPNetwork address, IPNetwork? replaceWithin, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWADDR", _inner.EnsureAddressAsync(linkIndex, address, replaceWithin, cancellationToken));
+        WriteAsync("RTM_NEWADDR", () => _inner.EnsureAddressAsync(linkIndex, address, replaceWithin, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask AddAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWADDR", _inner.AddAddressAsync(linkIndex, address, cancellationToken));
+        WriteAsync("RTM_NEWADDR", () => _inner.AddAddressAsync(linkIndex, address, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask DeleteAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_DELADDR", _inner.DeleteAddressAsync(linkIndex, address, cancellationToken));
+        WriteAsync("RTM_DELADDR", () => _inner.DeleteAddressAsync(linkIndex, address, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<AddressInfo>> ListAddressesAsync(int? linkIndex, AddressFamily? family, CancellationToken cancellationToken) =>
@@ -81,11 +81,11 @@ public sealed class MeteredNetlink : INetlink
 
     /// <inheritdoc />
     public ValueTask ReplaceRouteAsync(RouteSpec route, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWROUTE", _inner.ReplaceRouteAsync(route, cancellationToken));
+        WriteAsync("RTM_NEWROUTE", () => _inner.ReplaceRouteAsync(route, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask DeleteRouteAsync(RouteSpec route, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_DELROUTE", _inner.DeleteRouteAsync(route, cancellationToken));
+        WriteAsync("RTM_DELROUTE", () => _inner.DeleteRouteAsync(route, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<RouteInfo>> ListRoutesAsync(RouteFilter filter, CancellationToken cancellationToken) =>
@@ -97,11 +97,11 @@ public sealed class MeteredNetlink : INetlink
 
     /// <inheritdoc />
     public ValueTask ReplaceNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWNEIGH", _inner.ReplaceNeighborAsync(neighbor, cancellationToken));
+        WriteAsync("RTM_NEWNEIGH", () => _inner.ReplaceNeighborAsync(neighbor, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask DeleteNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_DELNEIGH", _inner.DeleteNeighborAsync(neighbor, cancellationToken));
+        WriteAsync("RTM_DELNEIGH", () => _inner.DeleteNeighborAsync(neighbor, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<NeighborInfo>> ListNeighborsAsync(int linkIndex, AddressFamily? family, CancellationToken cancellationToken) =>
@@ -109,11 +109,11 @@ public sealed class MeteredNetlink : INetlink
 
     /// <inheritdoc />
     public ValueTask ReplaceFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWNEIGH", _inner.ReplaceFdbEntryAsync(entry, cancellationToken));
+        WriteAsync("RTM_NEWNEIGH", () => _inner.ReplaceFdbEntryAsync(entry, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask DeleteFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_DELNEIGH", _inner.DeleteFdbEntryAsync(entry, cancellationToken));
+        WriteAsync("RTM_DELNEIGH", () => _inner.DeleteFdbEntryAsync(entry, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<FdbEntryInfo>> ListFdbEntriesAsync(int linkIndex, CancellationToken cancellationToken) =>
@@ -121,11 +121,11 @@ public sealed class MeteredNetlink : INetlink
 
     /// <inheritdoc />
     public ValueTask ReplaceNexthopAsync(NexthopSpec nexthop, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_NEWNEXTHOP", _inner.ReplaceNexthopAsync(nexthop, cancellationToken));
+        WriteAsync("RTM_NEWNEXTHOP", () => _inner.ReplaceNexthopAsync(nexthop, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask DeleteNexthopAsync(uint id, CancellationToken cancellationToken) =>
-        WriteAsync("RTM_DELNEXTHOP", _inner.DeleteNexthopAsync(id, cancellationToken));
+        WriteAsync("RTM_DELNEXTHOP", () => _inner.DeleteNexthopAsync(id, cancellationToken));
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<NexthopInfo>> ListNexthopsAsync(byte? protocol, CancellationToken cancellationToken) =>
@@ -177,11 +177,11 @@ public sealed class MeteredNetlink : INetlink
         _ => kind.ToString(),
     };
 
-    private async ValueTask WriteAsync(string operation, ValueTask write)
+    private async ValueTask WriteAsync(string operation, Func<ValueTask> write)
     {
         try
         {
-            await write.ConfigureAwait(false);
+            await write().ConfigureAwait(false);
             _metrics.RecordProgrammed(_agentName, operation);
         }
         catch (NetlinkException ex)
@@ -191,11 +191,11 @@ public sealed class MeteredNetlink : INetlink
         }
     }
 
-    private async ValueTask<T> WriteAsync<T>(string operation, ValueTask<T> write)
+    private async ValueTask<T> WriteAsync<T>(string operation, Func<ValueTask<T>> write)
     {
         try
         {
-            T result = await write.ConfigureAwait(false);
+            T result = await write().ConfigureAwait(false);
             _metrics.RecordProgrammed(_agentName, operation);
             return result;
         }
