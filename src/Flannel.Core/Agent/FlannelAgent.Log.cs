@@ -8,8 +8,8 @@ public sealed partial class FlannelAgent
     [LoggerMessage(EventId = 7000, Level = LogLevel.Information, Message = "[{Agent}] Network config: Network={Network} IPv6Network={IPv6Network} Backend={Backend}")]
     private static partial void LogConfig(ILogger logger, string agent, System.Net.IPNetwork? network, System.Net.IPNetwork? ipv6Network, string backend);
 
-    [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "[{Agent}] no subnet found for key: FLANNEL_SUBNET in file: {SubnetFile} (first start, or the file was removed)")]
-    private static partial void LogNoPreviousSubnetFile(ILogger logger, string agent, string subnetFile);
+    [LoggerMessage(EventId = 7001, Level = LogLevel.Warning, Message = "[{Agent}] no subnet found for key: FLANNEL_SUBNET in file: {SubnetFile} ({Problems})")]
+    private static partial void LogNoPreviousSubnetFile(ILogger logger, string agent, string subnetFile, string problems);
 
     [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "[{Agent}] Previous subnet.env {SubnetFile} had subnet {Subnet}; asking the store to reuse it")]
     private static partial void LogPreviousSubnetFile(ILogger logger, string agent, string subnetFile, System.Net.IPNetwork? subnet);

@@ -6,6 +6,7 @@ using Flannel.Health;
 using Flannel.Metrics;
 using Flannel.Netlink;
 using Flannel.Networking.InterfaceSelection;
+using Flannel.SubnetEnv;
 using Flannel.Subnets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -148,7 +149,7 @@ public sealed partial class FlannelAgent : BackgroundService
         _config = config;
         LogConfig(_logger, _options.Name, config.Network, config.IPv6Network, config.BackendType);
 
-        PreviousSubnetFile? previous = ReadPreviousSubnetFile();
+        SubnetEnvReadResult? previous = ReadPreviousSubnetFile();
 
         // 2. External interface and public IP (node hints may override the public IP, as kube's node-public-ip does).
         Readiness.SetPhase("selecting the external interface");
@@ -259,21 +260,21 @@ public sealed partial class FlannelAgent : BackgroundService
             $"unknown backend type: {config.BackendType} (Backend.Type in the network config); this agent supports: {registered}");
     }
 
-    private PreviousSubnetFile? ReadPreviousSubnetFile()
+    private SubnetEnvReadResult? ReadPreviousSubnetFile()
     {
         try
         {
-            PreviousSubnetFile? previous = SubnetFileAccess.TryRead(_options.SubnetFile);
-            if (previous is null)
+            SubnetEnvReadResult previous = SubnetEnvFile.Read(_options.SubnetFile);
+            if (!previous.Exists || previous.Subnet is null)
             {
-                LogNoPreviousSubnetFile(_logger, _options.Name, _options.SubnetFile);
+                LogNoPreviousSubnetFile(_logger, _options.Name, _options.SubnetFile, string.Join("; ", previous.Problems));
             }
             else
             {
                 LogPreviousSubnetFile(_logger, _options.Name, _options.SubnetFile, previous.Subnet);
             }
 
-            return previous;
+            return previous.Exists ? previous : null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -284,11 +285,12 @@ public sealed partial class FlannelAgent : BackgroundService
 
     private async ValueTask WriteSubnetFileAsync(NetworkConfig config, Lease lease, INetwork network, CancellationToken cancellationToken)
     {
-        string content = SubnetFileAccess.Format(config, lease, network.Mtu, _options.IpMasq);
-        await SubnetFileAccess.WriteAsync(_options.SubnetFile, content, cancellationToken).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        SubnetEnvFile.Write(_options.SubnetFile, SubnetEnvironment.Create(config, lease, network.Mtu, _options.IpMasq));
+        await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    private async ValueTask EnsureTrafficRulesAsync(Lease lease, PreviousSubnetFile? previous, bool isResync, CancellationToken cancellationToken)
+    private async ValueTask EnsureTrafficRulesAsync(Lease lease, SubnetEnvReadResult? previous, bool isResync, CancellationToken cancellationToken)
     {
         if (_trafficRules is null)
         {
@@ -405,7 +407,7 @@ public sealed partial class FlannelAgent : BackgroundService
         Readiness.SetWatchProblem(null);
         Volatile.Write(ref _ownLease, updated);
         await _network!.ConfigureLeaseAsync(updated, cancellationToken).ConfigureAwait(false);
-        var previous = new PreviousSubnetFile(_config!.Network, old.Subnet, _config.IPv6Network, old.IPv6Subnet);
+        var previous = new SubnetEnvReadResult { Exists = true, Network = _config!.Network, Subnet = old.Subnet, IPv6Network = _config.IPv6Network, IPv6Subnet = old.IPv6Subnet };
         await EnsureTrafficRulesAsync(updated, previous, isResync: false, cancellationToken).ConfigureAwait(false);
         await EnsureBlackholeRouteAsync(updated, cancellationToken).ConfigureAwait(false);
         await WriteSubnetFileAsync(_config, updated, _network, cancellationToken).ConfigureAwait(false);

@@ -12,9 +12,10 @@ namespace Flannel.Metrics;
 /// <remarks>
 /// Instruments: <c>flannel.peers</c> (remote leases programmed), <c>flannel.lease.age</c> (seconds since the own
 /// lease was acquired or renewed), <c>flannel.netlink.programmed_objects</c> (successful kernel writes by
-/// operation), <c>flannel.netlink.errors</c> (kernel refusals by operation and errno), <c>flannel.reconcile.repairs</c>
-/// (drift repaired), <c>flannel.lease_watch.restarts</c> (store watch re-lists and reconnects) and
+/// operation), <c>flannel.netlink.errors</c> (kernel refusals by operation and errno), <c>flannel.lease_watch.restarts</c> (store watch re-lists and reconnects) and
 /// <c>flannel.lease_events.apply_duration</c> (time a backend took to program one batch of lease events).
+/// Drift repairs, reconciliation passes and device recreations are counted by the backends themselves on the
+/// <c>Flannel.Backends</c> meter (<c>flannel.backend.repairs</c>, …).
 /// </remarks>
 public sealed class FlannelMetrics : IDisposable
 {
@@ -26,7 +27,6 @@ public sealed class FlannelMetrics : IDisposable
     private readonly ConcurrentDictionary<string, AgentGauges> _agents = new(StringComparer.Ordinal);
     private readonly Counter<long> _programmedObjects;
     private readonly Counter<long> _netlinkErrors;
-    private readonly Counter<long> _repairs;
     private readonly Counter<long> _watchRestarts;
     private readonly Histogram<double> _applyDuration;
 
@@ -45,7 +45,6 @@ public sealed class FlannelMetrics : IDisposable
 
         _programmedObjects = _meter.CreateCounter<long>("flannel.netlink.programmed_objects", "{object}", "Kernel objects (routes, neighbours, FDB entries, addresses, links) written successfully.");
         _netlinkErrors = _meter.CreateCounter<long>("flannel.netlink.errors", "{error}", "Netlink requests the kernel refused, by operation and errno.");
-        _repairs = _meter.CreateCounter<long>("flannel.reconcile.repairs", "{object}", "Kernel objects found missing or wrong and repaired by reconciliation.");
         _watchRestarts = _meter.CreateCounter<long>("flannel.lease_watch.restarts", "{restart}", "Times the lease watch failed and was restarted, or re-listed the store.");
         _applyDuration = _meter.CreateHistogram<double>("flannel.lease_events.apply_duration", "s", "Time the backend took to program one batch of lease events.");
         _meter.CreateObservableGauge("flannel.peers", ObservePeers, "{peer}", "Remote leases currently known to the agent.");
@@ -67,10 +66,6 @@ public sealed class FlannelMetrics : IDisposable
     /// <summary>Counts a kernel refusal by errno name (e.g. <c>EEXIST</c>).</summary>
     public void RecordNetlinkError(string agentName, string operation, string errno) =>
         _netlinkErrors.Add(1, new TagList { { "agent", agentName }, { "operation", operation }, { "errno", errno } });
-
-    /// <summary>Counts a repaired kernel object (called by reconciling backends).</summary>
-    public void RecordRepair(string agentName, string kind) =>
-        _repairs.Add(1, new TagList { { "agent", agentName }, { "kind", kind } });
 
     /// <summary>Counts a lease watch restart; <paramref name="reason"/> is <c>error</c> or <c>relist</c>.</summary>
     public void RecordWatchRestart(string agentName, string reason) =>
