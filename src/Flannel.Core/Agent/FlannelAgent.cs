@@ -53,6 +53,10 @@ public sealed partial class FlannelAgent : BackgroundService
     /// <param name="timeProvider">Time.</param>
     /// <param name="logger">The logger.</param>
     /// <param name="trafficRules">The masquerade/forward rule manager, or null when the host manages no rules.</param>
+    /// <param name="storeStatus">
+    /// What the store reports about its health, when it is not the store itself that implements
+    /// <see cref="ISubnetStoreStatus"/> (a host-side adapter); folded into readiness.
+    /// </param>
     public FlannelAgent(
         IOptions<FlannelAgentOptions> options,
         ISubnetStore store,
@@ -62,7 +66,8 @@ public sealed partial class FlannelAgent : BackgroundService
         FlannelMetrics metrics,
         TimeProvider timeProvider,
         ILogger<FlannelAgent> logger,
-        IAgentTrafficRules? trafficRules = null)
+        IAgentTrafficRules? trafficRules = null,
+        ISubnetStoreStatus? storeStatus = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(store);
@@ -83,7 +88,7 @@ public sealed partial class FlannelAgent : BackgroundService
         _health = health;
         Readiness = health.Register(_options.Name);
         _gauges = metrics.RegisterAgent(_options.Name, timeProvider);
-        if (store is ISubnetStoreStatus status)
+        if ((storeStatus ?? store as ISubnetStoreStatus) is ISubnetStoreStatus status)
         {
             Readiness.SetStoreStatus(() => status.NotReadyReason);
         }
