@@ -37,6 +37,7 @@ internal sealed class EtcdConnection : IDisposable
     private readonly string? _username;
     private readonly string? _password;
     private readonly SemaphoreSlim _authGate = new(1, 1);
+    private int _closedAfterHandshake;
 
     public EtcdConnection(EtcdSubnetStoreOptions options)
     {
@@ -62,6 +63,7 @@ internal sealed class EtcdConnection : IDisposable
         if (IsTls)
         {
             ConfigureTls(handler.SslOptions, options);
+            HasClientCertificate = handler.SslOptions.ClientCertificates is { Count: > 0 };
         }
 
         var resolver = new StaticResolverFactory(_ => endpoints.Select(e => new BalancerAddress(e.Host, e.Port)).ToArray());
@@ -120,6 +122,9 @@ internal sealed class EtcdConnection : IDisposable
     /// <summary>True when the channel uses TLS.</summary>
     public bool IsTls { get; }
 
+    /// <summary>True when a client certificate is presented.</summary>
+    public bool HasClientCertificate { get; }
+
     /// <summary>The deadline of each unary call.</summary>
     public TimeSpan RequestTimeout { get; }
 
@@ -148,16 +153,36 @@ internal sealed class EtcdConnection : IDisposable
     public async Task<T> CallAsync<T>(Func<EtcdClient, DateTime, CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(call);
-        await EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await call(Client, Deadline(), cancellationToken).ConfigureAwait(false);
-        }
-        catch (RpcException ex) when (_tokens is not null && IsInvalidToken(ex))
-        {
-            _tokens.Token = null;
             await EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
-            return await call(Client, Deadline(), cancellationToken).ConfigureAwait(false);
+            T result;
+            try
+            {
+                result = await call(Client, Deadline(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (_tokens is not null && IsInvalidToken(ex))
+            {
+                _tokens.Token = null;
+                await EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
+                result = await call(Client, Deadline(), cancellationToken).ConfigureAwait(false);
+            }
+
+            Volatile.Write(ref _closedAfterHandshake, 0);
+            return result;
+        }
+        catch (RpcException ex) when (IsTls && EtcdErrors.IsClosedAfterTlsHandshake(ex))
+        {
+            // Once could be a member going down mid-handshake; three times in a row is a rejected client certificate.
+            if (Interlocked.Increment(ref _closedAfterHandshake) < 3)
+            {
+                throw;
+            }
+
+            throw new EtcdConnectionException(
+                $"etcd at {string.Join(',', Endpoints)} closed every TLS connection right after the handshake: it requires a client " +
+                $"certificate it trusts (--client-cert-auth). {(HasClientCertificate ? "Check that CertFile and KeyFile are signed by etcd's --trusted-ca-file" : "Set CertFile and KeyFile")}.",
+                ex);
         }
     }
 

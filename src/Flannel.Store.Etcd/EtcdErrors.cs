@@ -82,6 +82,9 @@ internal static class EtcdErrors
                     return new EtcdConnectionException(
                         $"etcd at {endpoints} denied the request: {rpc.Status.Detail}. The user needs read-write permission on the prefix.",
                         exception);
+                case StatusCode.InvalidArgument when rpc.Status.Detail.Contains("authentication failed", StringComparison.OrdinalIgnoreCase):
+                    return new EtcdConnectionException(
+                        $"etcd at {endpoints} rejected the credentials: {rpc.Status.Detail}. Check Username and Password.", exception);
                 case StatusCode.FailedPrecondition when rpc.Status.Detail.Contains("user name is empty", StringComparison.OrdinalIgnoreCase):
                     return new EtcdConnectionException(
                         $"etcd at {endpoints} has authentication enabled: set Username and Password.", exception);
@@ -103,6 +106,24 @@ internal static class EtcdErrors
     public static bool IsTransient(Exception exception, string endpoints) =>
         exception is RpcException or IOException or HttpRequestException or TimeoutException
         && AsPermanent(exception, endpoints) is null;
+
+    /// <summary>
+    /// True when a TLS server closed the connection right after the TLS handshake, before HTTP/2 started. With
+    /// TLS 1.3 this is how etcd (<c>--client-cert-auth</c>) rejects a missing or untrusted client certificate:
+    /// the client's handshake completes, then the server sends an alert and hangs up.
+    /// </summary>
+    public static bool IsClosedAfterTlsHandshake(Exception exception)
+    {
+        for (Exception? e = exception; e is not null; e = e is RpcException r && r.Status.DebugException is { } d ? d : e.InnerException)
+        {
+            if (e.Message.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return exception is RpcException rpc && rpc.Status.Detail.Contains("did not complete the HTTP/2 handshake", StringComparison.Ordinal);
+    }
 
     private static AuthenticationException? FindTlsFailure(Exception exception)
     {

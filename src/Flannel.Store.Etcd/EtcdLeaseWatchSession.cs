@@ -34,6 +34,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private readonly string _endpoints;
     private readonly Dictionary<string, EtcdLeaseRecord> _cache = new(StringComparer.Ordinal);
     private readonly HashSet<(string Key, long Revision)> _reported = [];
+    private const int MaxReported = 10_000;
     private AsyncDuplexStreamingCall<WatchRequest, WatchResponse>? _call;
     private CancellationTokenSource? _callCancellation;
     private long _nextRevision;
@@ -104,6 +105,12 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested && ex is RpcException or IOException or HttpRequestException or TimeoutException or OperationCanceledException)
             {
+                if (EtcdErrors.AsPermanent(ex, _endpoints) is { } permanent)
+                {
+                    await CloseAsync().ConfigureAwait(false);
+                    throw permanent;
+                }
+
                 if (ex is RpcException rpc)
                 {
                     _etcd.InvalidateToken(rpc);
@@ -234,6 +241,11 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private EtcdLeaseRecord? Parse(KeyValue kv, DateTimeOffset now)
     {
         EtcdLeaseRecord? record = EtcdLeaseRecord.TryParse(kv, _keys, now, _ttl, out string? problem);
+        if (_reported.Count > MaxReported)
+        {
+            _reported.Clear(); // Bounded memory; at worst a bad key is reported once more.
+        }
+
         if (problem is not null && _reported.Add((kv.Key.ToStringUtf8(), kv.ModRevision)))
         {
             Log.BadLease(_logger, kv.Key.ToStringUtf8(), problem);

@@ -162,9 +162,35 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
     private TimeSpan Next(TimeSpan backoff) =>
         backoff * 2 > options.WatchMaxBackoff ? options.WatchMaxBackoff : backoff * 2;
 
+    /// <summary>An API failure in one line: <c>404 NotFound: pods "x" not found</c> (the Status message when the body is one).</summary>
     internal static string Describe(Exception e) => e switch
     {
-        HttpOperationException h => $"{(int)h.Response.StatusCode} {h.Response.StatusCode}: {h.Response.Content}",
+        HttpOperationException h => $"{(int)h.Response.StatusCode} {h.Response.StatusCode}: {StatusMessage(h.Response.Content)}",
         _ => $"{e.GetType().Name}: {e.Message}",
     };
+
+    private static string StatusMessage(string? body)
+    {
+        if (string.IsNullOrEmpty(body))
+        {
+            return "(no body)";
+        }
+
+        try
+        {
+            using System.Text.Json.JsonDocument status = System.Text.Json.JsonDocument.Parse(body);
+            if (status.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && status.RootElement.TryGetProperty("message", out System.Text.Json.JsonElement message)
+                && message.ValueKind == System.Text.Json.JsonValueKind.String)
+            {
+                return message.GetString()!;
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Not a Status object (a proxy's HTML page, say): show it as it came.
+        }
+
+        return body.Length > 500 ? body[..500] : body;
+    }
 }

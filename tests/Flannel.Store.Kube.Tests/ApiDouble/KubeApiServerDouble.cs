@@ -38,6 +38,9 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
     private const string UnsupportedPatchMessage =
         "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json";
 
+    // kube-apiserver (Go encoding/json) writes quotes as \" and non-ASCII as is.
+    private static readonly JsonSerializerOptions Wire = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly Lock _gate = new();
     private readonly SortedDictionary<string, JsonObject> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, JsonObject> _pods = new(StringComparer.Ordinal);
@@ -626,7 +629,7 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
             copy["apiVersion"] ??= "v1";
         }
 
-        return new JsonObject { ["type"] = type, ["object"] = copy }.ToJsonString();
+        return new JsonObject { ["type"] = type, ["object"] = copy }.ToJsonString(Wire);
     }
 
     private static JsonObject StatusObject(int code, string reason, string message, string? name = null, string? kind = null)
@@ -656,7 +659,7 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
     {
         context.Response.StatusCode = code;
         context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(body.ToJsonString(), context.RequestAborted);
+        await context.Response.WriteAsync(body.ToJsonString(Wire), context.RequestAborted);
     }
 
     private static bool TryFieldSelector(HttpContext context, out string? onlyName)
