@@ -191,6 +191,8 @@ for n in "${nodes[@]}"; do
     section "ip neigh show dev flannel.1"; ip -n "$N" neigh show dev flannel.1
     section "bridge fdb show dev flannel.1"; bridge -n "$N" fdb show dev flannel.1
   fi
+  section "iptables -t nat -S FLANNEL-POSTRTG; iptables -t filter -S FLANNEL-FWD"
+  ip netns exec "$N" iptables -t nat -S FLANNEL-POSTRTG 2>&1; ip netns exec "$N" iptables -t filter -S FLANNEL-FWD 2>&1
   if ip -n "$N" link show cni0 >/dev/null 2>&1; then
     section "cni0 bridge and veths"; ip -n "$N" -d link show cni0 | head -2; ip -n "$N" link show master cni0
     section "last IP host-local reserved"; cat "$run/$n/ipam/cbr0/last_reserved_ip.0" 2>/dev/null; echo

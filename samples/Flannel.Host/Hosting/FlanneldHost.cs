@@ -85,6 +85,7 @@ internal static class FlanneldHost
             });
         }
 
+        flannel.UseTrafficManager();
         flannel.AddAgent(o => ApplyAgentOptions(o, options));
         builder.Services.AddFlannelHealthEndpoint(o =>
         {

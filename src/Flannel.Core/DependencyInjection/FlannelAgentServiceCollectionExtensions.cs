@@ -71,6 +71,20 @@ public static class FlannelAgentServiceCollectionExtensions
     }
 
     /// <summary>
+    /// Uses flannel's iptables (or, with <c>EnableNFTables</c>, nftables) masquerade and forward rules, run through
+    /// <paramref name="runner"/>: null runs iptables/nft in this process's namespace; a
+    /// <see cref="Flannel.Traffic.NetworkNamespaceCommandRunner"/> runs them in a named agent's node namespace.
+    /// </summary>
+    public static IFlannelBuilder UseTrafficManager(this IFlannelBuilder builder, Func<IServiceProvider, Flannel.Traffic.ICommandRunner>? runner = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.UseTrafficRules(sp => new TrafficManagerRules(
+            runner?.Invoke(sp),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<Logging.ILogger<TrafficManagerRules>>()));
+    }
+
+    /// <summary>
     /// Adds flanneld's <c>/healthz</c> and <c>/readyz</c> endpoint (a tiny built-in HTTP responder), listening when
     /// <see cref="HealthServerOptions.Port"/> is not 0. It reports the readiness of every agent in the process.
     /// </summary>
