@@ -39,6 +39,7 @@ public sealed partial class FlannelAgent : BackgroundService
     private readonly FlannelMetrics.AgentGauges _gauges;
     private readonly FlannelHealth _health;
     private Lease? _ownLease;
+    private RemoteLeaseTracker? _tracker;
     private NetworkConfig? _config;
     private INetwork? _network;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -411,6 +412,11 @@ public sealed partial class FlannelAgent : BackgroundService
         LogLeaseChanged(_logger, _options.Name, old.Key, updated.Key);
         Readiness.SetWatchProblem(null);
         Volatile.Write(ref _ownLease, updated);
+        if (Volatile.Read(ref _tracker) is RemoteLeaseTracker tracker)
+        {
+            tracker.OwnLease = updated;
+        }
+
         await _network!.ConfigureLeaseAsync(updated, cancellationToken).ConfigureAwait(false);
         var previous = new SubnetEnvReadResult { Exists = true, Network = _config!.Network, Subnet = old.Subnet, IPv6Network = _config.IPv6Network, IPv6Subnet = old.IPv6Subnet };
         await EnsureTrafficRulesAsync(updated, previous, isResync: false, cancellationToken).ConfigureAwait(false);
@@ -425,7 +431,8 @@ public sealed partial class FlannelAgent : BackgroundService
     /// </summary>
     private async IAsyncEnumerable<IReadOnlyList<LeaseEvent>> RemoteLeaseEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var remote = new RemoteLeaseSet();
+        var remote = new RemoteLeaseTracker(OwnLease);
+        _tracker = remote;
         TimeSpan delay = _options.StoreRetryInitialDelay;
         bool seenSnapshot = false;
         while (!cancellationToken.IsCancellationRequested)
@@ -475,14 +482,14 @@ public sealed partial class FlannelAgent : BackgroundService
                         Readiness.SetWatchProblem(null);
                     }
 
-                    IReadOnlyList<LeaseEvent> batch = remote.Apply(item, OwnLease);
-                    _gauges.SetPeers(remote.Count);
+                    IReadOnlyList<LeaseEvent> batch = remote.Apply(item);
+                    _gauges.SetPeers(remote.RemoteLeases.Count);
                     if (batch.Count == 0 && !item.IsSnapshot)
                     {
                         continue;
                     }
 
-                    LogLeaseBatch(_logger, _options.Name, item.IsSnapshot, batch.Count(e => e.Type == LeaseEventType.Added), batch.Count(e => e.Type == LeaseEventType.Removed), remote.Count);
+                    LogLeaseBatch(_logger, _options.Name, item.IsSnapshot, batch.Count(e => e.Type == LeaseEventType.Added), batch.Count(e => e.Type == LeaseEventType.Removed), remote.RemoteLeases.Count);
                     long handedAt = _timeProvider.GetTimestamp();
                     yield return batch;
 
