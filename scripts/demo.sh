@@ -129,8 +129,8 @@ if [ "$mode" = etcd ]; then
   echo "== started 3 flanneld processes (PIDs ${pids[node1]} ${pids[node2]} ${pids[node3]})"
 else
   args=()
-  for n in "${nodes[@]}"; do args+=(--node "$n=/run/netns/${ns[$n]},$run/$n/subnet.env"); done
-  "$bin/demo/flannel-demo" --network-config "$netconf" "${args[@]}" >"$run/flannel-demo.log" 2>&1 &
+  for n in "${nodes[@]}"; do args+=(--node "$n=${ns[$n]},$run/$n/subnet.env"); done
+  "$bin/demo/flannel-demo" --network-config "$netconf" --ip-masq "${args[@]}" >"$run/flannel-demo.log" 2>&1 &
   pids[demo]=$!
   echo "== started 3 agents in one process (flannel-demo, PID ${pids[demo]}) sharing the in-memory store"
 fi

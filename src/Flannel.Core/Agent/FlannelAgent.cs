@@ -381,6 +381,7 @@ public sealed partial class FlannelAgent : BackgroundService
                     await OnOwnLeaseUpdatedAsync(updated, cancellationToken).ConfigureAwait(false);
                 }
 
+                cancellationToken.ThrowIfCancellationRequested();
                 LogKeepLeaseEnded(_logger, _options.Name);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
