@@ -4,7 +4,8 @@
 #   sudo ./scripts/demo.sh                     # vxlan, 3 agents in ONE process sharing the in-memory store
 #   sudo ./scripts/demo.sh --etcd              # one flanneld process per node against a real etcd on the underlay
 #   sudo ./scripts/demo.sh --backend host-gw   # the host-gw backend (works with --etcd too)
-#   options: --no-deps (skip apt), --no-build (reuse the last build), --keep (leave everything up; Ctrl-C cleans)
+#   options: --no-deps (skip apt), --no-build (reuse the last build), --keep (leave everything up; Ctrl-C cleans),
+#            --measure (also print agent RSS, time to ready and lease-event-to-route latency)
 #
 # Topology: a bridge namespace (br0, 198.18.0.254/24, also hosts etcd) and three node namespaces whose eth0
 # (198.18.0.11-13/24) is a veth into br0; Network 10.244.0.0/16. Pods are namespaces wired by our `flannel`
@@ -20,6 +21,7 @@ backend=vxlan
 deps=1
 build=1
 keep=0
+measure=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --etcd) mode=etcd ;;
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
     --no-deps) deps=0 ;;
     --no-build) build=0 ;;
     --keep) keep=1 ;;
+    --measure) measure=1 ;;
     -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -211,6 +214,38 @@ ping_pods() { # from-node to-node
 }
 ping_pods node1 node2
 ping_pods node2 node1
+
+if [ "$measure" = 1 ]; then
+  echo
+  echo "================================================================ figures"
+  for k in "${!pids[@]}"; do
+    [ "$k" = etcd ] && continue
+    echo "RSS of $k (PID ${pids[$k]}): $(ps -o rss= -p "${pids[$k]}" | tr -d ' ') KiB"
+  done
+  grep -ho 'Wrote .* ready after [0-9:.]*' "$run"/*.log | sed 's/^/time to ready: /'
+  # Lease event -> route: a foreign lease appears in the store; how long until node1 routes to it.
+  lat=()
+  for i in $(seq 10); do
+    key="10.244.250.0-24"
+    value="{\"PublicIP\":\"198.18.0.99\",\"PublicIPv6\":null,\"BackendType\":\"$backend\",\"BackendData\":{\"VNI\":1,\"VtepMAC\":\"0e:00:00:00:00:$(printf %02x "$i")\"}}"
+    [ "$backend" = host-gw ] && value="{\"PublicIP\":\"198.18.0.99\",\"PublicIPv6\":null,\"BackendType\":\"host-gw\"}"
+    if [ "$mode" = etcd ]; then
+      t0=$(date +%s%N)
+      ETCDCTL_API=3 ip netns exec "$brns" etcdctl --endpoints http://198.18.0.254:2379 put "/coreos.com/network/subnets/$key" "$value" >/dev/null
+    else
+      break  # the in-process store has no external writer; measure with --etcd
+    fi
+    until [ -n "$(ip -n "${ns[node1]}" route show 10.244.250.0/24)" ]; do :; done
+    t1=$(date +%s%N)
+    lat+=($(( (t1 - t0) / 1000 )))
+    ETCDCTL_API=3 ip netns exec "$brns" etcdctl --endpoints http://198.18.0.254:2379 del "/coreos.com/network/subnets/$key" >/dev/null
+    while [ -n "$(ip -n "${ns[node1]}" route show 10.244.250.0/24)" ]; do :; done
+  done
+  if [ ${#lat[@]} -gt 0 ]; then
+    sorted=$(printf '%s\n' "${lat[@]}" | sort -n | tr '\n' ' ')
+    echo "lease event -> route on node1 (us, 10 runs, includes etcdctl start-up): $sorted"
+  fi
+fi
 
 if [ "$keep" = 1 ]; then
   echo "demo.sh: --keep: namespaces ${brns} ${ns[*]} ${pods[*]} stay up; press Ctrl-C to clean up"
