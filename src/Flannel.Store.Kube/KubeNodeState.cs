@@ -16,7 +16,11 @@ public enum KubeNodeState
     /// </summary>
     WaitingForPodCidr,
 
-    /// <summary>The node's podCIDR cannot be used (outside the network, three or more CIDRs, ...); see the detail.</summary>
+    /// <summary>
+    /// The lease cannot be used or published: the podCIDR lies outside the network or there are three or more, or the
+    /// API server kept refusing the node patch; see the detail. While keeping the lease the store goes on watching the
+    /// node and recovers by itself once the cause is fixed.
+    /// </summary>
     Misconfigured,
 
     /// <summary>The lease is held and the node's annotations are published.</summary>

@@ -108,6 +108,43 @@ public class OwnLeaseTests
     }
 
     [Fact]
+    public async Task IPv6_only_publishes_only_the_IPv6_annotations()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(
+            """{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"vxlan"}}""");
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "fd00:10:244:1::/64"));
+        LeaseAttributes attributes = new()
+        {
+            PublicIPv6 = IPAddress.Parse("fd00:198:18::11"),
+            BackendType = "vxlan",
+            BackendV6Data = """{"VNI":1,"VtepMAC":"4a:5e:01:02:03:04"}""",
+        };
+
+        Lease lease = await h.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = attributes }, KubeStoreHarness.Timeout());
+
+        Assert.Null(lease.Subnet);
+        Assert.Equal(IPNetwork.Parse("fd00:10:244:1::/64"), lease.IPv6Subnet);
+        Assert.Equal(
+            """{"metadata":{"annotations":{"flannel.alpha.coreos.com/backend-type":"vxlan","flannel.alpha.coreos.com/backend-v6-data":"{\"VNI\":1,\"VtepMAC\":\"4a:5e:01:02:03:04\"}","flannel.alpha.coreos.com/kube-subnet-manager":"true","flannel.alpha.coreos.com/public-ipv6":"fd00:198:18::11"}}}""",
+            Assert.Single(h.Server.Patches()).Body);
+    }
+
+    [Fact]
+    public async Task Host_gw_publishes_null_backend_data_as_flannel_does()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync("""{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}""");
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
+
+        await h.Store.AcquireLeaseAsync(
+            new LeaseRequest { Attributes = new LeaseAttributes { PublicIP = IPAddress.Parse("198.18.0.11"), BackendType = "host-gw" } },
+            KubeStoreHarness.Timeout());
+
+        Assert.Equal(
+            """{"metadata":{"annotations":{"flannel.alpha.coreos.com/backend-data":"null","flannel.alpha.coreos.com/backend-type":"host-gw","flannel.alpha.coreos.com/kube-subnet-manager":"true","flannel.alpha.coreos.com/public-ip":"198.18.0.11"}}}""",
+            Assert.Single(h.Server.Patches()).Body);
+    }
+
+    [Fact]
     public async Task A_podCIDR_outside_the_network_fails_with_flannels_text_and_publishes_nothing()
     {
         await using KubeStoreHarness h = await KubeStoreHarness.StartAsync();
@@ -210,6 +247,20 @@ public class OwnLeaseTests
 
         Assert.StartsWith("timeout contacting kube-api, failed to patch node \"node-a\". Error: 500", e.Message, StringComparison.Ordinal);
         Assert.True(h.Server.Patches().Length >= 2);
+    }
+
+    [Fact]
+    public async Task A_forbidden_patch_names_the_missing_permission()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(configure: o => o.PatchRetryTimeout = TimeSpan.FromMilliseconds(200));
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
+        h.Server.FailNext("PATCH", "/nodes/node-a/status", count: 1000, status: 403);
+
+        KubeSubnetStoreException e = await Assert.ThrowsAsync<KubeSubnetStoreException>(async () =>
+            await h.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = KubeStoreHarness.VxlanAttributes("198.18.0.11", Mac) }, KubeStoreHarness.Timeout()));
+
+        Assert.Contains("403 Forbidden", e.Message, StringComparison.Ordinal);
+        Assert.Contains("the service account needs the 'patch' verb on 'nodes/status'", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -348,7 +399,8 @@ public class OwnLeaseTests
         h.Server.DeleteNode("node-a");
         await KubeStoreHarness.WaitUntilAsync(() => h.Store.State == KubeNodeState.WaitingForNode, "the store notices the deletion");
         h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
-        await KubeStoreHarness.WaitUntilAsync(() => h.Server.Patches().Length == 4, "annotations and condition are written again");
+        await KubeStoreHarness.WaitUntilAsync(
+            () => h.Server.Patches().Length == 4 && h.Store.State == KubeNodeState.Ready, "annotations and condition are written again");
 
         Assert.Equal("true", h.Server.Annotations("node-a")["flannel.alpha.coreos.com/kube-subnet-manager"]);
         Assert.Contains(h.Server.GetNode("node-a")["status"]!["conditions"]!.AsArray(), c => c!["type"]!.GetValue<string>() == "NetworkUnavailable");

@@ -49,6 +49,21 @@ public class PeerWatchTests
     }
 
     [Fact]
+    public async Task A_failing_list_is_retried_with_backoff()
+    {
+        await using KubeStoreHarness h = await StartWithPeersAsync();
+        h.Server.FailNext("GET", "/api/v1/nodes", count: 2, status: 500);
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+
+        LeaseWatchResult first = await watch.NextAsync();
+
+        Assert.True(first.IsSnapshot);
+        Assert.Single(first.Snapshot!);
+        Assert.Equal(3, ListRequests(h));
+        Assert.Equal(2, h.Warnings().Count(m => m.StartsWith("Listing all nodes failed, retrying in", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Peers_added_updated_and_removed_become_lease_events()
     {
         await using KubeStoreHarness h = await StartWithPeersAsync();
@@ -147,6 +162,63 @@ public class PeerWatchTests
         Assert.Equal(LeaseEventType.Added, v4Only.Type);
         Assert.Equal(IPAddress.Parse("198.18.0.99"), v4Only.Lease.Attributes.PublicIP);
         Assert.Equal(IPAddress.Parse("fd00:198:18::12"), v4Only.Lease.Attributes.PublicIPv6);
+    }
+
+    [Fact]
+    public async Task IPv6_only_peers_need_no_IPv4_annotations_and_host_gw_peers_have_no_backend_data()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(
+            """{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"host-gw"}}""");
+        h.Server.AddNode(NodeFixtures.Node("node-b", "198.18.0.12", "fd00:10:244:2::/64", new Dictionary<string, string>
+        {
+            ["flannel.alpha.coreos.com/backend-type"] = "host-gw",
+            ["flannel.alpha.coreos.com/backend-v6-data"] = "null",
+            ["flannel.alpha.coreos.com/kube-subnet-manager"] = "true",
+            ["flannel.alpha.coreos.com/public-ipv6"] = "fd00:198:18::12",
+        }));
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+
+        Lease peer = Assert.Single((await watch.NextAsync()).Snapshot!);
+
+        Assert.Null(peer.Subnet);
+        Assert.Equal(IPNetwork.Parse("fd00:10:244:2::/64"), peer.IPv6Subnet);
+        Assert.Equal(IPAddress.Parse("fd00:198:18::12"), peer.Attributes.PublicIPv6);
+        Assert.Equal(IPAddress.Any, peer.Attributes.PublicIP);
+        Assert.Null(peer.Attributes.BackendV6Data);
+        Assert.Equal("host-gw", peer.Attributes.BackendType);
+    }
+
+    [Fact]
+    public async Task Two_Flannel_NET_nodes_find_each_other_while_keeping_their_leases()
+    {
+        await using KubeStoreHarness a = await KubeStoreHarness.StartAsync(nodeName: "node-a");
+        await using KubeStoreHarness b = await KubeStoreHarness.StartAsync(nodeName: "node-b", server: a.Server);
+        a.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
+        a.Server.AddNode(NodeFixtures.Node("node-b", "198.18.0.12", "10.244.2.0/24"));
+
+        Lease leaseA = await a.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = KubeStoreHarness.VxlanAttributes("198.18.0.11", "0a:00:00:00:00:0a") }, KubeStoreHarness.Timeout());
+        await using StreamReader<Lease> keepA = new(ct => a.Store.KeepLeaseAsync(leaseA, ct));
+        _ = keepA.Begin();
+        await using StreamReader<LeaseWatchResult> watchA = new(a.Store.WatchLeasesAsync);
+        Assert.Empty((await watchA.NextAsync()).Snapshot!); // node-b has not published yet
+
+        Lease leaseB = await b.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = KubeStoreHarness.VxlanAttributes("198.18.0.12", "0a:00:00:00:00:0b") }, KubeStoreHarness.Timeout());
+        await using StreamReader<Lease> keepB = new(ct => b.Store.KeepLeaseAsync(leaseB, ct));
+        _ = keepB.Begin();
+        await using StreamReader<LeaseWatchResult> watchB = new(b.Store.WatchLeasesAsync);
+
+        LeaseEvent seenByA = Assert.Single((await watchA.NextAsync()).Events);
+        Assert.Equal((LeaseEventType.Added, leaseB.Subnet, leaseB.Attributes), (seenByA.Type, seenByA.Lease.Subnet, seenByA.Lease.Attributes));
+        Lease seenByB = Assert.Single((await watchB.NextAsync()).Snapshot!);
+        Assert.Equal((leaseA.Subnet, leaseA.Attributes), (seenByB.Subnet, seenByB.Attributes));
+
+        // Setting NetworkUnavailable on node-b is a status change, not a lease change: node-a hears nothing of it.
+        await KubeStoreHarness.WaitUntilAsync(
+            () => a.Server.GetNode("node-b")["status"]!["conditions"]!.AsArray().Any(c => c!["type"]!.GetValue<string>() == "NetworkUnavailable"),
+            "node-b's condition is set");
+        a.Server.UpdateNode("node-b", n => SetAnnotation(n, "flannel.alpha.coreos.com/public-ip-overwrite", "203.0.113.12"));
+        LeaseEvent overwritten = Assert.Single((await watchA.NextAsync()).Events);
+        Assert.Equal(IPAddress.Parse("203.0.113.12"), overwritten.Lease.Attributes.PublicIP); // node-b's store applied the overwrite
     }
 
     [Fact]
@@ -270,13 +342,18 @@ public class PeerWatchTests
         h.Server.AddPod(NodeFixtures.FlannelPod("kube-flannel-ds-abcde", "kube-flannel", "node-b")); // moves the global resourceVersion
         string bookmark = h.Server.ResourceVersion.ToString();
         h.Server.SendBookmarks();
-        await Task.Delay(200, TestContext.Current.CancellationToken); // give the bookmark time to be read before the drop
-        h.Server.DropWatchConnections();
+        h.Server.EndWatches(); // the bookmark line goes out before the end of the stream
         await KubeStoreHarness.WaitUntilAsync(
             () => h.Server.Requests.Count(r => r.Query.Contains("watch=true", StringComparison.Ordinal)) >= 2, "the store watches again");
 
         string second = h.Server.Requests.Where(r => r.Query.Contains("watch=true", StringComparison.Ordinal)).ElementAt(1).Query;
         Assert.Equal(bookmark, ResourceVersionOf(second));
+        Assert.Contains(h.Logs.GetSnapshot(), r => r.Message == $"Watch of all nodes ended by the server; resuming from resourceVersion {bookmark}");
+
+        // Resumed, not re-listed, and live.
+        Assert.Equal(1, ListRequests(h));
+        h.Server.UpdateNode("node-b", n => SetAnnotation(n, "flannel.alpha.coreos.com/public-ip", "198.18.0.121"));
+        Assert.Equal(IPAddress.Parse("198.18.0.121"), Assert.Single((await watch.NextAsync()).Events).Lease.Attributes.PublicIP);
     }
 
     private static string ResourceVersionOf(string query) =>

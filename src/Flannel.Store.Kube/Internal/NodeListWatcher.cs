@@ -26,6 +26,7 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
         string? resourceVersion = null;
         TimeSpan backoff = options.WatchMinBackoff;
         string what = fieldSelector ?? "all nodes";
+        bool sawEventSinceList = false;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -49,6 +50,7 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
                 }
 
                 resourceVersion = list.Metadata?.ResourceVersion ?? "";
+                sawEventSinceList = false;
                 yield return new NodeWatchItem(list.Items is null ? [] : [.. list.Items], default, null);
             }
 
@@ -100,6 +102,7 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
                     }
 
                     backoff = options.WatchMinBackoff;
+                    sawEventSinceList = true;
                     if (type == WatchEventType.Bookmark || node is null)
                     {
                         continue;
@@ -125,9 +128,16 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
                 if (statusError.Status?.Code == (int)HttpStatusCode.Gone)
                 {
                     // The watch cache no longer has our resourceVersion: whatever happened meanwhile is only
-                    // visible by listing again. Re-list at once; this is the normal 410 path, not a failure.
+                    // visible by listing again. Re-list at once; this is the normal 410 path, not a failure. Only a
+                    // 410 straight after a fresh list (a server that cannot serve its own resourceVersion) backs off.
                     Log.WatchExpired(logger, what, resourceVersion ?? "", statusError.Status.Message ?? "");
                     resourceVersion = null;
+                    if (!sawEventSinceList)
+                    {
+                        await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
+                        backoff = Next(backoff);
+                    }
+
                     continue;
                 }
 

@@ -31,7 +31,7 @@ public sealed record RecordedRequest(string Method, string Path, string Query, s
 /// </list>
 /// One global resourceVersion counter stands in for etcd's revision. Test controls: add/update/delete objects,
 /// <see cref="CompactHistory"/>, <see cref="ExpireWatches"/>, <see cref="DropWatchConnections"/>,
-/// <see cref="SendBookmarks"/>, <see cref="FailNext"/>, and <see cref="Requests"/>.
+/// <see cref="EndWatches"/>, <see cref="SendBookmarks"/>, <see cref="FailNext"/>, and <see cref="Requests"/>.
 /// </summary>
 public sealed class KubeApiServerDouble : IAsyncDisposable
 {
@@ -102,10 +102,11 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         DropWatchConnections();
-        if (_app is not null)
+        WebApplication? app = Interlocked.Exchange(ref _app, null);
+        if (app is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
+            await app.StopAsync();
+            await app.DisposeAsync();
         }
     }
 
@@ -220,6 +221,18 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends every open watch normally (what <c>timeoutSeconds</c> does): lines already queued are still sent first.</summary>
+    public void EndWatches()
+    {
+        lock (_gate)
+        {
+            foreach (NodeWatch watch in _watches)
+            {
+                watch.Lines.Writer.TryComplete();
+            }
+        }
+    }
+
     /// <summary>Sends a BOOKMARK with the current resourceVersion to each watch that asked for bookmarks.</summary>
     public void SendBookmarks()
     {
@@ -261,8 +274,31 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
         }
 
         string path = request.Path.Value ?? "";
-        Requests.Enqueue(new RecordedRequest(request.Method, path, request.QueryString.Value ?? "", request.ContentType, body));
+        RecordedRequest record = new(request.Method, path, request.QueryString.Value ?? "", request.ContentType, body);
 
+        // A watch is recorded when it opens; any other request once it has been answered, so that a test which sees
+        // the request also sees its effect.
+        bool isWatch = request.Query["watch"] == "true" || request.Query["watch"] == "1";
+        if (isWatch)
+        {
+            Requests.Enqueue(record);
+        }
+
+        try
+        {
+            await DispatchAsync(context, request, path, body);
+        }
+        finally
+        {
+            if (!isWatch)
+            {
+                Requests.Enqueue(record);
+            }
+        }
+    }
+
+    private async Task DispatchAsync(HttpContext context, HttpRequest request, string path, string body)
+    {
         if (TakeFailure(request.Method, path) is int failure)
         {
             await WriteStatusAsync(context, failure, failure == 500 ? "InternalError" : "ServiceUnavailable", "injected failure");

@@ -147,7 +147,7 @@ public sealed partial class InMemorySubnetStore : ISubnetStore
             {
                 // Reservations never expire, so they are never renewed; only a change of the key wakes us up.
                 TimeSpan due = current.Expiration is { } expiration
-                    ? Max(TimeSpan.Zero, expiration - _options.RenewMargin - _timeProvider.GetUtcNow())
+                    ? Max(TimeSpan.Zero, expiration - RenewMargin - _timeProvider.GetUtcNow())
                     : Timeout.InfiniteTimeSpan;
                 bool renewalDue;
                 using (var delayCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -352,6 +352,9 @@ public sealed partial class InMemorySubnetStore : ISubnetStore
         a.PublicIP.Equals(b.PublicIP) && Equals(a.PublicIPv6, b.PublicIPv6);
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    // A margin as long as the TTL would renew in a tight loop; renew at half-life at the latest.
+    private TimeSpan RenewMargin => _options.RenewMargin < _options.LeaseTtl / 2 ? _options.RenewMargin : _options.LeaseTtl / 2;
 
     /// <summary>Log messages of the in-memory store (event ids 1100–1119).</summary>
     private static partial class Log

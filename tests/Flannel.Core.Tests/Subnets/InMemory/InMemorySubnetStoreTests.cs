@@ -190,6 +190,28 @@ public sealed class InMemorySubnetStoreTests
     }
 
     [Fact]
+    public async Task Keep_renews_at_half_life_when_the_margin_is_longer_than_the_ttl()
+    {
+        var time = new FakeTimeProvider();
+        using var registry = new InMemorySubnetRegistry(Config, time);
+        var store = new InMemorySubnetStore(registry, new InMemorySubnetStoreOptions { RandomSeed = 1, LeaseTtl = TimeSpan.FromSeconds(30) });
+        Lease lease = await store.AcquireLeaseAsync(new LeaseRequest { Attributes = Node(1) }, Ct);
+
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        await using IAsyncEnumerator<Lease> keep = store.KeepLeaseAsync(lease, cts.Token).GetAsyncEnumerator(cts.Token);
+        ValueTask<bool> next = keep.MoveNextAsync();
+        await WaitForWatchersAsync(registry, 1);
+        await Task.Delay(50, Ct); // give a (wrong) zero-delay renewal loop the chance to show itself
+        Assert.False(next.IsCompleted);
+        Assert.Equal(lease.Revision, registry.GetLease(lease.Key)!.Revision);
+
+        time.Advance(TimeSpan.FromSeconds(15));
+        Assert.True(await next);
+        Assert.Equal(time.GetUtcNow() + TimeSpan.FromSeconds(30), keep.Current.Expiration);
+        cts.Cancel();
+    }
+
+    [Fact]
     public async Task Keep_reacquires_the_same_subnet_when_the_lease_is_deleted()
     {
         var time = new FakeTimeProvider();
