@@ -4,6 +4,7 @@ using System.Net;
 using System.Text.Json;
 using Flannel.Testing;
 using Flannel.Testing.Namespaces;
+using Flannel.Traffic;
 
 namespace Flannel.EndToEnd.Tests;
 
