@@ -31,14 +31,14 @@ public sealed class AgentReadiness
         get
         {
             Func<string?>? store;
+            string? phase = null;
             lock (_gate)
             {
                 if (!_started)
                 {
-                    return _phase;
+                    phase = _phase;
                 }
-
-                if (_watchProblem is not null)
+                else if (_watchProblem is not null)
                 {
                     return _watchProblem;
                 }
@@ -46,7 +46,9 @@ public sealed class AgentReadiness
                 store = _storeProblem;
             }
 
-            return store?.Invoke();
+            // During startup the store's own reason says why a step waits (e.g. acquiring a lease while the node has no podCIDR).
+            string? storeProblem = store?.Invoke();
+            return phase is null ? storeProblem : storeProblem is null ? phase : $"{phase}: {storeProblem}";
         }
     }
 

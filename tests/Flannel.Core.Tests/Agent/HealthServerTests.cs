@@ -78,3 +78,22 @@ public sealed class HealthServerTests
         Assert.True(health.IsReady);
     }
 }
+
+public sealed class AgentReadinessTests
+{
+    [Fact]
+    public void A_store_problem_explains_the_startup_step_it_blocks()
+    {
+        var readiness = new Flannel.Health.AgentReadiness("n1");
+        string? storeProblem = "node \"n1\" has no podCIDR yet";
+        readiness.SetStoreStatus(() => storeProblem);
+        readiness.SetPhase("acquiring a subnet lease");
+        Assert.Equal("acquiring a subnet lease: node \"n1\" has no podCIDR yet", readiness.NotReadyReason);
+        storeProblem = null;
+        Assert.Equal("acquiring a subnet lease", readiness.NotReadyReason);
+        readiness.MarkStarted();
+        Assert.True(readiness.IsReady);
+        readiness.SetWatchProblem("the lease watch failed: boom");
+        Assert.Equal("the lease watch failed: boom", readiness.NotReadyReason);
+    }
+}
