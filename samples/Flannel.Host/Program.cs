@@ -1,3 +1,9 @@
-// The reference host (flanneld) is not implemented yet (issue: the agent, the reference host and the CNI plugin).
-await Console.Error.WriteLineAsync("flanneld: the Flannel.NET reference host is not implemented yet").ConfigureAwait(false);
-return 1;
+// flanneld: the Flannel.NET reference host. Parses flanneld's flags (and FLANNELD_* variables), then runs one agent
+// in the network namespace it was started in, against etcd (default) or the Kubernetes API (--kube-subnet-mgr).
+using Flannel.Host.Cli;
+using Flannel.Host.Hosting;
+
+return await FlanneldCommandLine.InvokeAsync(
+    args,
+    Environment.GetEnvironmentVariables(),
+    FlanneldHost.RunAsync).ConfigureAwait(false);

@@ -1,0 +1,93 @@
+// flannel-demo: N flannel agents in ONE process, each bound to its own network namespace (its "node"), all sharing
+// one in-memory subnet registry (the "cluster"). This is what `scripts/demo.sh` runs by default; it is also the
+// smallest complete example of embedding Flannel.NET with AddFlannelAgent().
+//
+//   flannel-demo --network-config '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}' \
+//                --node node1=NETNS1,/run/demo/node1/subnet.env --node node2=NETNS2,... [--iface eth0] [--ip-masq]
+//                [--healthz-port 8081]
+using Flannel.Health;
+using Flannel.Netlink;
+using Flannel.Subnets.InMemory;
+using Flannel.Traffic;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+
+string? networkConfig = null;
+string iface = "eth0";
+bool ipMasq = false;
+int healthzPort = 0;
+var nodes = new List<(string Name, string Namespace, string SubnetFile)>();
+for (int i = 0; i < args.Length; i++)
+{
+    string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+    switch (args[i])
+    {
+        case "--network-config":
+            networkConfig = Next();
+            break;
+        case "--iface":
+            iface = Next();
+            break;
+        case "--ip-masq":
+            ipMasq = true;
+            break;
+        case "--healthz-port":
+            healthzPort = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture);
+            break;
+        case "--node":
+            string spec = Next();
+            string[] parts = spec.Split('=', 2);
+            string[] values = parts.Length == 2 ? parts[1].Split(',', 2) : [];
+            if (values.Length != 2)
+            {
+                await Console.Error.WriteLineAsync($"flannel-demo: --node {spec}: expected NAME=NETNS,SUBNETFILE").ConfigureAwait(false);
+                return 2;
+            }
+
+            nodes.Add((parts[0], values[0], values[1]));
+            break;
+        default:
+            await Console.Error.WriteLineAsync($"flannel-demo: unknown argument {args[i]}").ConfigureAwait(false);
+            return 2;
+    }
+}
+
+if (networkConfig is null || nodes.Count == 0)
+{
+    await Console.Error.WriteLineAsync("usage: flannel-demo --network-config JSON --node NAME=NETNS,SUBNETFILE [--node ...] [--iface eth0] [--ip-masq] [--healthz-port N]").ConfigureAwait(false);
+    return 2;
+}
+
+HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = "flannel-demo" });
+builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; o.UseUtcTimestamp = true; });
+builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+builder.Logging.SetMinimumLevel(LogLevel.Information);
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(3));
+
+// The cluster: one registry shared by every agent's in-memory store.
+using var registry = new InMemorySubnetRegistry(networkConfig);
+foreach ((string name, string netns, string subnetFile) in nodes)
+{
+    builder.Services.AddFlannelAgent(name, flannel =>
+    {
+        flannel.UseNetlink(_ => RtNetlink.OpenInNamespace(netns));
+        flannel.AddInMemorySubnetStore(registry);
+        flannel.AddVxlanBackend();
+        flannel.AddHostGwBackend();
+        flannel.UseTrafficManager(_ => new NetworkNamespaceCommandRunner(netns));
+        flannel.AddAgent(o =>
+        {
+            o.SubnetFile = subnetFile;
+            o.IpMasq = ipMasq;
+            o.Iface.Add(iface);
+        });
+    });
+}
+
+builder.Services.AddFlannelHealthEndpoint(o => { o.Address = "127.0.0.1"; o.Port = healthzPort; });
+using IHost host = builder.Build();
+FlannelHealth health = host.Services.GetRequiredService<FlannelHealth>();
+await host.RunAsync().ConfigureAwait(false);
+return health.Failures.Count > 0 ? 1 : 0;

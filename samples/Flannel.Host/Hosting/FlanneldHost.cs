@@ -1,0 +1,154 @@
+using Flannel.Agent;
+using Flannel.Health;
+using Flannel.Host.Cli;
+using Flannel.Netlink;
+using Flannel.Store.Kube;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+
+namespace Flannel.Host.Hosting;
+
+/// <summary>Builds and runs flanneld's generic host from the parsed command line.</summary>
+internal static class FlanneldHost
+{
+    /// <summary>flanneld's shutdown grace for the health server and the agent.</summary>
+    private static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(3);
+
+    /// <summary>Runs until SIGINT/SIGTERM; returns 1 when the agent failed (as flanneld exits 1), else 0.</summary>
+    public static async Task<int> RunAsync(FlanneldOptions options, CancellationToken cancellationToken)
+    {
+        using IHost host = Build(options);
+        FlannelHealth health = host.Services.GetRequiredService<FlannelHealth>();
+        try
+        {
+            await host.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException)
+        {
+            // Validation failures and startup errors: flanneld prints the reason and exits 1.
+            await Console.Error.WriteLineAsync($"flanneld: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
+        return health.Failures.Count > 0 ? 1 : 0;
+    }
+
+    /// <summary>Builds the host (exposed for tests).</summary>
+    internal static IHost Build(FlanneldOptions options, Action<IServiceCollection>? overrides = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            ApplicationName = "flanneld",
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        ConfigureLogging(builder.Logging, options.Verbosity);
+        builder.Services.Configure<HostOptions>(o =>
+        {
+            o.ShutdownTimeout = ShutdownGrace;
+            o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
+        });
+
+        IFlannelBuilder flannel = builder.Services.AddFlannel();
+
+        // The process is started in the node's network namespace (e.g. `ip netns exec NODE flanneld ...`), so
+        // netlink in the current namespace is the node's.
+        flannel.UseNetlink(_ => RtNetlink.Open());
+        flannel.AddVxlanBackend();
+        flannel.AddHostGwBackend();
+        if (options.KubeSubnetManager)
+        {
+            flannel.AddKubeSubnetStore(o =>
+            {
+                o.ApiUrl = NullIfEmpty(options.KubeApiUrl);
+                o.KubeconfigFile = NullIfEmpty(options.KubeConfigFile);
+                o.AnnotationPrefix = options.KubeAnnotationPrefix;
+                o.NetConfigPath = options.NetConfigPath;
+                o.SetNodeNetworkUnavailable = options.SetNodeNetworkUnavailable;
+            });
+            builder.Services.AddSingleton<ISubnetStoreStatus>(sp => new KubeStoreStatus(sp.GetRequiredService<KubeSubnetStore>()));
+        }
+        else
+        {
+            flannel.AddEtcdSubnetStore(o =>
+            {
+                o.Endpoints = options.EtcdEndpoints;
+                o.Prefix = options.EtcdPrefix;
+                o.KeyFile = NullIfEmpty(options.EtcdKeyFile);
+                o.CertFile = NullIfEmpty(options.EtcdCertFile);
+                o.CaFile = NullIfEmpty(options.EtcdCAFile);
+                o.Username = NullIfEmpty(options.EtcdUsername);
+                o.Password = NullIfEmpty(options.EtcdPassword);
+                o.SubnetLeaseRenewMargin = options.SubnetLeaseRenewMarginMinutes;
+            });
+        }
+
+        flannel.UseTrafficManager();
+        flannel.AddAgent(o => ApplyAgentOptions(o, options));
+        builder.Services.AddFlannelHealthEndpoint(o =>
+        {
+            o.Address = options.HealthzIP.ToString();
+            o.Port = options.HealthzPort;
+        });
+        builder.Services.AddHostedService<SystemdNotifier>();
+        overrides?.Invoke(builder.Services);
+        return builder.Build();
+    }
+
+    /// <summary>Maps flanneld's flags onto the agent's options.</summary>
+    internal static void ApplyAgentOptions(FlannelAgentOptions agent, FlanneldOptions options)
+    {
+        agent.SubnetFile = options.SubnetFile;
+        agent.IpMasq = options.IPMasq;
+        agent.IpMasqFullyRandomDisable = options.IPMasqFullyRandomDisable;
+        foreach (string iface in options.Interfaces)
+        {
+            agent.Iface.Add(iface);
+        }
+
+        foreach (string regex in options.InterfaceRegexes)
+        {
+            agent.IfaceRegex.Add(regex);
+        }
+
+        agent.IfaceCanReach = options.InterfaceCanReach?.ToString();
+        agent.PublicIP = options.PublicIP?.ToString();
+        agent.PublicIPv6 = options.PublicIPv6?.ToString();
+        agent.SubnetLeaseRenewMarginMinutes = options.SubnetLeaseRenewMarginMinutes;
+        agent.IptablesResync = options.IptablesResyncPeriod;
+        agent.IptablesForwardRules = options.IptablesForwardRules;
+        agent.IpBlackholeRoute = options.IPBlackholeRoute;
+    }
+
+    /// <summary>Console logging to stderr (as klog does), one line per entry; <c>-v</c> ≥ 2 adds debug, ≥ 4 trace.</summary>
+    internal static void ConfigureLogging(ILoggingBuilder logging, int verbosity)
+    {
+        logging.ClearProviders();
+        logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+            o.UseUtcTimestamp = true;
+        });
+        logging.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        logging.SetMinimumLevel(verbosity switch
+        {
+            >= 4 => LogLevel.Trace,
+            >= 2 => LogLevel.Debug,
+            _ => LogLevel.Information,
+        });
+        logging.AddFilter("Microsoft", LogLevel.Warning);
+        logging.AddFilter("Grpc", LogLevel.Warning);
+        logging.AddFilter("System.Net.Http", LogLevel.Warning);
+    }
+
+    private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
+
+    /// <summary>Folds the Kubernetes store's node state (waiting for the node or its podCIDR) into readiness.</summary>
+    private sealed class KubeStoreStatus(KubeSubnetStore store) : ISubnetStoreStatus
+    {
+        public string? NotReadyReason => store.State is KubeNodeState.Ready or KubeNodeState.Starting ? null : store.StateDetail;
+    }
+}

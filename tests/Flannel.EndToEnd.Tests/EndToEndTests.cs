@@ -1,0 +1,117 @@
+using System.Net;
+using Flannel.Testing.Namespaces;
+
+namespace Flannel.EndToEnd.Tests;
+
+/// <summary>
+/// Three real flanneld processes in node namespaces, a real etcd on the underlay, pods through the flannel CNI
+/// plugin and the real bridge/host-local plugins: the product as a user runs it.
+/// </summary>
+public sealed class EndToEndTests
+{
+    private static string[] GoldenMasqueradeRules(IPNetwork pod) =>
+    [
+        // flannel's e2e golden rules (e2e/rules.go), `iptables -t nat -S FLANNEL-POSTRTG`.
+        "-N FLANNEL-POSTRTG",
+        "-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment \"flanneld masq\" -j RETURN",
+        $"-A FLANNEL-POSTRTG -s {pod} -d 10.244.0.0/16 -m comment --comment \"flanneld masq\" -j RETURN",
+        $"-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d {pod} -m comment --comment \"flanneld masq\" -j RETURN",
+        $"-A FLANNEL-POSTRTG ! -s 10.244.0.0/16 -d {pod} -m comment --comment \"flanneld masq\" -j RETURN",
+        "-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -m comment --comment \"flanneld masq\" -j MASQUERADE --random-fully",
+        "-A FLANNEL-POSTRTG ! -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment \"flanneld masq\" -j MASQUERADE --random-fully",
+    ];
+
+    private static readonly string[] GoldenForwardRules =
+    [
+        "-N FLANNEL-FWD",
+        "-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT",
+        "-A FLANNEL-FWD -d 10.244.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT",
+    ];
+
+    private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    [Fact]
+    public async Task Vxlan_pods_on_different_nodes_ping_both_ways_and_rules_match_flannels_golden_rules()
+    {
+        VirtualCluster.RequirePrerequisites();
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan");
+        (NetworkNamespace pod1, IPAddress ip1) = await cluster.AddPodAsync("node1", "pod-a");
+        (NetworkNamespace pod2, IPAddress ip2) = await cluster.AddPodAsync("node2", "pod-b");
+
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip2), $"pod on node1 cannot reach {ip2} on node2");
+        Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"pod on node2 cannot reach {ip1} on node1");
+
+        foreach ((string node, NetworkNamespace ns) in cluster.Nodes)
+        {
+            Assert.Equal(GoldenMasqueradeRules(cluster.Subnet(node)), Lines(await ns.RunCheckedAsync("iptables", "-t", "nat", "-S", "FLANNEL-POSTRTG")));
+            Assert.Equal(GoldenForwardRules, Lines(await ns.RunCheckedAsync("iptables", "-t", "filter", "-S", "FLANNEL-FWD")));
+            Assert.Contains("-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG", Lines(await ns.RunCheckedAsync("iptables", "-t", "nat", "-S", "POSTROUTING")));
+            Assert.Contains("-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD", Lines(await ns.RunCheckedAsync("iptables", "-t", "filter", "-S", "FORWARD")));
+            string env = await File.ReadAllTextAsync(cluster.SubnetFile(node));
+            Assert.Equal($"FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET={cluster.Subnet(node).BaseAddress.ToString()[..^1]}1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n", env);
+        }
+    }
+
+    [Fact]
+    public async Task Restarting_a_flanneld_keeps_its_subnet_and_pods_keep_reaching_each_other()
+    {
+        VirtualCluster.RequirePrerequisites();
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan");
+        (NetworkNamespace pod1, IPAddress ip1) = await cluster.AddPodAsync("node1", "pod-a");
+        (NetworkNamespace pod2, IPAddress ip2) = await cluster.AddPodAsync("node2", "pod-b");
+        IPNetwork before = cluster.Subnet("node2");
+        DateTime written = File.GetLastWriteTimeUtc(cluster.SubnetFile("node2"));
+
+        await cluster.StopFlanneldAsync("node2");
+
+        // Shutdown leaves the data plane intact: traffic keeps flowing while flanneld is down.
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip2), "pods stopped reaching each other while node2's flanneld was stopped");
+
+        cluster.StartFlanneld("node2");
+        await VirtualCluster.WaitUntilAsync(
+            () => Task.FromResult(File.GetLastWriteTimeUtc(cluster.SubnetFile("node2")) > written),
+            "the restarted flanneld to rewrite subnet.env\n" + cluster.FlanneldLog("node2"));
+        Assert.Equal(before, cluster.Subnet("node2"));
+        await cluster.WaitForMeshAsync();
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip2), "node1 -> node2 failed after the restart");
+        Assert.True(await VirtualCluster.PingAsync(pod2, ip1), "node2 -> node1 failed after the restart");
+    }
+
+    [Fact]
+    public async Task Deleting_a_peers_lease_in_etcd_removes_its_routes_on_the_other_nodes()
+    {
+        VirtualCluster.RequirePrerequisites();
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan");
+        IPNetwork gone = cluster.Subnet("node3");
+
+        // Stop node3 first: a running agent re-acquires a deleted lease (the compat decision), which is not what this test observes.
+        await cluster.StopFlanneldAsync("node3");
+        Assert.True(await cluster.HasRouteAsync("node1", gone));
+        string key = $"{VirtualCluster.Prefix}/subnets/{gone.BaseAddress}-{gone.PrefixLength}";
+        Assert.Equal("1", (await cluster.EtcdctlAsync("del", key)).Trim());
+
+        foreach (string node in new[] { "node1", "node2" })
+        {
+            await VirtualCluster.WaitUntilAsync(async () => !await cluster.HasRouteAsync(node, gone), $"{node} to remove its route to {gone}");
+            Assert.DoesNotContain(gone.BaseAddress.ToString(), await cluster.Nodes[node].RunCheckedAsync("ip", "neigh", "show", "dev", "flannel.1"), StringComparison.Ordinal);
+        }
+
+        Assert.True(await cluster.HasRouteAsync("node1", cluster.Subnet("node2")), "node1 lost its route to node2");
+    }
+
+    [Fact]
+    public async Task HostGw_pods_on_different_nodes_ping_both_ways_over_plain_routes()
+    {
+        VirtualCluster.RequirePrerequisites();
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("host-gw");
+        (NetworkNamespace pod1, IPAddress ip1) = await cluster.AddPodAsync("node1", "pod-a");
+        (NetworkNamespace pod2, IPAddress ip2) = await cluster.AddPodAsync("node3", "pod-c");
+
+        string route = await cluster.Nodes["node1"].RunCheckedAsync("ip", "route", "show", cluster.Subnet("node3").ToString());
+        Assert.Contains($"via {cluster.NodeAddresses["node3"]} dev eth0", route, StringComparison.Ordinal);
+        Assert.False((await cluster.Nodes["node1"].RunAsync("ip", "link", "show", "flannel.1")).ExitCode == 0, "host-gw must not create flannel.1");
+        Assert.Contains("FLANNEL_MTU=1500", await File.ReadAllTextAsync(cluster.SubnetFile("node1")), StringComparison.Ordinal);
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip2), $"pod on node1 cannot reach {ip2} on node3");
+        Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"pod on node3 cannot reach {ip1} on node1");
+    }
+}

@@ -1,0 +1,328 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Flannel.Testing;
+using Flannel.Testing.Namespaces;
+using Flannel.Traffic;
+
+namespace Flannel.EndToEnd.Tests;
+
+/// <summary>
+/// A 3-node cluster in network namespaces, as the demo builds it: a bridge namespace (br0 198.18.0.254/24, which
+/// also runs etcd) and node namespaces whose eth0 (198.18.0.11-13/24) is a veth into br0; one real <c>flanneld</c>
+/// process per node (<c>ip netns exec NODE flanneld …</c>) against that etcd, and pods wired by the real
+/// <c>flannel</c> CNI plugin delegating to /usr/lib/cni. Disposing stops every process by PID and deletes every
+/// namespace and file.
+/// </summary>
+internal sealed class VirtualCluster : IAsyncDisposable
+{
+    public const string EtcdUrl = "http://198.18.0.254:2379";
+    public const string Prefix = "/coreos.com/network";
+
+    private readonly string _work = Directory.CreateTempSubdirectory("flannel-e2e-").FullName;
+    private readonly List<NetworkNamespace> _namespaces = [];
+    private readonly Dictionary<string, Process> _flanneld = new(StringComparer.Ordinal);
+    private Process? _etcd;
+
+    private VirtualCluster(string backend) => Backend = backend;
+
+    public string Backend { get; }
+
+    public NetworkNamespace Bridge { get; private set; } = null!;
+
+    public IReadOnlyDictionary<string, NetworkNamespace> Nodes => _nodes;
+
+    public IReadOnlyDictionary<string, string> NodeAddresses => _addresses;
+
+    private readonly Dictionary<string, NetworkNamespace> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _addresses = new(StringComparer.Ordinal);
+
+    public static string FlanneldPath => BuiltExecutable("samples/Flannel.Host", "flanneld");
+
+    public static string CniPluginPath => BuiltExecutable("src/Flannel.Cni", "flannel");
+
+    /// <summary>Checks the prerequisites (root, etcd, the CNI plugins, the built executables) or skips/fails.</summary>
+    public static void RequirePrerequisites()
+    {
+        Privileged.RequireRoot();
+        Privileged.RequireExecutable("etcd");
+        Privileged.RequireExecutable("etcdctl");
+        Privileged.RequireExecutable("iptables");
+        Privileged.Require(File.Exists("/usr/lib/cni/bridge") && File.Exists("/usr/lib/cni/host-local"), "the CNI plugins are not in /usr/lib/cni");
+        Privileged.Require(File.Exists(FlanneldPath), $"flanneld is not built at {FlanneldPath}");
+        Privileged.Require(File.Exists(CniPluginPath), $"the flannel CNI plugin is not built at {CniPluginPath}");
+    }
+
+    public static async Task<VirtualCluster> StartAsync(string backend = "vxlan")
+    {
+        var cluster = new VirtualCluster(backend);
+        try
+        {
+            await cluster.CreateTopologyAsync();
+            await cluster.StartEtcdAsync();
+            foreach (string node in cluster._nodes.Keys)
+            {
+                cluster.StartFlanneld(node);
+            }
+
+            await cluster.WaitForMeshAsync();
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    public string SubnetFile(string node) => Path.Combine(_work, node, "subnet.env");
+
+    /// <summary>The node's lease subnet from its subnet.env, e.g. 10.244.7.0/24.</summary>
+    public IPNetwork Subnet(string node)
+    {
+        string line = File.ReadAllLines(SubnetFile(node)).Single(l => l.StartsWith("FLANNEL_SUBNET=", StringComparison.Ordinal));
+        var gateway = IPNetwork.Parse(line["FLANNEL_SUBNET=".Length..]);
+        return new IPNetwork(Flannel.Networking.IPNetworkMath.Mask(gateway.BaseAddress, gateway.PrefixLength), gateway.PrefixLength);
+    }
+
+    public void StartFlanneld(string node)
+    {
+        var start = new ProcessStartInfo("ip")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string arg in new[]
+        {
+            "netns", "exec", _nodes[node].Name, FlanneldPath,
+            $"--etcd-endpoints={EtcdUrl}", $"--subnet-file={SubnetFile(node)}", "--iface=eth0", "--ip-masq",
+        })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        string log = Path.Combine(_work, $"flanneld-{node}.log");
+        var process = Process.Start(start) ?? throw new InvalidOperationException("cannot start flanneld");
+        process.OutputDataReceived += (_, e) => Append(log, e.Data);
+        process.ErrorDataReceived += (_, e) => Append(log, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _flanneld[node] = process;
+    }
+
+    /// <summary>Stops a node's flanneld with SIGTERM (as systemd or the kubelet would) and waits for it to exit.</summary>
+    public async Task StopFlanneldAsync(string node)
+    {
+        Process process = _flanneld[node];
+        _flanneld.Remove(node);
+        await StopAsync(process);
+    }
+
+    public string FlanneldLog(string node)
+    {
+        string path = Path.Combine(_work, $"flanneld-{node}.log");
+        return File.Exists(path) ? File.ReadAllText(path) : string.Empty;
+    }
+
+    public Task<string> EtcdctlAsync(params string[] args) =>
+        Bridge.RunCheckedAsync(["env", "ETCDCTL_API=3", "etcdctl", "--endpoints", EtcdUrl, .. args]);
+
+    /// <summary>Creates a pod namespace on <paramref name="node"/> through the flannel CNI plugin and returns its address.</summary>
+    public async Task<(NetworkNamespace Pod, IPAddress Address)> AddPodAsync(string node, string containerId)
+    {
+        NetworkNamespace pod = await NetworkNamespace.CreateAsync("fe2e-pod");
+        _namespaces.Add(pod);
+        string conf = JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["cniVersion"] = "0.3.1",
+            ["name"] = "cbr0",
+            ["type"] = "flannel",
+            ["subnetFile"] = SubnetFile(node),
+            ["dataDir"] = Path.Combine(_work, node, "cni-data"),
+            ["delegate"] = new Dictionary<string, object> { ["hairpinMode"] = true, ["isDefaultGateway"] = true },
+            ["ipam"] = new Dictionary<string, object> { ["dataDir"] = Path.Combine(_work, node, "ipam") },
+        });
+        var start = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[]
+        {
+            "netns", "exec", _nodes[node].Name, "env", "CNI_COMMAND=ADD", $"CNI_CONTAINERID={containerId}",
+            $"CNI_NETNS={pod.Path}", "CNI_IFNAME=eth0", $"CNI_PATH={Path.GetDirectoryName(CniPluginPath)}:/usr/lib/cni", CniPluginPath,
+        })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using Process cni = Process.Start(start) ?? throw new InvalidOperationException("cannot start the CNI plugin");
+        Task<string> stdout = cni.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = cni.StandardError.ReadToEndAsync();
+        await cni.StandardInput.WriteAsync(conf);
+        cni.StandardInput.Close();
+        await cni.WaitForExitAsync();
+        Assert.True(cni.ExitCode == 0, $"CNI ADD on {node} failed: {await stdout} {await stderr}");
+        JsonElement addresses = await pod.IpJsonAsync("ip", "-4", "addr", "show", "dev", "eth0");
+        string local = addresses[0].GetProperty("addr_info")[0].GetProperty("local").GetString()!;
+        return (pod, IPAddress.Parse(local));
+    }
+
+    public static async Task<bool> PingAsync(NetworkNamespace from, IPAddress to)
+    {
+        CommandResult ping = await from.RunAsync("ping", "-c", "2", "-W", "2", to.ToString());
+        return ping.ExitCode == 0;
+    }
+
+    /// <summary>True when <paramref name="node"/> has a main-table route to <paramref name="subnet"/>.</summary>
+    public async Task<bool> HasRouteAsync(string node, IPNetwork subnet)
+    {
+        JsonElement routes = await _nodes[node].IpJsonAsync("ip", "route", "show", subnet.ToString());
+        return routes.GetArrayLength() > 0;
+    }
+
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
+    {
+        DateTime deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"timed out waiting for {what}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    public async Task WaitForMeshAsync()
+    {
+        foreach (string node in _nodes.Keys)
+        {
+            await WaitUntilAsync(() => Task.FromResult(File.Exists(SubnetFile(node)) && new FileInfo(SubnetFile(node)).Length > 0), $"{node}'s subnet.env\n{FlanneldLog(node)}");
+        }
+
+        foreach (string node in _nodes.Keys)
+        {
+            foreach (string peer in _nodes.Keys.Where(p => p != node))
+            {
+                IPNetwork subnet = Subnet(peer);
+                await WaitUntilAsync(() => HasRouteAsync(node, subnet), $"{node}'s route to {peer} ({subnet})\n{FlanneldLog(node)}");
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (Process process in _flanneld.Values)
+        {
+            await StopAsync(process);
+        }
+
+        _flanneld.Clear();
+        if (_etcd is not null)
+        {
+            await StopAsync(_etcd);
+        }
+
+        foreach (NetworkNamespace ns in Enumerable.Reverse(_namespaces))
+        {
+            await ns.DisposeAsync();
+        }
+
+        Directory.Delete(_work, recursive: true);
+    }
+
+    private async Task CreateTopologyAsync()
+    {
+        Bridge = await NetworkNamespace.CreateAsync("fe2e-br");
+        _namespaces.Add(Bridge);
+        await Bridge.RunCheckedAsync("ip", "link", "add", "br0", "type", "bridge");
+        await Bridge.RunCheckedAsync("ip", "addr", "add", "198.18.0.254/24", "dev", "br0");
+        await Bridge.RunCheckedAsync("ip", "link", "set", "br0", "up");
+        for (int i = 1; i <= 3; i++)
+        {
+            string node = $"node{i}";
+            string address = $"198.18.0.{10 + i}";
+            NetworkNamespace ns = await NetworkNamespace.CreateAsync("fe2e-n");
+            _namespaces.Add(ns);
+            await Bridge.RunCheckedAsync("ip", "link", "add", $"v-{node}", "type", "veth", "peer", "name", "eth0", "netns", ns.Name);
+            await Bridge.RunCheckedAsync("ip", "link", "set", $"v-{node}", "master", "br0", "up");
+            await ns.RunCheckedAsync("ip", "addr", "add", $"{address}/24", "dev", "eth0");
+            await ns.RunCheckedAsync("ip", "link", "set", "eth0", "up");
+            await ns.RunCheckedAsync("ip", "route", "add", "default", "via", "198.18.0.254");
+            await ns.RunCheckedAsync("sysctl", "-qw", "net.ipv4.ip_forward=1");
+            Directory.CreateDirectory(Path.Combine(_work, node));
+            _nodes[node] = ns;
+            _addresses[node] = address;
+        }
+    }
+
+    private async Task StartEtcdAsync()
+    {
+        var start = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        string name = Bridge.Name;
+        foreach (string arg in new[]
+        {
+            "netns", "exec", Bridge.Name, "etcd", "--name", name, "--data-dir", Path.Combine(_work, "etcd"),
+            "--listen-client-urls", EtcdUrl, "--advertise-client-urls", EtcdUrl,
+            "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+            "--initial-cluster", $"{name}=http://127.0.0.1:2380", "--log-level", "warn", "--logger", "zap",
+        })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        _etcd = Process.Start(start) ?? throw new InvalidOperationException("cannot start etcd");
+        string log = Path.Combine(_work, "etcd.log");
+        _etcd.OutputDataReceived += (_, e) => Append(log, e.Data);
+        _etcd.ErrorDataReceived += (_, e) => Append(log, e.Data);
+        _etcd.BeginOutputReadLine();
+        _etcd.BeginErrorReadLine();
+        await WaitUntilAsync(
+            async () => (await Bridge.RunAsync("env", "ETCDCTL_API=3", "etcdctl", "--endpoints", EtcdUrl, "endpoint", "health")).ExitCode == 0,
+            "etcd to become healthy");
+        await EtcdctlAsync("put", $"{Prefix}/config", $"{{\"Network\":\"10.244.0.0/16\",\"Backend\":{{\"Type\":\"{Backend}\"}}}}");
+    }
+
+    private static async Task StopAsync(Process process)
+    {
+        if (!process.HasExited)
+        {
+            // ip netns exec execs the program, so the PID is flanneld's (or etcd's) own.
+            _ = Tmds.Linux.LibC.kill(process.Id, Tmds.Linux.LibC.SIGTERM);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill();
+                await process.WaitForExitAsync();
+            }
+        }
+
+        process.Dispose();
+    }
+
+    private static void Append(string path, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (typeof(VirtualCluster))
+        {
+            File.AppendAllText(path, line + Environment.NewLine);
+        }
+    }
+
+    private static string BuiltExecutable(string project, string name)
+    {
+        // tests/Flannel.EndToEnd.Tests/bin/<Configuration>/net10.0/ → the repository root, and the same configuration.
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        string configuration = output.Parent!.Name;
+        string root = output.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
+        return Path.Combine(root, project, "bin", configuration, "net10.0", name);
+    }
+}
