@@ -5,6 +5,7 @@ using Flannel.Configuration;
 using Flannel.Netlink;
 using Flannel.Subnets;
 using Flannel.Testing;
+using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
@@ -23,6 +24,8 @@ public sealed class HostGwKernelTests
 
         public FakeTimeProvider Time { get; } = new();
 
+        public MeterCapture Meters { get; } = new();
+
         public INetwork Network { get; private set; } = null!;
 
         public Lease Lease { get; private set; } = null!;
@@ -32,7 +35,7 @@ public sealed class HostGwKernelTests
             var node = new Node { Netlink = RtNetlink.OpenInNamespace(ns) };
             LinkInfo eth0 = await node.Netlink.GetLinkAsync("eth0", CancellationToken.None) ?? throw new InvalidOperationException("no eth0");
             var address = IPAddress.Parse($"198.18.0.{host}");
-            var backend = new HostGwBackend(node.Netlink, Options.Create(new HostGwBackendOptions()), node.Time);
+            var backend = new HostGwBackend(node.Netlink, Options.Create(new HostGwBackendOptions()), node.Time, meterFactory: node.Meters);
             node.Network = await backend.RegisterNetworkAsync(
                 new BackendContext
                 {
@@ -64,6 +67,7 @@ public sealed class HostGwKernelTests
             await _run;
             _stop.Dispose();
             await Netlink.DisposeAsync();
+            Meters.Dispose();
         }
     }
 
@@ -98,6 +102,11 @@ public sealed class HostGwKernelTests
         (_, string routes) = await TwoNodeTopology.IpAsync("-n", topology.NodeA, "route", "show", "10.244.2.0/24");
         Assert.Contains("10.244.2.0/24 via 198.18.0.2 dev eth0", routes, StringComparison.Ordinal);
 
+        // A tick over a clean kernel repairs nothing.
+        a.Time.Advance(TimeSpan.FromSeconds(10));
+        await WaitUntilAsync(() => Task.FromResult(a.Meters.Sum("flannel.backend.reconciliations", "reason", "periodic") >= 1), "a periodic pass ran");
+        Assert.Equal(0, a.Meters.Sum("flannel.backend.repairs"));
+
         // Foreign routes, inside and outside the cluster network, with other protocols.
         await TwoNodeTopology.IpAsync("-n", topology.NodeA, "route", "add", "10.244.77.0/24", "via", "198.18.0.2", "dev", "eth0", "proto", "static");
         await TwoNodeTopology.IpAsync("-n", topology.NodeA, "route", "add", "192.0.2.0/24", "via", "198.18.0.2", "dev", "eth0");
@@ -107,6 +116,7 @@ public sealed class HostGwKernelTests
         a.Time.Advance(TimeSpan.FromSeconds(10));
         await WaitUntilAsync(() => a.HasRouteAsync("10.244.2.0/24", "198.18.0.2"), "the resync restored the route");
         Assert.True(await TwoNodeTopology.PingsAsync(topology.NodeA, "10.244.1.1", "10.244.2.1"), "traffic flows again after the repair");
+        Assert.Equal(1, a.Meters.Sum("flannel.backend.repairs", "action", "added"));
 
         a.Time.Advance(TimeSpan.FromSeconds(10));
         await Task.Delay(200, TestContext.Current.CancellationToken);

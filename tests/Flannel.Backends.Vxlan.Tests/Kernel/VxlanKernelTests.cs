@@ -5,6 +5,7 @@ using Flannel.Configuration;
 using Flannel.Netlink;
 using Flannel.Subnets;
 using Flannel.Testing;
+using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
@@ -25,6 +26,8 @@ public sealed class VxlanKernelTests
 
         public FakeTimeProvider Time { get; } = new();
 
+        public MeterCapture Meters { get; } = new();
+
         public INetwork Network { get; private set; } = null!;
 
         public Lease Lease { get; private set; } = null!;
@@ -34,7 +37,7 @@ public sealed class VxlanKernelTests
             var node = new Node { Namespace = ns, Netlink = RtNetlink.OpenInNamespace(ns) };
             LinkInfo eth0 = await node.Netlink.GetLinkAsync("eth0", CancellationToken.None) ?? throw new InvalidOperationException("no eth0");
             var address = IPAddress.Parse($"198.18.0.{host}");
-            var backend = new VxlanBackend(node.Netlink, Options.Create(new VxlanBackendOptions { RouteMode = mode }), node.Time);
+            var backend = new VxlanBackend(node.Netlink, Options.Create(new VxlanBackendOptions { RouteMode = mode }), node.Time, meterFactory: node.Meters);
             node.Network = await backend.RegisterNetworkAsync(
                 new BackendContext
                 {
@@ -66,6 +69,7 @@ public sealed class VxlanKernelTests
             await _run;
             _stop.Dispose();
             await Netlink.DisposeAsync();
+            Meters.Dispose();
         }
     }
 
@@ -107,6 +111,13 @@ public sealed class VxlanKernelTests
         Assert.Contains("nolearning", shown, StringComparison.Ordinal);
         Assert.Contains("mtu 1450", shown, StringComparison.Ordinal);
 
+        // A tick over a clean kernel repairs nothing: what the kernel reports compares equal to the desired state.
+        a.Time.Advance(TimeSpan.FromSeconds(10));
+        await WaitUntilAsync(() => Task.FromResult(a.Meters.Sum("flannel.backend.reconciliations", "reason", "periodic") >= 1), "a periodic pass ran");
+        Assert.True(
+            a.Meters.Sum("flannel.backend.repairs") == 0,
+            string.Join(", ", new[] { "route", "neighbor", "fdb", "nexthop", "added", "fixed", "deleted" }.Select(k => $"{k}={a.Meters.Sum("flannel.backend.repairs", k is "added" or "fixed" or "deleted" ? "action" : "kind", k)}")));
+
         // A foreign route on our device, outside our protocol: reconciliation must never touch it.
         await TwoNodeTopology.IpAsync("-n", topology.NodeA, "route", "add", "10.244.78.0/24", "via", "10.244.2.0", "dev", "flannel.1", "onlink", "proto", "static");
 
@@ -128,6 +139,8 @@ public sealed class VxlanKernelTests
             },
             "the resync restored route, neighbour and FDB entry");
         Assert.True(await TwoNodeTopology.PingsAsync(topology.NodeA, "10.244.1.1", "10.244.2.1"), "traffic flows again after the repair");
+        Assert.True(a.Meters.Sum("flannel.backend.repairs", "action", "added") >= 3);
+        Assert.Equal(0, a.Meters.Sum("flannel.backend.repairs", "action", "deleted"));
 
         (_, string routes) = await TwoNodeTopology.IpAsync("-n", topology.NodeA, "route", "show");
         Assert.Contains("10.244.78.0/24 via 10.244.2.0 dev flannel.1 proto static onlink", routes, StringComparison.Ordinal);

@@ -75,11 +75,27 @@ internal static class NeighborMessages
         return message;
     }
 
-    /// <summary>RTM_GETNEIGH dump of one family (AF_BRIDGE for the FDB), filtered by ndm_ifindex.</summary>
+    /// <summary>
+    /// RTM_GETNEIGH dump of one family. The FDB (AF_BRIDGE) filters on ndm_ifindex; the neighbour tables under
+    /// NETLINK_GET_STRICT_CHK reject a non-zero ndm_ifindex ("Invalid values in header for neighbor dump
+    /// request") and take the device as NDA_IFINDEX instead, as <c>ip neigh show dev X</c> sends it.
+    /// </summary>
     public static NetlinkMessageToken WriteDump(ref NetlinkWriter writer, byte family, int linkIndex, uint sequence)
     {
         NetlinkMessageToken message = writer.BeginMessage(RtnetlinkConstants.RTM_GETNEIGH, RequestFlags.Dump, sequence);
-        writer.WriteNdMsg(family, linkIndex, 0, 0, 0);
+        if (family == AddressFamilies.AF_BRIDGE)
+        {
+            writer.WriteNdMsg(family, linkIndex, 0, 0, 0);
+        }
+        else
+        {
+            writer.WriteNdMsg(family, 0, 0, 0, 0);
+            if (linkIndex != 0)
+            {
+                writer.WriteAttributeInt32(NeighborConstants.NDA_IFINDEX, linkIndex);
+            }
+        }
+
         writer.EndMessage(message);
         return message;
     }
