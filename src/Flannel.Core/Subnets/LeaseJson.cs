@@ -21,13 +21,29 @@ namespace Flannel.Subnets;
 public static class LeaseJson
 {
     /// <summary>Writes the attributes as flannel writes them.</summary>
-    /// <exception cref="ArgumentException">BackendData or BackendV6Data is not valid JSON.</exception>
+    /// <exception cref="ArgumentException">
+    /// BackendData or BackendV6Data is not valid JSON, PublicIP is not IPv4 (an IPv4-mapped IPv6 address is
+    /// written as IPv4), or PublicIPv6 is not IPv6.
+    /// </exception>
     public static byte[] SerializeToUtf8Bytes(LeaseAttributes attributes)
     {
         ArgumentNullException.ThrowIfNull(attributes);
+
+        // Go keeps PublicIP in a 4-byte type and PublicIPv6 in a 16-byte one; anything else cannot be written.
+        IPAddress publicIP = attributes.PublicIP.IsIPv4MappedToIPv6 ? attributes.PublicIP.MapToIPv4() : attributes.PublicIP;
+        if (publicIP.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException($"PublicIP: {attributes.PublicIP} is not an IPv4 address.", nameof(attributes));
+        }
+
+        if (attributes.PublicIPv6 is { AddressFamily: not AddressFamily.InterNetworkV6 } v4InV6Field)
+        {
+            throw new ArgumentException($"PublicIPv6: {v4InV6Field} is not an IPv6 address.", nameof(attributes));
+        }
+
         var model = new LeaseValueWriteModel
         {
-            PublicIP = attributes.PublicIP.ToString(),
+            PublicIP = publicIP.ToString(),
             PublicIPv6 = attributes.PublicIPv6?.ToString(),
 
             // Go's omitempty drops empty strings and empty raw messages as well as missing ones.

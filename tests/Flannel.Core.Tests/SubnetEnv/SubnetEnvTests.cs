@@ -232,7 +232,7 @@ public sealed class SubnetEnvFileTests
         using var stop = new CancellationTokenSource();
         var writer = Task.Run(() =>
         {
-            for (int i = 0; i < 300; i++)
+            for (int i = 0; i < 50; i++)
             {
                 SubnetEnvFile.Write(path, i % 2 == 0 ? b : a);
             }

@@ -96,6 +96,29 @@ public sealed class LeaseJsonTests
     }
 
     [Fact]
+    public void Compaction_keeps_string_contents_byte_for_byte()
+    {
+        var attributes = new LeaseAttributes
+        {
+            BackendType = "x",
+            BackendData = """{ "a" : "q\"  } , \\" , "b" : [ 1 , 2.50 , true , null ] }""",
+        };
+        Assert.Equal(
+            """{"PublicIP":"0.0.0.0","PublicIPv6":null,"BackendType":"x","BackendData":{"a":"q\"  } , \\","b":[1,2.50,true,null]}}""",
+            LeaseJson.Serialize(attributes));
+    }
+
+    [Fact]
+    public void Addresses_of_the_wrong_family_cannot_be_written()
+    {
+        Assert.Throws<ArgumentException>(() => LeaseJson.Serialize(new LeaseAttributes { PublicIP = IPAddress.Parse("fd00::1") }));
+        Assert.Throws<ArgumentException>(() => LeaseJson.Serialize(new LeaseAttributes { PublicIPv6 = IPAddress.Parse("10.0.0.1") }));
+        Assert.Equal(
+            """{"PublicIP":"10.0.0.1","PublicIPv6":null}""",
+            LeaseJson.Serialize(new LeaseAttributes { PublicIP = IPAddress.Parse("10.0.0.1").MapToIPv6() }));
+    }
+
+    [Fact]
     public void Invalid_backend_data_cannot_be_written()
     {
         var attributes = new LeaseAttributes { BackendType = "vxlan", BackendData = "{\"VNI\":" };
