@@ -34,10 +34,13 @@ scripts/check-package.sh "$work" || exit 1
 
 echo "== test"
 log="$work/test.log"
-dotnet test Flannel.sln -c Release --no-build --nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+# --blame-hang-timeout: a hung privileged test must fail the run, not eat CI's time budget.
+dotnet test Flannel.sln -c Release --no-build --nologo --blame-hang-timeout 10m 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
-# dotnet test prints one VSTest summary per test assembly; add them up into the plain closing line.
+# dotnet test prints one VSTest summary line per test assembly
+#   "Passed!  - Failed:     0, Passed:    57, Skipped:     0, Total:    57, Duration: 2 s - X.Tests.dll (net10.0)"
+# add them up into the plain closing line CI reads.
 awk '/(Passed|Failed)!  - Failed:/{gsub(",","");f+=$4;p+=$6;s+=$8;n++} END{printf "%d test assemblies\n%d passed, %d failed, %d skipped\n",n,p,f,s}' "$log" > "$work/summary"
 cat "$work/summary"
 assemblies=$(head -1 "$work/summary" | cut -d' ' -f1)

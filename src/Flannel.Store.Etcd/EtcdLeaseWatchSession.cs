@@ -77,17 +77,24 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                 }
 
                 WatchResponse response = _call.ResponseStream.Current;
-                _backoff = InitialBackoff;
                 if (response.Canceled || response.CompactRevision != 0)
                 {
                     Log.WatchCanceled(_logger, _keys.SubnetsPrefix, _nextRevision, response.CompactRevision, response.CancelReason);
                     await CloseAsync().ConfigureAwait(false);
                     _needsSnapshot = true;
+                    if (response.CompactRevision == 0)
+                    {
+                        // Canceled for another reason (e.g. a lost leader): pace the re-lists instead of spinning.
+                        await Task.Delay(_backoff, _time, cancellationToken).ConfigureAwait(false);
+                        _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxBackoff.Ticks));
+                    }
+
                     continue;
                 }
 
                 if (response.Events.Count == 0)
                 {
+                    _backoff = InitialBackoff;
                     // A progress notification: every event up to the header revision has been delivered.
                     if (!response.Created)
                     {
@@ -97,6 +104,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                     continue;
                 }
 
+                _backoff = InitialBackoff;
                 List<LeaseEvent> events = Apply(response);
                 if (events.Count > 0)
                 {
@@ -148,7 +156,6 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
 
         _nextRevision = response.Header.Revision + 1;
         _needsSnapshot = false;
-        _backoff = InitialBackoff;
         return LeaseWatchResult.FromSnapshot(_cache.Values.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => r.Lease).ToList());
     }
 

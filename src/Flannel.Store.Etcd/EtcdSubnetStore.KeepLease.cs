@@ -119,13 +119,14 @@ public sealed partial class EtcdSubnetStore
         DateTimeOffset expiration = lease.Expiration ?? _etcdLeaseExpiration;
         string renewKey = _keys.LeaseKey(lease.Subnet, lease.IPv6Subnet);
         TimeSpan retry = TimeSpan.FromSeconds(1);
+        bool retryNow = false;
         while (true)
         {
             // flannel renews at expiration - margin; a margin longer than the TTL (short test TTLs) renews at a third.
             TimeSpan margin = TimeSpan.FromMinutes(_options.SubnetLeaseRenewMargin);
             TimeSpan cap = _options.LeaseTtl * 2 / 3;
             TimeSpan wait = expiration - (margin < cap ? margin : cap) - _time.GetUtcNow();
-            if (wait > TimeSpan.Zero)
+            if (!retryNow && wait > TimeSpan.Zero)
             {
                 await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);
             }
@@ -140,17 +141,26 @@ public sealed partial class EtcdSubnetStore
 
                 expiration = n;
                 retry = TimeSpan.FromSeconds(1);
+                retryNow = false;
                 Log.LeaseRenewed(_logger, renewKey, n);
                 await renewed.WriteAsync(lease with { Expiration = n }, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsRetryCandidate(ex, cancellationToken))
             {
                 ThrowIfPermanent(ex);
-                Log.EtcdUnreachable(_logger, "renew the lease", EndpointsText, retry, ex.Message);
+                // Retry sooner as the expiration nears, so that a short outage never costs the lease.
+                TimeSpan remaining = expiration - _time.GetUtcNow();
+                TimeSpan delay = retry < remaining / 3 ? retry : remaining / 3;
+                if (delay < TimeSpan.FromMilliseconds(100))
+                {
+                    delay = TimeSpan.FromMilliseconds(100);
+                }
+
+                Log.EtcdUnreachable(_logger, "renew the lease", EndpointsText, delay, ex.Message);
                 Statistics.AddTransientError();
-                await Task.Delay(retry, _time, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
                 retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
-                expiration = _time.GetUtcNow(); // Try again right after the delay.
+                retryNow = true;
             }
         }
     }

@@ -128,7 +128,16 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, IDisposable
         return mine is null ? NodeHints.None : new NodeHints { PreviousAttributes = mine.Lease.Attributes };
     }
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// Acquires this node's lease in flannel's order (<see cref="SubnetAllocator"/>): reuse the lease whose
+    /// PublicIP matches (a reservation stays without TTL), else the previous subnet, else a random free one.
+    /// Creation is a transaction that succeeds only while the key is absent; a rewrite only while the key's mod
+    /// revision is the one read. A lost race is retried with fresh state (quickly and jittered
+    /// <see cref="EtcdSubnetStoreOptions.RaceRetries"/> times, then more slowly), and etcd outages are retried with
+    /// backoff, until <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    /// <exception cref="OutOfSubnetsException">No free subnet is left.</exception>
+    /// <exception cref="EtcdConnectionException">TLS or authentication failed.</exception>
     public async ValueTask<Lease> AcquireLeaseAsync(LeaseRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -320,58 +329,51 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, IDisposable
     {
         (List<EtcdLeaseRecord> records, _) = await ListAsync(cancellationToken).ConfigureAwait(false);
 
-        // Only well-formed leases can be "ours"; a subnet with a malformed value stays taken all the same.
-        List<Lease> leases = records.Select(r => r.ValueIsValid ? r.Lease : r.Lease with { Attributes = new LeaseAttributes() }).ToList();
-        AllocationDecision decision = AllocationPlanner.Decide(config, leases, request);
-        switch (decision)
+        // Only well-formed leases can be this node's; a subnet whose value is unreadable stays taken all the same
+        // (as a reservation of nobody, so it is never handed out nor deleted).
+        var leases = new Dictionary<Lease, EtcdLeaseRecord>(ReferenceEqualityComparer.Instance);
+        foreach (EtcdLeaseRecord record in records)
         {
-            case AllocationDecision.OutOfSubnets full:
-                throw new InvalidOperationException(full.Message);
-
-            case AllocationDecision.Incompatible old:
-            {
-                EtcdLeaseRecord record = records.First(r => r.ModRevision == old.Existing.Revision && r.Lease.HasSameSubnets(old.Existing));
-                if (record.IsReservation)
-                {
-                    // flannel deletes it; a reservation is the operator's, so leave it and say why it is unused.
-                    Log.ReservationIncompatible(_logger, record.Key);
-                    return await CreateNewAsync(config, request, value, records.Where(r => r != record).ToList(), leases, cancellationToken).ConfigureAwait(false);
-                }
-
-                Log.DeletingIncompatibleLease(_logger, record.Key);
-                await CompareAndDeleteAsync(record, cancellationToken).ConfigureAwait(false);
-                return new AcquireOutcome(null, record.Key);
-            }
-
-            case AllocationDecision.Reuse reuse:
-            {
-                EtcdLeaseRecord record = records.First(r => r.ModRevision == reuse.Existing.Revision && r.Lease.HasSameSubnets(reuse.Existing));
-                return await ReuseAsync(record, request, value, cancellationToken).ConfigureAwait(false);
-            }
-
-            case AllocationDecision.Create create:
-                return await CreateAsync(create, request, value, cancellationToken).ConfigureAwait(false);
-
-            default:
-                throw new InvalidOperationException($"Unexpected allocation decision {decision}.");
+            leases.Add(record.ValueIsValid ? record.Lease : record.Lease with { Attributes = new LeaseAttributes(), Expiration = null }, record);
         }
-    }
 
-    private async Task<AcquireOutcome> CreateNewAsync(
-        NetworkConfig config, LeaseRequest request, byte[] value, List<EtcdLeaseRecord> records, List<Lease> leases, CancellationToken cancellationToken)
-    {
-        // Decide as if this node had no lease of its own (its only match was an unusable reservation).
-        var anonymous = request with { Attributes = request.Attributes with { PublicIP = IPAddress.None, PublicIPv6 = null } };
-        AllocationDecision decision = AllocationPlanner.Decide(config, leases, anonymous);
-        return decision switch
+        SubnetAllocation allocation = SubnetAllocator.Allocate(
+            new SubnetAllocationRequest
+            {
+                Config = config,
+                Leases = leases.Keys,
+                PublicIP = request.Attributes.PublicIP,
+                PublicIPv6 = request.Attributes.PublicIPv6,
+                PreviousSubnet = request.PreviousSubnet,
+                PreviousIPv6Subnet = request.PreviousIPv6Subnet,
+            },
+            Random.Shared);
+
+        if (allocation.Kind == SubnetAllocationKind.ReusedExisting)
         {
-            AllocationDecision.Create create => await CreateAsync(create, request, value, cancellationToken).ConfigureAwait(false),
-            AllocationDecision.OutOfSubnets full => throw new InvalidOperationException(full.Message),
-            _ => new AcquireOutcome(null, null),
-        };
+            return await ReuseAsync(leases[allocation.ExistingLease!], request, value, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (allocation.IncompatibleLease is { } incompatible)
+        {
+            // flannel deletes this node's old lease when the config no longer fits it; only while it is unchanged.
+            EtcdLeaseRecord old = leases[incompatible];
+            Log.DeletingIncompatibleLease(_logger, old.Key);
+            if (!await CompareAndDeleteAsync(old, cancellationToken).ConfigureAwait(false))
+            {
+                return new AcquireOutcome(null, old.Key);
+            }
+        }
+
+        if (records.FirstOrDefault(r => r.IsReservation && r.ValueIsValid && r.Lease.Attributes.PublicIP.Equals(request.Attributes.PublicIP)) is { } unusable)
+        {
+            Log.ReservationIncompatible(_logger, unusable.Key);
+        }
+
+        return await CreateAsync(allocation, request, value, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<AcquireOutcome> CreateAsync(AllocationDecision.Create create, LeaseRequest request, byte[] value, CancellationToken cancellationToken)
+    private async Task<AcquireOutcome> CreateAsync(SubnetAllocation create, LeaseRequest request, byte[] value, CancellationToken cancellationToken)
     {
         string key = _keys.LeaseKey(create.Subnet, create.IPv6Subnet);
         long leaseId = await EnsureEtcdLeaseAsync(cancellationToken).ConfigureAwait(false);
@@ -391,7 +393,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, IDisposable
             return new AcquireOutcome(null, key);
         }
 
-        if (create.IsPrevious)
+        if (create.Kind == SubnetAllocationKind.ReusedPrevious)
         {
             Log.PreviousSubnetReused(_logger, key);
         }
@@ -508,7 +510,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, IDisposable
         return _etcd.CallAsync((c, d, t) => c.TransactionAsync(txn, null, d, t), cancellationToken);
     }
 
-    private async Task CompareAndDeleteAsync(EtcdLeaseRecord record, CancellationToken cancellationToken)
+    private async Task<bool> CompareAndDeleteAsync(EtcdLeaseRecord record, CancellationToken cancellationToken)
     {
         var txn = new TxnRequest();
         txn.Compare.Add(new Compare
@@ -519,7 +521,8 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, IDisposable
             ModRevision = record.ModRevision,
         });
         txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(record.Key) } });
-        await _etcd.CallAsync((c, d, t) => c.TransactionAsync(txn, null, d, t), cancellationToken).ConfigureAwait(false);
+        TxnResponse response = await _etcd.CallAsync((c, d, t) => c.TransactionAsync(txn, null, d, t), cancellationToken).ConfigureAwait(false);
+        return response.Succeeded;
     }
 
     /// <summary>Grants this node's one etcd lease (TTL <see cref="EtcdSubnetStoreOptions.LeaseTtl"/>) the first time it is needed.</summary>

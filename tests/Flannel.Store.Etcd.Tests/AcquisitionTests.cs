@@ -54,7 +54,7 @@ public sealed class AcquisitionTests(EtcdFixture fixture) : IClassFixture<EtcdFi
             await other.AcquireLeaseAsync(EtcdTest.Request($"198.18.1.{i}"), ct);
         }
 
-        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => store.AcquireLeaseAsync(EtcdTest.Request("198.18.1.9"), ct).AsTask());
+        var ex = await Assert.ThrowsAsync<OutOfSubnetsException>(() => store.AcquireLeaseAsync(EtcdTest.Request("198.18.1.9"), ct).AsTask());
         Assert.Contains("out of subnets", ex.Message);
     }
 
@@ -83,6 +83,28 @@ public sealed class AcquisitionTests(EtcdFixture fixture) : IClassFixture<EtcdFi
 
         // The previous run's etcd lease held nothing else, so it was revoked instead of leaking for 24 h.
         Assert.Equal(-1, await EtcdTest.GetTtlAsync(server, oldEtcdLease));
+    }
+
+    [Fact]
+    public async Task A_node_whose_old_lease_no_longer_fits_the_config_gets_a_new_one_and_the_old_key_is_deleted()
+    {
+        var server = await fixture.GetAsync();
+        string prefix = EtcdTest.NewPrefix();
+        await EtcdTest.PutConfigAsync(server, prefix);
+        CancellationToken ct = EtcdTest.Timeout();
+        Lease old;
+        using (var before = EtcdTest.Store(server, prefix))
+        {
+            old = await before.AcquireLeaseAsync(new LeaseRequest { Attributes = EtcdTest.Vxlan("198.18.7.1"), PreviousSubnet = IPNetwork.Parse("10.5.7.0/24") }, ct);
+        }
+
+        await EtcdTest.PutConfigAsync(server, prefix, """{"Network":"10.5.0.0/16","SubnetMin":"10.5.100.0"}""");
+        using var after = EtcdTest.Store(server, prefix);
+        Lease renewed = await after.AcquireLeaseAsync(EtcdTest.Request("198.18.7.1"), ct);
+
+        Assert.Equal(IPNetwork.Parse("10.5.7.0/24"), old.Subnet);
+        Assert.True(renewed.Subnet!.Value.BaseAddress.GetAddressBytes()[2] >= 100);
+        Assert.Equal([prefix + "/subnets/" + renewed.Key], await EtcdTest.ListKeysAsync(server, prefix));
     }
 
     [Fact]
@@ -125,7 +147,7 @@ public sealed class AcquisitionTests(EtcdFixture fixture) : IClassFixture<EtcdFi
 
         using (var late = EtcdTest.Store(server, prefix))
         {
-            await Assert.ThrowsAsync<InvalidOperationException>(() => late.AcquireLeaseAsync(EtcdTest.Request("198.18.4.9"), ct).AsTask());
+            await Assert.ThrowsAsync<OutOfSubnetsException>(() => late.AcquireLeaseAsync(EtcdTest.Request("198.18.4.9"), ct).AsTask());
         }
 
         Assert.DoesNotContain(IPNetwork.Parse("10.9.2.0/24"), others.Select(l => l.Subnet));

@@ -66,6 +66,8 @@ public sealed class ListLogger : ILogger
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
         Entries.Enqueue((logLevel, eventId, formatter(state, exception)));
 
+    public string Dump() => string.Join("\n", Entries.Select(e => $"{e.Level} {e.Id.Id}: {e.Message}"));
+
     public bool Contains(string text) => Entries.Any(e => e.Message.Contains(text, StringComparison.Ordinal));
 }
 

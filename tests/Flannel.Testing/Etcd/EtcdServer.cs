@@ -71,20 +71,25 @@ public sealed class EtcdServer : IAsyncDisposable
 
     static EtcdServer()
     {
-        // Last line of defence: never leave an etcd behind when the test host exits without disposing.
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        // Last line of defence: never leave an etcd behind when the host exits without disposing, whether it
+        // exits normally or dies of an unhandled exception (which skips ProcessExit).
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
+        AppDomain.CurrentDomain.UnhandledException += (_, _) => KillAll();
+    }
+
+    private static void KillAll()
+    {
+        foreach (Process p in Running.Values)
         {
-            foreach (Process p in Running.Values)
+            try
             {
-                try
-                {
-                    p.Kill();
-                }
-                catch (InvalidOperationException)
-                {
-                }
+                p.Kill();
+                p.WaitForExit(2000);
             }
-        };
+            catch (InvalidOperationException)
+            {
+            }
+        }
     }
 
     private EtcdServer(EtcdServerOptions options, string name, string directory, int clientPort, int peerPort)
