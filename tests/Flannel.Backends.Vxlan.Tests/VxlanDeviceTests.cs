@@ -172,5 +172,34 @@ public sealed class VxlanDeviceTests
         Assert.Equal($"{{\"VNI\":1,\"VtepMAC\":\"{v6.Address}\"}}", network.LeaseAttributes.BackendV6Data);
         Assert.Equal(IPAddress.Parse("2001:db8::1"), network.LeaseAttributes.PublicIPv6);
         Assert.NotEqual(netlink.FindLink("flannel.1")!.Address, v6.Address);
+
+        // A dual-stack peer gets its objects on both devices.
+        var channel = System.Threading.Channels.Channel.CreateUnbounded<IReadOnlyList<LeaseEvent>>();
+        var peerMac6 = MacAddress.Parse("0e:00:00:00:66:02");
+        var peer = new Lease
+        {
+            Subnet = IPNetwork.Parse("10.244.2.0/24"),
+            IPv6Subnet = IPNetwork.Parse("fd00:10:244:2::/64"),
+            Attributes = new LeaseAttributes
+            {
+                PublicIP = IPAddress.Parse("198.18.0.2"),
+                PublicIPv6 = IPAddress.Parse("2001:db8::2"),
+                BackendType = "vxlan",
+                BackendData = """{"VNI":1,"VtepMAC":"0e:00:00:00:00:02"}""",
+                BackendV6Data = $$"""{"VNI":1,"VtepMAC":"{{peerMac6}}"}""",
+            },
+        };
+        channel.Writer.TryWrite([new LeaseEvent(LeaseEventType.Added, peer)]);
+        using var stop = new CancellationTokenSource();
+        Task run = network.RunAsync(channel.Reader.ReadAllAsync(TestContext.Current.CancellationToken), stop.Token);
+        await VxlanHarness.WaitUntilAsync(
+            () => netlink.Routes.Any(r => r.Destination == IPNetwork.Parse("fd00:10:244:2::/64") && r.LinkIndex == v6.Index && r.OnLink && Equals(r.Gateway, IPAddress.Parse("fd00:10:244:2::")))
+                && netlink.Routes.Any(r => r.Destination == IPNetwork.Parse("10.244.2.0/24")),
+            "both families are routed");
+        Assert.Contains(netlink.Neighbors, n => n.LinkIndex == v6.Index && n.Address.Equals(IPAddress.Parse("fd00:10:244:2::")) && n.LinkLayerAddress == peerMac6);
+        Assert.Contains(netlink.FdbEntries, e => e.LinkIndex == v6.Index && e.MacAddress == peerMac6 && Equals(e.Destination, IPAddress.Parse("2001:db8::2")));
+        channel.Writer.TryComplete();
+        await stop.CancelAsync();
+        await run;
     }
 }
