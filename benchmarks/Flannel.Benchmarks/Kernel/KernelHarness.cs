@@ -1,0 +1,278 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Flannel.Benchmarks.Kernel;
+
+/// <summary>
+/// Kernel programming throughput: for each N, each tool programs N peers (ARP entry, FDB entry, route;
+/// plus a nexthop object in the nexthop form) into its own fresh namespace, dumps them and deletes them.
+/// Prints a Markdown table with seconds, objects/s and the ratio against <c>ip -batch</c> measured in the
+/// same run. Needs root (it creates namespaces); never touches the root namespace.
+/// </summary>
+/// <example>
+/// <code>
+/// dotnet run -c Release --project benchmarks/Flannel.Benchmarks -- kernel --sizes 1000,10000 --repeat 3
+/// </code>
+/// </example>
+internal static class KernelHarness
+{
+    private const string Usage = """
+        usage: Flannel.Benchmarks kernel [options]
+          --sizes LIST        peer counts, comma separated (default 1000,10000; 50000 classic takes minutes)
+          --tools LIST        tools to run, comma separated (default: all available)
+                              flannel, flannel-nexthop, floor, floor-nexthop, ip-batch, ip-batch-nexthop,
+                              vishvananda, vishvananda-handle
+          --classic-max N     skip classic-route tools above N peers (default: no limit)
+          --batch-peers N     peers per INetlink.ApplyAsync batch (default 1024)
+          --repeat N          runs per tool and size; the median program time is reported (default 1)
+          --go-binary PATH    prebuilt benchmarks/peers/kernel program (default: build it with
+                              benchmarks/peers/build-go-kernel.sh)
+          --markdown FILE     also write the table to FILE
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        HarnessOptions options;
+        try
+        {
+            options = HarnessOptions.Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message + Environment.NewLine + Usage);
+            return 2;
+        }
+
+        if (options.Help)
+        {
+            Console.WriteLine(Usage);
+            return 0;
+        }
+
+        if (Environment.UserName != "root")
+        {
+            await Console.Error.WriteLineAsync("kernel: must run as root (it creates network namespaces)");
+            return 2;
+        }
+
+        using var cancellation = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancellation.Cancel();
+        };
+
+        string workDirectory = Directory.CreateTempSubdirectory("flannel-kernel-bench-").FullName;
+        try
+        {
+            List<PeerTool> tools = await CreateToolsAsync(options, workDirectory, cancellation.Token);
+            string environment = await DescribeEnvironmentAsync(cancellation.Token);
+            Console.WriteLine(environment);
+
+            var results = new List<RunResult>();
+            foreach (int size in options.Sizes)
+            {
+                PeerSet peers = PeerSet.Generate(size);
+                foreach (PeerTool tool in tools)
+                {
+                    if (!tool.UsesNexthops && options.ClassicMax is int max && size > max)
+                    {
+                        continue;
+                    }
+
+                    RunResult result = await MeasureAsync(tool, peers, options.Repeat, workDirectory, cancellation.Token);
+                    results.Add(result);
+                    Console.WriteLine(result.ToProgressLine());
+                }
+            }
+
+            string table = Report.ToMarkdown(results, tools, environment, args);
+            Console.WriteLine();
+            Console.WriteLine(table);
+            if (options.MarkdownFile is not null)
+            {
+                await File.WriteAllTextAsync(options.MarkdownFile, table, cancellation.Token);
+            }
+
+            return results.Any(r => r.Error is not null) ? 1 : 0;
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("kernel: interrupted");
+            return 130;
+        }
+        finally
+        {
+            Directory.Delete(workDirectory, recursive: true);
+        }
+    }
+
+    private static async Task<RunResult> MeasureAsync(PeerTool tool, PeerSet peers, int repeat, string workDirectory, CancellationToken cancellationToken)
+    {
+        var runs = new List<PhaseTimes>();
+        for (int attempt = 0; attempt < repeat; attempt++)
+        {
+            await using BenchmarkNamespace ns = await BenchmarkNamespace.CreateAsync(cancellationToken);
+            try
+            {
+                PhaseTimes times = await tool.RunAsync(ns, peers, workDirectory, cancellationToken);
+                string? problem = Verify(tool, peers.Count, times.Dumped, await ns.CountObjectsAsync(cancellationToken));
+                if (problem is not null)
+                {
+                    return new RunResult(tool, peers.Count, runs, problem);
+                }
+
+                runs.Add(times);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return new RunResult(tool, peers.Count, runs, e.Message);
+            }
+        }
+
+        return new RunResult(tool, peers.Count, runs, null);
+    }
+
+    /// <summary>
+    /// A run only counts when the tool's own dump saw every object it programmed and, after its delete
+    /// phase, iproute2 finds nothing left on the device.
+    /// </summary>
+    private static string? Verify(PeerTool tool, int peers, ObjectCounts dumped, ObjectCounts left)
+    {
+        bool dumpedAll = dumped.Routes == peers && dumped.Neighbours == peers && dumped.FdbEntries == peers
+            && (!tool.UsesNexthops || dumped.Nexthops == peers);
+        if (!dumpedAll)
+        {
+            return $"dump returned {dumped}, expected {peers} of each";
+        }
+
+        return left == default ? null : $"left behind after delete: {left}";
+    }
+
+    private static async Task<List<PeerTool>> CreateToolsAsync(HarnessOptions options, string workDirectory, CancellationToken cancellationToken)
+    {
+        var tools = new List<PeerTool>();
+        string? goBinary = options.GoBinary;
+        foreach (string name in options.Tools)
+        {
+            switch (name)
+            {
+                case "flannel":
+                case "flannel-nexthop":
+                    if (!FlannelNetlink.IsAvailable)
+                    {
+                        await Console.Error.WriteLineAsync($"kernel: skipping {name}: RtNetlink is not in this build");
+                        continue;
+                    }
+
+                    tools.Add(new FlannelTool(name == "flannel-nexthop", options.BatchPeers));
+                    break;
+                case "floor":
+                case "floor-nexthop":
+                    if (!KernelFloorTool.IsAvailable)
+                    {
+                        await Console.Error.WriteLineAsync($"kernel: skipping {name}: the netlink encoder is not in this build");
+                        continue;
+                    }
+
+                    tools.Add(new KernelFloorTool(name == "floor-nexthop"));
+                    break;
+                case "ip-batch":
+                case "ip-batch-nexthop":
+                    tools.Add(new IpBatchTool(name == "ip-batch-nexthop"));
+                    break;
+                case "vishvananda":
+                case "vishvananda-handle":
+                    goBinary ??= await BuildGoPeerProgramAsync(workDirectory, cancellationToken);
+                    tools.Add(new VishvanandaTool(goBinary, name == "vishvananda-handle"));
+                    break;
+                default:
+                    throw new ArgumentException($"unknown tool '{name}'");
+            }
+        }
+
+        return tools;
+    }
+
+    private static async Task<string> BuildGoPeerProgramAsync(string workDirectory, CancellationToken cancellationToken)
+    {
+        string script = Path.Combine(RepositoryRoot(), "benchmarks", "peers", "build-go-kernel.sh");
+        string binary = Path.Combine(workDirectory, "vishvananda-peers");
+        await ProcessRunner.RunAsync(script, [binary], cancellationToken);
+        return binary;
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (DirectoryInfo? directory = new(Environment.CurrentDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Flannel.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("run from inside the repository (Flannel.sln not found above the current directory), or pass --go-binary");
+    }
+
+    private static async Task<string> DescribeEnvironmentAsync(CancellationToken cancellationToken)
+    {
+        string iproute = (await ProcessRunner.RunAsync("ip", ["-V"], cancellationToken)).Trim();
+        string kernel = (await File.ReadAllTextAsync("/proc/sys/kernel/osrelease", cancellationToken)).Trim();
+        string load = (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken)).Trim();
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"Linux {kernel}, {Environment.ProcessorCount} CPUs, {RuntimeInformation.FrameworkDescription}, {iproute}");
+        text.Append(CultureInfo.InvariantCulture, $"; load average at start: {load}");
+        return text.ToString();
+    }
+}
+
+/// <summary>Parsed command line of the <c>kernel</c> mode.</summary>
+internal sealed record HarnessOptions(
+    IReadOnlyList<int> Sizes,
+    IReadOnlyList<string> Tools,
+    int? ClassicMax,
+    int BatchPeers,
+    int Repeat,
+    string? GoBinary,
+    string? MarkdownFile,
+    bool Help)
+{
+    public static readonly string[] AllTools =
+        ["ip-batch", "ip-batch-nexthop", "vishvananda", "vishvananda-handle", "flannel", "flannel-nexthop", "floor", "floor-nexthop"];
+
+    public static HarnessOptions Parse(string[] args)
+    {
+        var options = new HarnessOptions([1_000, 10_000], AllTools, null, 1024, 1, null, null, false);
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            options = args[i] switch
+            {
+                "--sizes" => options with { Sizes = ParseList(Value(), "--sizes").Select(s => ParseCount(s, "--sizes", PeerSet.MaxPeers)).ToArray() },
+                "--tools" => options with { Tools = ParseList(Value(), "--tools").Select(t => AllTools.Contains(t) ? t : throw new ArgumentException($"--tools: unknown tool '{t}'")).ToArray() },
+                "--classic-max" => options with { ClassicMax = ParseCount(Value(), "--classic-max", int.MaxValue) },
+                "--batch-peers" => options with { BatchPeers = ParseCount(Value(), "--batch-peers", 65_535) },
+                "--repeat" => options with { Repeat = ParseCount(Value(), "--repeat", 100) },
+                "--go-binary" => options with { GoBinary = Path.GetFullPath(Value()) },
+                "--markdown" => options with { MarkdownFile = Path.GetFullPath(Value()) },
+                "--help" or "-h" => options with { Help = true },
+                _ => throw new ArgumentException($"unknown option '{args[i]}'"),
+            };
+        }
+
+        return options;
+    }
+
+    private static string[] ParseList(string value, string option)
+    {
+        string[] items = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return items.Length > 0 ? items : throw new ArgumentException($"{option}: empty list");
+    }
+
+    private static int ParseCount(string value, string option, int max)
+        => int.TryParse(value.Replace("_", "", StringComparison.Ordinal), NumberStyles.None, CultureInfo.InvariantCulture, out int count) && count > 0 && count <= max
+            ? count
+            : throw new ArgumentException($"{option}: '{value}' is not a count between 1 and {max}");
+}
