@@ -70,21 +70,30 @@ internal static class KernelHarness
             string environment = await DescribeEnvironmentAsync(cancellation.Token);
             Console.WriteLine(environment);
 
+            // Rounds interleave the tools (tool A, B, C, A, B, C, ...) so that a change in machine load
+            // during the run hits every tool alike; each run gets its own fresh namespace.
             var results = new List<RunResult>();
             foreach (int size in options.Sizes)
             {
                 PeerSet peers = PeerSet.Generate(size);
-                foreach (PeerTool tool in tools)
+                PeerTool[] selected = tools.Where(t => t.UsesNexthops || options.ClassicMax is not int max || size <= max).ToArray();
+                var runs = selected.ToDictionary(t => t, _ => new List<PhaseTimes>());
+                var errors = new Dictionary<PeerTool, string>();
+                for (int round = 0; round < options.Repeat; round++)
                 {
-                    if (!tool.UsesNexthops && options.ClassicMax is int max && size > max)
+                    foreach (PeerTool tool in selected.Where(t => !errors.ContainsKey(t)))
                     {
-                        continue;
-                    }
+                        string? error = await MeasureOnceAsync(tool, peers, runs[tool], workDirectory, cancellation.Token);
+                        if (error is not null)
+                        {
+                            errors[tool] = error;
+                        }
 
-                    RunResult result = await MeasureAsync(tool, peers, options.Repeat, workDirectory, cancellation.Token);
-                    results.Add(result);
-                    Console.WriteLine(result.ToProgressLine());
+                        Console.WriteLine(new RunResult(tool, size, runs[tool].TakeLast(1).ToList(), error).ToProgressLine());
+                    }
                 }
+
+                results.AddRange(selected.Select(t => new RunResult(t, size, runs[t], errors.GetValueOrDefault(t))));
             }
 
             string table = Report.ToMarkdown(results, tools, environment, args);
@@ -108,30 +117,25 @@ internal static class KernelHarness
         }
     }
 
-    private static async Task<RunResult> MeasureAsync(PeerTool tool, PeerSet peers, int repeat, string workDirectory, CancellationToken cancellationToken)
+    /// <summary>Runs <paramref name="tool"/> once in a fresh namespace; returns an error text when the run failed.</summary>
+    private static async Task<string?> MeasureOnceAsync(PeerTool tool, PeerSet peers, List<PhaseTimes> runs, string workDirectory, CancellationToken cancellationToken)
     {
-        var runs = new List<PhaseTimes>();
-        for (int attempt = 0; attempt < repeat; attempt++)
+        await using BenchmarkNamespace ns = await BenchmarkNamespace.CreateAsync(cancellationToken);
+        try
         {
-            await using BenchmarkNamespace ns = await BenchmarkNamespace.CreateAsync(cancellationToken);
-            try
+            PhaseTimes times = await tool.RunAsync(ns, peers, workDirectory, cancellationToken);
+            string? problem = Verify(tool, peers.Count, times.Dumped, await ns.CountObjectsAsync(cancellationToken));
+            if (problem is null)
             {
-                PhaseTimes times = await tool.RunAsync(ns, peers, workDirectory, cancellationToken);
-                string? problem = Verify(tool, peers.Count, times.Dumped, await ns.CountObjectsAsync(cancellationToken));
-                if (problem is not null)
-                {
-                    return new RunResult(tool, peers.Count, runs, problem);
-                }
-
                 runs.Add(times);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                return new RunResult(tool, peers.Count, runs, e.Message);
-            }
-        }
 
-        return new RunResult(tool, peers.Count, runs, null);
+            return problem;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return e.Message;
+        }
     }
 
     /// <summary>
@@ -170,12 +174,6 @@ internal static class KernelHarness
                     break;
                 case "floor":
                 case "floor-nexthop":
-                    if (!KernelFloorTool.IsAvailable)
-                    {
-                        await Console.Error.WriteLineAsync($"kernel: skipping {name}: the netlink encoder is not in this build");
-                        continue;
-                    }
-
                     tools.Add(new KernelFloorTool(name == "floor-nexthop"));
                     break;
                 case "ip-batch":

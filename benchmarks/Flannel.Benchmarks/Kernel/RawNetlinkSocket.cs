@@ -31,6 +31,7 @@ internal sealed partial class RawNetlinkSocket : IDisposable
     public const int MaxSendBytes = 64 << 10;
 
     private readonly int _fd;
+    private readonly byte[] _receiveBuffer = new byte[1 << 20];
 
     private RawNetlinkSocket(int fd) => _fd = fd;
 
@@ -120,17 +121,18 @@ internal sealed partial class RawNetlinkSocket : IDisposable
     }
 
     /// <summary>
-    /// Reads every reply already queued without blocking and returns the NLMSG_ERROR replies with a non-zero
-    /// errno (requests sent without NLM_F_ACK are only answered when they fail).
+    /// Reads every reply already queued, without blocking, and counts the NLMSG_ERROR replies: acks (errno 0)
+    /// and failures. rtnetlink handles a send synchronously, so after <see cref="Send"/> returns, the replies
+    /// to all of its messages are already queued.
     /// </summary>
-    public (int Count, int FirstErrno) DrainErrors()
+    public (int Acks, int Errors, int FirstErrno) DrainReplies()
     {
-        byte[] buffer = new byte[1 << 16];
-        int count = 0;
+        int acks = 0;
+        int errors = 0;
         int firstErrno = 0;
         while (true)
         {
-            nint received = recv(_fd, ref buffer[0], buffer.Length, MsgDontWait);
+            nint received = recv(_fd, ref _receiveBuffer[0], _receiveBuffer.Length, MsgDontWait);
             if (received < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
@@ -139,10 +141,10 @@ internal sealed partial class RawNetlinkSocket : IDisposable
                     continue;
                 }
 
-                return errno == Eagain ? (count, firstErrno) : throw new Win32Exception(errno, "netlink recv");
+                return errno == Eagain ? (acks, errors, firstErrno) : throw new Win32Exception(errno, "netlink recv");
             }
 
-            var data = buffer.AsSpan(0, (int)received);
+            var data = _receiveBuffer.AsSpan(0, (int)received);
             while (data.Length >= 16)
             {
                 int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(data);
@@ -155,9 +157,13 @@ internal sealed partial class RawNetlinkSocket : IDisposable
                 if (type == NlmsgError && length >= 20)
                 {
                     int error = -BinaryPrimitives.ReadInt32LittleEndian(data[16..]);
-                    if (error != 0)
+                    if (error == 0)
                     {
-                        count++;
+                        acks++;
+                    }
+                    else
+                    {
+                        errors++;
                         firstErrno = firstErrno == 0 ? error : firstErrno;
                     }
                 }

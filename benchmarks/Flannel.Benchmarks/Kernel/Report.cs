@@ -17,7 +17,9 @@ internal sealed record RunResult(PeerTool Tool, int Peers, IReadOnlyList<PhaseTi
     public string ToProgressLine() => Error is not null
         ? $"{Peers,6} peers  {Tool.Name,-20} FAILED: {Error}"
         : string.Create(CultureInfo.InvariantCulture,
-            $"{Peers,6} peers  {Tool.Name,-20} program {ProgramSeconds,8:F3} s  dump {DumpSeconds,7:F3} s  delete {DeleteSeconds,8:F3} s  ({Runs.Count} run(s))");
+            $"{Peers,6} peers  {Tool.Name,-20} program {ProgramSeconds,8:F3} s  dump {Seconds(DumpSeconds),7} s  delete {DeleteSeconds,8:F3} s");
+
+    private static string Seconds(double? seconds) => seconds is double s ? s.ToString("F3", CultureInfo.InvariantCulture) : "—";
 
     private double? Median(Func<PhaseTimes, double?> phase)
     {
