@@ -8,7 +8,7 @@ internal static class BridgeLinkData
 {
     public const string Kind = "bridge";
 
-    public static void Write(ref NetlinkWriter writer) => writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind);
+    public static void Write(ref NetlinkWriter writer) => writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind, nulTerminated: false);
 }
 
 /// <summary>The dummy kind: only <c>IFLA_INFO_KIND "dummy"</c>.</summary>
@@ -16,7 +16,7 @@ internal static class DummyLinkData
 {
     public const string Kind = "dummy";
 
-    public static void Write(ref NetlinkWriter writer) => writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind);
+    public static void Write(ref NetlinkWriter writer) => writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind, nulTerminated: false);
 }
 
 /// <summary>
@@ -39,7 +39,7 @@ internal static class VethLinkData
 
     public static void Write(ref NetlinkWriter writer, string peerName, int peerNamespaceFd)
     {
-        writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind);
+        writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind, nulTerminated: false);
         NetlinkNestToken data = writer.BeginNested(LinkConstants.IFLA_INFO_DATA);
         NetlinkNestToken peer = writer.BeginNested(LinkConstants.VETH_INFO_PEER);
         writer.WriteIfInfoMsg(AddressFamilies.AF_UNSPEC, 0, 0, 0, 0);

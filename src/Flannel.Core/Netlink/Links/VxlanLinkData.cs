@@ -35,7 +35,7 @@ internal static class VxlanLinkData
 
     public static void Write(ref NetlinkWriter writer, VxlanLinkSpec spec)
     {
-        writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind);
+        writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind, nulTerminated: false);
         NetlinkNestToken data = writer.BeginNested(LinkConstants.IFLA_INFO_DATA);
         if (spec.UnderlayIndex is int underlay)
         {

@@ -261,14 +261,20 @@ internal ref struct NetlinkWriter
     /// <summary>Writes an s32 attribute in host byte order.</summary>
     public void WriteAttributeInt32(ushort type, int value) => WriteNative(ReserveAttribute(type, 4), value);
 
-    /// <summary>Writes a NUL-terminated string attribute (UTF-8).</summary>
-    public void WriteAttributeString(ushort type, string value)
+    /// <summary>
+    /// Writes a string attribute (UTF-8), NUL-terminated unless <paramref name="nulTerminated"/> is false:
+    /// iproute2 sends IFLA_IFNAME with its NUL and IFLA_INFO_KIND without (the kernel accepts both).
+    /// </summary>
+    public void WriteAttributeString(ushort type, string value, bool nulTerminated = true)
     {
         ArgumentNullException.ThrowIfNull(value);
         int length = Encoding.UTF8.GetByteCount(value);
-        Span<byte> s = ReserveAttribute(type, length + 1);
+        Span<byte> s = ReserveAttribute(type, nulTerminated ? length + 1 : length);
         Encoding.UTF8.GetBytes(value, s);
-        s[length] = 0;
+        if (nulTerminated)
+        {
+            s[length] = 0;
+        }
     }
 
     /// <summary>Writes an address attribute (4 or 16 bytes, network order) via <see cref="IPAddress.TryWriteBytes"/>.</summary>

@@ -1,0 +1,199 @@
+using System.Net;
+using Flannel.Netlink.Interop;
+using Flannel.Netlink.Messages;
+using Flannel.Netlink.Protocol;
+using Flannel.Netlink.Sockets;
+
+namespace Flannel.Netlink;
+
+/// <content>Batches: many requests per sendmsg, every acknowledgement matched by sequence number.</content>
+public sealed partial class RtNetlink
+{
+    /// <summary>
+    /// Upper bound of requests per sendmsg. The kernel processes a datagram's messages synchronously inside
+    /// sendmsg and queues one ack each; a chunk must not queue more acks than the receive buffer holds (an ack
+    /// costs about 1 KiB of buffer accounting), or the kernel drops them with ENOBUFS.
+    /// </summary>
+    internal const int MaxBatchMessages = 1024;
+
+    /// <inheritdoc />
+    public async ValueTask<NetlinkBatchResult> ApplyAsync(NetlinkBatch batch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        IReadOnlyList<NetlinkOperation> operations = batch.Operations;
+        foreach (NetlinkOperation operation in operations)
+        {
+            ValidateOperation(operation);
+        }
+
+        var errors = new NetlinkException?[operations.Count];
+        int perChunk = Math.Clamp(_socket.ReceiveBufferSize / 1024, 16, MaxBatchMessages);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            int next = 0;
+            while (next < operations.Count)
+            {
+                uint firstSequence = unchecked(_sequence + 1);
+                int count = EncodeChunk(operations, next, perChunk);
+                _socket.Send(_send.WrittenSpan);
+                await CollectAcksAsync(operations, next, count, firstSequence, errors, cancellationToken).ConfigureAwait(false);
+                next += count;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        return new NetlinkBatchResult(errors);
+    }
+
+    /// <summary>Encodes operations from <paramref name="start"/> until the chunk is full; returns how many.</summary>
+    private int EncodeChunk(IReadOnlyList<NetlinkOperation> operations, int start, int perChunk)
+    {
+        _send.ResetWrittenCount();
+        var writer = new NetlinkWriter(_send, 64 * 1024);
+        int count = 0;
+        while (start + count < operations.Count && count < perChunk && writer.BytesWritten < MaxBatchBytes)
+        {
+            uint sequence = NextSequence();
+            if (sequence == 1 && count > 0)
+            {
+                break; // never wrap the sequence inside a chunk: ack matching uses (sequence - first).
+            }
+
+            EncodeOperation(ref writer, operations[start + count], sequence);
+            count++;
+        }
+
+        writer.Flush();
+        return count;
+    }
+
+    private async ValueTask CollectAcksAsync(IReadOnlyList<NetlinkOperation> operations, int start, int count, uint firstSequence, NetlinkException?[] errors, CancellationToken cancellationToken)
+    {
+        var acknowledged = new bool[count];
+        int pending = count;
+        while (pending > 0)
+        {
+            int received;
+            try
+            {
+                received = await _socket.ReceiveAsync(_receive, cancellationToken).ConfigureAwait(false);
+            }
+            catch (NetlinkOverrunException e)
+            {
+                // Acks were dropped: what happened to the unacknowledged requests is unknown, so say so for each.
+                for (int i = 0; i < count; i++)
+                {
+                    if (!acknowledged[i])
+                    {
+                        NetlinkOperation op = operations[start + i];
+                        errors[start + i] = new NetlinkException(RtnetlinkNames.MessageType(MessageType(op.Kind)), Errno.ENOBUFS, "ENOBUFS", unchecked(firstSequence + (uint)i), e.Message, null, Describe(op));
+                    }
+                }
+
+                return;
+            }
+
+            pending -= MatchAcks(_receive.AsSpan(0, received), operations, start, count, firstSequence, acknowledged, errors);
+        }
+    }
+
+    private static int MatchAcks(ReadOnlySpan<byte> datagram, IReadOnlyList<NetlinkOperation> operations, int start, int count, uint firstSequence, bool[] acknowledged, NetlinkException?[] errors)
+    {
+        int matched = 0;
+        var reader = new NetlinkMessageReader(datagram);
+        while (reader.TryRead(out NetlinkMessage message))
+        {
+            uint offset = unchecked(message.Sequence - firstSequence);
+            if (!message.IsError || offset >= (uint)count || acknowledged[offset])
+            {
+                continue;
+            }
+
+            acknowledged[offset] = true;
+            matched++;
+            NetlinkError error = NetlinkError.Parse(message);
+            if (!error.IsAck)
+            {
+                NetlinkOperation op = operations[start + (int)offset];
+                errors[start + (int)offset] = ToException(MessageType(op.Kind), error, Describe(op));
+            }
+        }
+
+        ThrowIfTruncated(reader);
+        return matched;
+    }
+
+    private static void EncodeOperation(ref NetlinkWriter writer, in NetlinkOperation operation, uint sequence)
+    {
+        switch (operation.Kind)
+        {
+            case NetlinkOperationKind.ReplaceRoute:
+                RouteMessages.WriteReplace(ref writer, (RouteSpec)operation.Spec, sequence);
+                break;
+            case NetlinkOperationKind.DeleteRoute:
+                RouteMessages.WriteDelete(ref writer, (RouteSpec)operation.Spec, sequence);
+                break;
+            case NetlinkOperationKind.ReplaceNeighbor:
+                NeighborMessages.WriteReplace(ref writer, (NeighborSpec)operation.Spec, sequence);
+                break;
+            case NetlinkOperationKind.DeleteNeighbor:
+                NeighborMessages.WriteDelete(ref writer, (NeighborSpec)operation.Spec, sequence);
+                break;
+            case NetlinkOperationKind.ReplaceFdbEntry:
+                NeighborMessages.WriteReplaceFdb(ref writer, (FdbEntrySpec)operation.Spec, sequence);
+                break;
+            case NetlinkOperationKind.DeleteFdbEntry:
+                NeighborMessages.WriteDeleteFdb(ref writer, (FdbEntrySpec)operation.Spec, sequence);
+                break;
+            case NetlinkOperationKind.ReplaceNexthop:
+                NexthopMessages.WriteReplace(ref writer, (NexthopSpec)operation.Spec, sequence);
+                break;
+            case NetlinkOperationKind.DeleteNexthop:
+                NexthopMessages.WriteDelete(ref writer, (uint)operation.Spec, sequence);
+                break;
+        }
+    }
+
+    private static void ValidateOperation(NetlinkOperation operation)
+    {
+        bool valid = operation.Kind switch
+        {
+            NetlinkOperationKind.ReplaceRoute or NetlinkOperationKind.DeleteRoute => operation.Spec is RouteSpec,
+            NetlinkOperationKind.ReplaceNeighbor or NetlinkOperationKind.DeleteNeighbor => operation.Spec is NeighborSpec,
+            NetlinkOperationKind.ReplaceFdbEntry or NetlinkOperationKind.DeleteFdbEntry => operation.Spec is FdbEntrySpec,
+            NetlinkOperationKind.ReplaceNexthop => operation.Spec is NexthopSpec,
+            NetlinkOperationKind.DeleteNexthop => operation.Spec is uint,
+            _ => false,
+        };
+        if (!valid)
+        {
+            throw new ArgumentException($"Batch operation {operation.Kind} cannot carry a {operation.Spec?.GetType().Name ?? "null"}.", nameof(operation));
+        }
+    }
+
+    private static ushort MessageType(NetlinkOperationKind kind) => kind switch
+    {
+        NetlinkOperationKind.ReplaceRoute => RtnetlinkConstants.RTM_NEWROUTE,
+        NetlinkOperationKind.DeleteRoute => RtnetlinkConstants.RTM_DELROUTE,
+        NetlinkOperationKind.ReplaceNeighbor or NetlinkOperationKind.ReplaceFdbEntry => RtnetlinkConstants.RTM_NEWNEIGH,
+        NetlinkOperationKind.DeleteNeighbor or NetlinkOperationKind.DeleteFdbEntry => RtnetlinkConstants.RTM_DELNEIGH,
+        NetlinkOperationKind.ReplaceNexthop => RtnetlinkConstants.RTM_NEWNEXTHOP,
+        NetlinkOperationKind.DeleteNexthop => RtnetlinkConstants.RTM_DELNEXTHOP,
+        _ => 0,
+    };
+
+    private static string Describe(NetlinkOperation operation) => operation.Spec switch
+    {
+        RouteSpec route => RouteMessages.Describe(route),
+        NeighborSpec neighbor => NeighborMessages.Describe(neighbor),
+        FdbEntrySpec entry => NeighborMessages.Describe(entry),
+        NexthopSpec nexthop => NexthopMessages.Describe(nexthop),
+        uint id => "nexthop id " + id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => operation.Kind.ToString(),
+    };
+}
