@@ -16,6 +16,8 @@ internal sealed class FlannelTool(bool nexthops, int batchPeers) : PeerTool
 
     public override bool UsesNexthops => nexthops;
 
+    public override bool NeedsWarmUp => true;
+
     public override string Description => nexthops
         ? $"Flannel.NET `INetlink.ApplyAsync`, {batchPeers} peers per batch: ReplaceNeighbor, ReplaceFdbEntry, ReplaceNexthop (`id I via GW dev flannel.1 onlink`), ReplaceRoute (`nhid I`); dump with ListRoutes/ListNeighbors/ListFdbEntries/ListNexthops; delete with batched Delete*"
         : $"Flannel.NET `INetlink.ApplyAsync`, {batchPeers} peers per batch: ReplaceNeighbor, ReplaceFdbEntry, ReplaceRoute (`via GW dev flannel.1 onlink`); dump with ListRoutes/ListNeighbors/ListFdbEntries; delete with batched Delete*";
@@ -31,6 +33,7 @@ internal sealed class FlannelTool(bool nexthops, int batchPeers) : PeerTool
         PeerSpecs[] specs = peers.Peers.Select(p => PeerSpecs.For(p, link.Index, nexthops)).ToArray();
 
         TimeSpan program = await TimeAsync(() => ApplyInBatchesAsync(netlink, specs, AddProgram, cancellationToken));
+        ObjectCounts programmed = await ns.CountObjectsAsync(cancellationToken);
 
         ObjectCounts dumped = default;
         TimeSpan dump = await TimeAsync(async () =>
@@ -45,7 +48,7 @@ internal sealed class FlannelTool(bool nexthops, int batchPeers) : PeerTool
 
         TimeSpan delete = await TimeAsync(() => ApplyInBatchesAsync(netlink, specs, AddDelete, cancellationToken));
 
-        return new PhaseTimes(program, dump, delete, dumped);
+        return new PhaseTimes(program, dump, delete, dumped, programmed);
     }
 
     // flannel's order per added lease: ARP entry, FDB entry, then the route (which, in the nexthop form,

@@ -21,6 +21,8 @@ internal sealed class KernelFloorTool(bool nexthops) : PeerTool
 
     public override bool UsesNexthops => nexthops;
 
+    public override bool NeedsWarmUp => true;
+
     public override string Description => (nexthops ? "nexthop form; " : "classic routes; ")
         + $"requests pre-encoded with Flannel.NET's encoders into {RawNetlinkSocket.MaxSendBytes / 1024} KiB chunks, one sendmsg per chunk, acks drained after each chunk; no dump phase";
 
@@ -34,7 +36,7 @@ internal sealed class KernelFloorTool(bool nexthops) : PeerTool
         TimeSpan programTime = await TimeAsync(() => SendAllAsync(socket, program));
         ObjectCounts counts = await ns.CountObjectsAsync(cancellationToken);
         TimeSpan deleteTime = await TimeAsync(() => SendAllAsync(socket, delete));
-        return new PhaseTimes(programTime, null, deleteTime, counts);
+        return new PhaseTimes(programTime, null, deleteTime, counts, counts);
     }
 
     private static Task SendAllAsync(RawNetlinkSocket socket, List<Chunk> chunks)

@@ -27,6 +27,12 @@ internal abstract class PeerTool
     /// </summary>
     public abstract Task<PhaseTimes> RunAsync(BenchmarkNamespace ns, PeerSet peers, string workDirectory, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// True for tools running in this .NET process: their code is JIT-compiled, so they get untimed warm-up
+    /// runs first (see <see cref="KernelHarness"/>). External programs (ip, bridge, Go) are compiled ahead of time.
+    /// </summary>
+    public virtual bool NeedsWarmUp => false;
+
     protected static async Task<TimeSpan> TimeAsync(Func<Task> phase)
     {
         long start = Stopwatch.GetTimestamp();
@@ -35,5 +41,13 @@ internal abstract class PeerTool
     }
 }
 
-/// <summary>What one run measured. <see cref="Dumped"/> is what the tool's own dump returned.</summary>
-internal sealed record PhaseTimes(TimeSpan Program, TimeSpan? Dump, TimeSpan Delete, ObjectCounts Dumped);
+/// <summary>What one run measured.</summary>
+/// <param name="Program">Time to program every peer.</param>
+/// <param name="Dump">Time to dump routes, neighbours, FDB entries (and nexthops); null when not measured.</param>
+/// <param name="Delete">Time to delete every object again.</param>
+/// <param name="Dumped">What the tool's own dump returned.</param>
+/// <param name="Programmed">
+/// What iproute2 counted right after the program phase (untimed), when the tool can pause between phases;
+/// an independent check that does not trust the tool's own dump.
+/// </param>
+internal sealed record PhaseTimes(TimeSpan Program, TimeSpan? Dump, TimeSpan Delete, ObjectCounts Dumped, ObjectCounts? Programmed = null);

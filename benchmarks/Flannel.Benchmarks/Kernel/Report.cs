@@ -4,7 +4,7 @@ using System.Text;
 namespace Flannel.Benchmarks.Kernel;
 
 /// <summary>The runs of one tool at one size; the median run is reported.</summary>
-internal sealed record RunResult(PeerTool Tool, int Peers, IReadOnlyList<PhaseTimes> Runs, string? Error)
+internal sealed record RunResult(PeerTool Tool, int Peers, IReadOnlyList<PhaseTimes> Runs, string? Error, IReadOnlyCollection<string> Warnings)
 {
     public int Objects => Peers * Tool.ObjectsPerPeer;
 
@@ -17,7 +17,7 @@ internal sealed record RunResult(PeerTool Tool, int Peers, IReadOnlyList<PhaseTi
     public string ToProgressLine() => Error is not null
         ? $"{Peers,6} peers  {Tool.Name,-20} FAILED: {Error}"
         : string.Create(CultureInfo.InvariantCulture,
-            $"{Peers,6} peers  {Tool.Name,-20} program {ProgramSeconds,8:F3} s  dump {Seconds(DumpSeconds),7} s  delete {DeleteSeconds,8:F3} s");
+            $"{Peers,6} peers  {Tool.Name,-20} program {ProgramSeconds,8:F3} s  dump {Seconds(DumpSeconds),7} s  delete {DeleteSeconds,8:F3} s{(Warnings.Count > 0 ? "  WARNING: " + string.Join("; ", Warnings) : "")}");
 
     private static string Seconds(double? seconds) => seconds is double s ? s.ToString("F3", CultureInfo.InvariantCulture) : "—";
 
@@ -61,6 +61,12 @@ internal static class Report
 
         text.AppendLine();
         text.AppendLine("Objects per peer: ARP entry, FDB entry and route (classic), plus a nexthop object (nexthop form). Program, dump and delete are separate phases; each (tool, size) ran in its own fresh namespace; times are the median of the runs. Ratios are `ip -batch` program seconds divided by the tool's (above 1 = faster than `ip -batch`).");
+        foreach (string warning in results.SelectMany(r => r.Warnings.Select(w => $"{r.Peers:N0} peers: {w}")).Distinct())
+        {
+            text.AppendLine();
+            text.AppendLine(CultureInfo.InvariantCulture, $"**Warning** ({warning}): its timings are kept because iproute2 confirmed every object.");
+        }
+
         text.AppendLine();
         foreach (PeerTool tool in tools)
         {
