@@ -229,6 +229,12 @@ public sealed partial class RtNetlink
 
             if (message.IsDone)
             {
+                NetlinkError done = NetlinkError.ParseDone(message);
+                if (!done.IsAck)
+                {
+                    throw ToException(type, done, "dump");
+                }
+
                 return status | DumpStatus.Done;
             }
 

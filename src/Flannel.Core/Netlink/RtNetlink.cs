@@ -269,7 +269,7 @@ public sealed partial class RtNetlink : INetlink
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<FdbEntryInfo>> ListFdbEntriesAsync(int linkIndex, CancellationToken cancellationToken)
     {
-        List<FdbEntryInfo> entries = await DumpAsync(RtnetlinkConstants.RTM_GETNEIGH, linkIndex, static (ref NetlinkWriter w, int link, uint seq) => NeighborMessages.WriteDump(ref w, AddressFamilies.AF_BRIDGE, link, seq), static (type, payload) => NeighborMessages.ReadFamily(payload) == AddressFamilies.AF_BRIDGE ? NeighborMessages.ReadFdbEntry(payload) : null, cancellationToken).ConfigureAwait(false);
+        List<FdbEntryInfo> entries = await DumpAsync(RtnetlinkConstants.RTM_GETNEIGH, linkIndex, static (ref NetlinkWriter w, int link, uint seq) => NeighborMessages.WriteFdbDump(ref w, link, seq), static (type, payload) => NeighborMessages.ReadFamily(payload) == AddressFamilies.AF_BRIDGE ? NeighborMessages.ReadFdbEntry(payload) : null, cancellationToken).ConfigureAwait(false);
         entries.RemoveAll(e => e.LinkIndex != linkIndex);
         return entries;
     }

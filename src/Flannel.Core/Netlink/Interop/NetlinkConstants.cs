@@ -217,6 +217,7 @@ internal static class NeighborConstants
     public const ushort NDA_DST = 1;
     public const ushort NDA_LLADDR = 2;
     public const ushort NDA_MASTER = 9;
+    public const ushort NDA_IFINDEX = 8;
 
     public const ushort NUD_NOARP = 0x40;
     public const ushort NUD_PERMANENT = 0x80;

@@ -75,11 +75,31 @@ internal static class NeighborMessages
         return message;
     }
 
-    /// <summary>RTM_GETNEIGH dump of one family (AF_BRIDGE for the FDB), filtered by ndm_ifindex.</summary>
+    /// <summary>
+    /// RTM_GETNEIGH dump of neighbours (AF_INET, AF_INET6 or AF_UNSPEC for both) on one link. Strict checking
+    /// requires ndm_ifindex = 0 here; the link goes in NDA_IFINDEX, as <c>ip neigh show dev X</c> sends it.
+    /// </summary>
     public static NetlinkMessageToken WriteDump(ref NetlinkWriter writer, byte family, int linkIndex, uint sequence)
     {
         NetlinkMessageToken message = writer.BeginMessage(RtnetlinkConstants.RTM_GETNEIGH, RequestFlags.Dump, sequence);
-        writer.WriteNdMsg(family, linkIndex, 0, 0, 0);
+        writer.WriteNdMsg(family, 0, 0, 0, 0);
+        if (linkIndex > 0)
+        {
+            writer.WriteAttributeUInt32(NeighborConstants.NDA_IFINDEX, (uint)linkIndex);
+        }
+
+        writer.EndMessage(message);
+        return message;
+    }
+
+    /// <summary>
+    /// RTM_GETNEIGH dump of the AF_BRIDGE FDB of one device: rtnl_fdb_dump takes the device from ndm_ifindex
+    /// (the bridge port, or a vxlan device's own table).
+    /// </summary>
+    public static NetlinkMessageToken WriteFdbDump(ref NetlinkWriter writer, int linkIndex, uint sequence)
+    {
+        NetlinkMessageToken message = writer.BeginMessage(RtnetlinkConstants.RTM_GETNEIGH, RequestFlags.Dump, sequence);
+        writer.WriteNdMsg(AddressFamilies.AF_BRIDGE, linkIndex, 0, 0, 0);
         writer.EndMessage(message);
         return message;
     }

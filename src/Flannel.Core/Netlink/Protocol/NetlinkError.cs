@@ -70,6 +70,45 @@ internal readonly record struct NetlinkError(int Errno, uint Sequence, string? A
         return new NetlinkError(-error, message.Sequence, text, offset);
     }
 
+    /// <summary>
+    /// Decodes the payload of an NLMSG_DONE: an int (0, or -errno when the dump itself failed, e.g. a
+    /// request strict checking rejected), followed with NLM_F_ACK_TLVS by extended-ack attributes.
+    /// </summary>
+    public static NetlinkError ParseDone(in NetlinkMessage message)
+    {
+        ReadOnlySpan<byte> payload = message.Payload;
+        if (payload.Length < 4)
+        {
+            return new NetlinkError(0, message.Sequence, null, null);
+        }
+
+        int error = MemoryMarshal.Read<int>(payload);
+        if (error > 0 || error == int.MinValue)
+        {
+            ThrowHelper.ThrowMalformed("NLMSG_DONE carries a positive or out-of-range error code");
+        }
+
+        string? text = null;
+        uint? offset = null;
+        if ((message.Flags & NetlinkHeader.NLM_F_ACK_TLVS) != 0)
+        {
+            var attributes = new NetlinkAttributeReader(payload[4..]);
+            while (attributes.TryRead(out NetlinkAttribute attribute))
+            {
+                if (attribute.Type == NetlinkHeader.NLMSGERR_ATTR_MSG)
+                {
+                    text = attribute.GetString();
+                }
+                else if (attribute.Type == NetlinkHeader.NLMSGERR_ATTR_OFFS)
+                {
+                    offset = attribute.GetUInt32();
+                }
+            }
+        }
+
+        return new NetlinkError(-error, message.Sequence, text, offset);
+    }
+
     /// <summary>True for an acknowledgement (errno 0).</summary>
     public bool IsAck => Errno == 0;
 }

@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace Flannel.Testing.Namespaces;
+
+/// <summary>
+/// A throwaway network namespace for kernel tests: created with <c>ip netns add fnt-&lt;8 hex&gt;</c> (a unique name,
+/// so parallel tests and parallel engineers never collide), always deleted on dispose, even when the test failed.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Commands run inside it through <c>ip netns exec NAME argv…</c> with an argv array — never a shell string — so
+/// nothing a test passes is ever interpreted by a shell. Use <see cref="RunAsync"/> to see the exit code and the
+/// output, <see cref="RunCheckedAsync"/> when failure should fail the test, and <see cref="IpJsonAsync"/> to read
+/// <c>ip -j</c> / <c>bridge -j</c> output as JSON.
+/// </para>
+/// <para>
+/// Typical use (the caller must be root; gate the test with <see cref="Privileged.RequireRoot"/> first):
+/// <code>
+/// await using var ns = await NetworkNamespace.CreateAsync();
+/// await ns.RunCheckedAsync("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1");
+/// JsonElement links = await ns.IpJsonAsync("ip", "-d", "link", "show", "veth0");
+/// await using RtNetlink netlink = RtNetlink.OpenInNamespace(ns.Name);
+/// </code>
+/// Deleting the namespace destroys every device in it (and a veth's peer elsewhere), so tests need no other
+/// cleanup. Nothing here touches the root namespace.
+/// </para>
+/// </remarks>
+public sealed class NetworkNamespace : IAsyncDisposable
+{
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+    private int _disposed;
+
+    private NetworkNamespace(string name)
+    {
+        Name = name;
+    }
+
+    /// <summary>The namespace name, e.g. <c>fnt-1a2b3c4d</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>The bind-mounted namespace file, <c>/var/run/netns/NAME</c>.</summary>
+    public string Path => "/var/run/netns/" + Name;
+
+    /// <summary>
+    /// Creates a namespace named <c>PREFIX-&lt;8 random hex&gt;</c> and brings its loopback up.
+    /// </summary>
+    /// <param name="prefix">Name prefix; keep it short (names are at most 255 bytes, but <c>ip</c> output is easier to read).</param>
+    /// <param name="cancellationToken">Cancels the creation.</param>
+    public static async Task<NetworkNamespace> CreateAsync(string prefix = "fnt", CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(prefix);
+        string name = $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        CommandResult created = await RunProcessAsync(["ip", "netns", "add", name], cancellationToken).ConfigureAwait(false);
+        if (created.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"ip netns add {name} failed ({created.ExitCode}): {created.StandardError.Trim()}");
+        }
+
+        var ns = new NetworkNamespace(name);
+        try
+        {
+            await ns.RunCheckedAsync(["ip", "link", "set", "lo", "up"], cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await ns.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return ns;
+    }
+
+    /// <summary>Runs <paramref name="argv"/> inside the namespace and returns its exit code and output.</summary>
+    public Task<CommandResult> RunAsync(params string[] argv) => RunAsync(argv, CancellationToken.None);
+
+    /// <summary>Runs <paramref name="argv"/> inside the namespace and returns its exit code and output.</summary>
+    public Task<CommandResult> RunAsync(string[] argv, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(argv);
+        if (argv.Length == 0)
+        {
+            throw new ArgumentException("Give at least the program to run.", nameof(argv));
+        }
+
+        return RunProcessAsync(["ip", "netns", "exec", Name, .. argv], cancellationToken);
+    }
+
+    /// <summary>Runs <paramref name="argv"/> inside the namespace; a non-zero exit throws with the command and its stderr.</summary>
+    public Task<string> RunCheckedAsync(params string[] argv) => RunCheckedAsync(argv, CancellationToken.None);
+
+    /// <summary>Runs <paramref name="argv"/> inside the namespace; a non-zero exit throws with the command and its stderr.</summary>
+    public async Task<string> RunCheckedAsync(string[] argv, CancellationToken cancellationToken)
+    {
+        CommandResult result = await RunAsync(argv, cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"`{string.Join(' ', argv)}` in {Name} exited {result.ExitCode}: {result.StandardError.Trim()} {result.StandardOutput.Trim()}");
+        }
+
+        return result.StandardOutput;
+    }
+
+    /// <summary>
+    /// Runs an iproute2 command with <c>-j</c> inserted after the program name (<c>ip -j …</c>,
+    /// <c>bridge -j …</c>) and parses its JSON output. An empty output parses as an empty array.
+    /// </summary>
+    public async Task<JsonElement> IpJsonAsync(params string[] argv)
+    {
+        ArgumentNullException.ThrowIfNull(argv);
+        if (argv.Length == 0)
+        {
+            throw new ArgumentException("Give the program (ip or bridge) and its arguments.", nameof(argv));
+        }
+
+        string output = await RunCheckedAsync([argv[0], "-j", .. argv[1..]], CancellationToken.None).ConfigureAwait(false);
+        if (string.IsNullOrWhiteSpace(output))
+        {
+            return JsonDocument.Parse("[]").RootElement.Clone();
+        }
+
+        using JsonDocument document = JsonDocument.Parse(output);
+        return document.RootElement.Clone();
+    }
+
+    /// <summary>
+    /// Creates a veth pair with <paramref name="localName"/> here and <paramref name="peerName"/> in
+    /// <paramref name="peer"/>, assigns the addresses (CIDR text, e.g. <c>198.18.0.1/24</c>) and sets both ends up.
+    /// </summary>
+    public async Task ConnectAsync(NetworkNamespace peer, string localName, string localAddress, string peerName, string peerAddress, int mtu = 1500)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        string mtuText = mtu.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await RunCheckedAsync("ip", "link", "add", localName, "mtu", mtuText, "type", "veth", "peer", "name", peerName, "mtu", mtuText, "netns", peer.Name).ConfigureAwait(false);
+        await RunCheckedAsync("ip", "addr", "add", localAddress, "dev", localName).ConfigureAwait(false);
+        await RunCheckedAsync("ip", "link", "set", localName, "up").ConfigureAwait(false);
+        await peer.RunCheckedAsync("ip", "addr", "add", peerAddress, "dev", peerName).ConfigureAwait(false);
+        await peer.RunCheckedAsync("ip", "link", "set", peerName, "up").ConfigureAwait(false);
+    }
+
+    /// <summary>Deletes the namespace (and with it every device inside). Safe to call twice.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        CommandResult deleted = await RunProcessAsync(["ip", "netns", "del", Name], CancellationToken.None).ConfigureAwait(false);
+        if (deleted.ExitCode != 0 && File.Exists(Path))
+        {
+            throw new InvalidOperationException($"ip netns del {Name} failed ({deleted.ExitCode}): {deleted.StandardError.Trim()}");
+        }
+    }
+
+    /// <summary>Runs a program (argv[0] looked up on PATH) and captures its output. Never uses a shell.</summary>
+    public static async Task<CommandResult> RunProcessAsync(string[] argv, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(argv);
+        var start = new ProcessStartInfo(Privileged.FindExecutable(argv[0]) ?? argv[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = false,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        foreach (string argument in argv.AsSpan(1))
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {argv[0]}.");
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(CommandTimeout);
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        Task<string> stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return new CommandResult(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+    }
+}
+
+/// <summary>The outcome of a command run by <see cref="NetworkNamespace"/>.</summary>
+/// <param name="ExitCode">The process exit code.</param>
+/// <param name="StandardOutput">Everything it wrote to stdout.</param>
+/// <param name="StandardError">Everything it wrote to stderr.</param>
+public sealed record CommandResult(int ExitCode, string StandardOutput, string StandardError);
