@@ -33,16 +33,17 @@ internal sealed class KernelFloorTool(bool nexthops) : PeerTool
         List<Chunk> delete = Encode(peers, linkIndex, nexthops, delete: true);
 
         using RawNetlinkSocket socket = RawNetlinkSocket.Open(ns.Path);
-        TimeSpan programTime = await TimeAsync(() => SendAllAsync(socket, program));
+        TimeSpan programTime = await TimeAsync(() => SendAllAsync(socket, program, cancellationToken));
         ObjectCounts counts = await ns.CountObjectsAsync(cancellationToken);
-        TimeSpan deleteTime = await TimeAsync(() => SendAllAsync(socket, delete));
+        TimeSpan deleteTime = await TimeAsync(() => SendAllAsync(socket, delete, cancellationToken));
         return new PhaseTimes(programTime, null, deleteTime, counts, counts);
     }
 
-    private static Task SendAllAsync(RawNetlinkSocket socket, List<Chunk> chunks)
+    private static Task SendAllAsync(RawNetlinkSocket socket, List<Chunk> chunks, CancellationToken cancellationToken)
     {
         foreach (Chunk chunk in chunks)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             socket.Send(chunk.Bytes);
             (int acks, int errors, int firstErrno) = socket.DrainReplies();
             if (errors > 0 || acks != chunk.Messages)

@@ -59,12 +59,17 @@ internal static class KernelHarness
             return 2;
         }
 
+        // SIGINT and SIGTERM cancel the run instead of killing the process, so the namespace in use is
+        // still deleted (a background job started by a non-interactive shell ignores SIGINT: use SIGTERM).
         using var cancellation = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) =>
+        void Cancel(PosixSignalContext context)
         {
-            e.Cancel = true;
+            context.Cancel = true;
             cancellation.Cancel();
-        };
+        }
+
+        using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
+        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
 
         string workDirectory = Directory.CreateTempSubdirectory("flannel-kernel-bench-").FullName;
         try
