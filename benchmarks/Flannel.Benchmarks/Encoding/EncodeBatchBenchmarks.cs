@@ -13,6 +13,8 @@ namespace Flannel.Benchmarks.Encoding;
 /// per-message cost.
 /// </summary>
 [MemoryDiagnoser]
+[MinColumn]
+[MedianColumn]
 public class EncodeBatchBenchmarks
 {
     private const int MaxPeers = 512;

@@ -9,8 +9,12 @@ namespace Flannel.Benchmarks.Encoding;
 /// One request per operation, encoded by the message encoders RtNetlink uses into a reused, caller-owned
 /// buffer. Goal (issue 3): 0 B allocated and under 50 ns per message, at least 10× faster than
 /// vishvananda/netlink's <c>nl</c> encoder on the same messages (benchmarks/peers/run-go-encoder.sh).
+/// Min and Median are shown next to Mean: on a shared, overloaded machine, short iterations that ran
+/// without being preempted (Min) show the encoder's own cost, Mean shows what the load did to it.
 /// </summary>
 [MemoryDiagnoser]
+[MinColumn]
+[MedianColumn]
 public class EncodeMessageBenchmarks
 {
     private readonly byte[] _buffer = new byte[512];
