@@ -110,7 +110,8 @@ internal static class KernelHarness
                 results.AddRange(selected.Select(t => new RunResult(t, size, runs[t], errors.GetValueOrDefault(t), warnings[t])));
             }
 
-            string table = Report.ToMarkdown(results, tools, environment, args);
+            string loadAtEnd = (await File.ReadAllTextAsync("/proc/loadavg", cancellation.Token)).Trim();
+            string table = Report.ToMarkdown(results, tools, $"{environment}; at end: {loadAtEnd}", args);
             Console.WriteLine();
             Console.WriteLine(table);
             if (options.MarkdownFile is not null)
