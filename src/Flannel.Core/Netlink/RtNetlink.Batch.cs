@@ -32,36 +32,47 @@ public sealed partial class RtNetlink
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            int next = 0;
+            int next = 0, chunks = 0;
             while (next < operations.Count)
             {
-                uint firstSequence = unchecked(_sequence + 1);
-                int count = EncodeChunk(operations, next, perChunk);
+                chunks++;
+                int count = EncodeChunk(operations, next, perChunk, out uint firstSequence);
                 _socket.Send(_send.WrittenSpan);
                 await CollectAcksAsync(operations, next, count, firstSequence, errors, cancellationToken).ConfigureAwait(false);
                 next += count;
             }
+
+            var result = new NetlinkBatchResult(errors);
+            _logger.BatchApplied(operations.Count, chunks, result.FailedCount);
+            return result;
         }
         finally
         {
             _gate.Release();
         }
-
-        return new NetlinkBatchResult(errors);
     }
 
-    /// <summary>Encodes operations from <paramref name="start"/> until the chunk is full; returns how many.</summary>
-    private int EncodeChunk(IReadOnlyList<NetlinkOperation> operations, int start, int perChunk)
+    /// <summary>
+    /// Encodes operations from <paramref name="start"/> until the chunk is full; returns how many, and the
+    /// sequence number of the first (the others follow it without a gap).
+    /// </summary>
+    private int EncodeChunk(IReadOnlyList<NetlinkOperation> operations, int start, int perChunk, out uint firstSequence)
     {
         _send.ResetWrittenCount();
         var writer = new NetlinkWriter(_send, 64 * 1024);
         int count = 0;
+        firstSequence = 0;
         while (start + count < operations.Count && count < perChunk && writer.BytesWritten < MaxBatchBytes)
         {
             uint sequence = NextSequence();
             if (sequence == 1 && count > 0)
             {
                 break; // never wrap the sequence inside a chunk: ack matching uses (sequence - first).
+            }
+
+            if (count == 0)
+            {
+                firstSequence = sequence;
             }
 
             EncodeOperation(ref writer, operations[start + count], sequence);

@@ -31,6 +31,13 @@ public sealed partial class RtNetlink
     private uint _sequence;
     private bool _disposed;
 
+    /// <summary>The last sequence number used. For tests (wrap-around).</summary>
+    internal uint LastSequence
+    {
+        get => _sequence;
+        set => _sequence = value;
+    }
+
     private uint NextSequence()
     {
         uint next = unchecked(++_sequence);

@@ -7,6 +7,8 @@ using Flannel.Netlink.Messages;
 using Flannel.Netlink.Protocol;
 using Flannel.Netlink.Sockets;
 using Flannel.Networking;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
 
 namespace Flannel.Netlink;
@@ -28,24 +30,27 @@ public sealed partial class RtNetlink : INetlink
 
     private readonly string? _namespacePath;
     private readonly Func<int[], INetlinkSocket> _openMulticast;
+    private readonly ILogger _logger;
 
-    internal RtNetlink(INetlinkSocket socket, Func<int[], INetlinkSocket> openMulticast, string? namespacePath)
+    internal RtNetlink(INetlinkSocket socket, Func<int[], INetlinkSocket> openMulticast, string? namespacePath, ILogger? logger = null)
     {
         _socket = socket;
         _openMulticast = openMulticast;
         _namespacePath = namespacePath;
+        _logger = logger ?? NullLogger.Instance;
     }
 
     /// <summary>The namespace file this instance programs, or null for the caller's own namespace.</summary>
     public string? NamespacePath => _namespacePath;
 
     /// <summary>Opens rtnetlink in the calling process's network namespace.</summary>
+    /// <param name="logger">Receives device recreation and overrun warnings; optional.</param>
     /// <exception cref="PlatformNotSupportedException">Not on Linux.</exception>
     /// <exception cref="NetlinkException">The socket could not be opened.</exception>
-    public static RtNetlink Open()
+    public static RtNetlink Open(ILogger? logger = null)
     {
         RequireLinux();
-        return new RtNetlink(LinuxNetlinkSocket.Open(null), groups => LinuxNetlinkSocket.Open(null, groups), null);
+        return new RtNetlink(LinuxNetlinkSocket.Open(null), groups => LinuxNetlinkSocket.Open(null, groups), null, logger);
     }
 
     /// <summary>
@@ -53,13 +58,15 @@ public sealed partial class RtNetlink : INetlink
     /// under /var/run/netns) or a path such as <c>/proc/1234/ns/net</c>. The namespace is entered on a
     /// dedicated thread only while the socket is created; no runtime thread changes namespace.
     /// </summary>
+    /// <param name="nameOrPath">A namespace name (no slash) or a namespace file path.</param>
+    /// <param name="logger">Receives device recreation and overrun warnings; optional.</param>
     /// <exception cref="PlatformNotSupportedException">Not on Linux.</exception>
     /// <exception cref="NetlinkException">The namespace could not be entered or the socket opened.</exception>
-    public static RtNetlink OpenInNamespace(string nameOrPath)
+    public static RtNetlink OpenInNamespace(string nameOrPath, ILogger? logger = null)
     {
         RequireLinux();
         string path = NetworkNamespaceThread.ResolvePath(nameOrPath);
-        return new RtNetlink(LinuxNetlinkSocket.Open(path), groups => LinuxNetlinkSocket.Open(path, groups), path);
+        return new RtNetlink(LinuxNetlinkSocket.Open(path), groups => LinuxNetlinkSocket.Open(path, groups), path, logger);
     }
 
     // Links
@@ -69,11 +76,15 @@ public sealed partial class RtNetlink : INetlink
     {
         ArgumentNullException.ThrowIfNull(spec);
         LinkInfo? existing = await GetLinkAsync(spec.Name, cancellationToken).ConfigureAwait(false);
-        if (existing is not null && VxlanCompatibility.FindIncompatibility(spec, existing) is not null)
+        if (existing is not null && VxlanCompatibility.FindIncompatibility(spec, existing) is string reason)
         {
-            // As flannel: "%q already exists with incompatible configuration: %v; recreating device".
+            _logger.RecreatingIncompatibleVxlan(spec.Name, reason);
             await DeleteLinkAsync(existing.Index, cancellationToken).ConfigureAwait(false);
             existing = null;
+        }
+        else if (existing is not null)
+        {
+            _logger.ReusingVxlan(spec.Name, existing.Index);
         }
 
         if (existing is null)
@@ -166,6 +177,7 @@ public sealed partial class RtNetlink : INetlink
             }
             else if (replaceWithin is IPNetwork within && within.Contains(existing.Local))
             {
+                _logger.RemovingStaleAddress(existing.Local, existing.Address.PrefixLength, linkIndex, within, address);
                 await ExecuteAsync(RtnetlinkConstants.RTM_DELADDR, existing, static (ref NetlinkWriter w, AddressInfo a, uint seq) => AddressMessages.WriteDelete(ref w, a.LinkIndex, a.Local, a.Address.PrefixLength, seq), static a => $"{a.Local}/{a.Address.PrefixLength} dev {a.LinkIndex}", cancellationToken).ConfigureAwait(false);
             }
         }
@@ -327,6 +339,7 @@ public sealed partial class RtNetlink : INetlink
 
             if (received < 0)
             {
+                _logger.NotificationsOverrun(_namespacePath ?? "(own)");
                 yield return new NetlinkNotification { Kind = NetlinkNotificationKind.Overrun };
                 continue;
             }

@@ -1,3 +1,10 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Flannel.Networking;
+
 namespace Flannel.Subnets;
 
 /// <summary>
@@ -5,21 +12,238 @@ namespace Flannel.Subnets;
 /// <c>{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}</c>
 /// (Go field order; <c>PublicIPv6</c> is always written; the backend fields are omitted when empty).
 /// </summary>
+/// <remarks>
+/// Both directions go through a System.Text.Json source-generated context (<see cref="LeaseJsonContext"/>). The
+/// string and raw-JSON members are written by converters that emit Go's exact bytes (see <see cref="GoJson"/>):
+/// System.Text.Json's own encoder escapes differently from Go for quotes, HTML characters and non-ASCII text,
+/// and would re-format raw backend data instead of compacting it as <c>json.Marshal</c> does.
+/// </remarks>
 public static class LeaseJson
 {
     /// <summary>Writes the attributes as flannel writes them.</summary>
-    public static byte[] SerializeToUtf8Bytes(LeaseAttributes attributes) =>
-        throw new NotImplementedException("Implemented by the foundation work (issue 2).");
+    /// <exception cref="ArgumentException">
+    /// BackendData or BackendV6Data is not valid JSON, PublicIP is not IPv4 (an IPv4-mapped IPv6 address is
+    /// written as IPv4), or PublicIPv6 is not IPv6.
+    /// </exception>
+    public static byte[] SerializeToUtf8Bytes(LeaseAttributes attributes)
+    {
+        ArgumentNullException.ThrowIfNull(attributes);
+
+        // Go keeps PublicIP in a 4-byte type and PublicIPv6 in a 16-byte one; anything else cannot be written.
+        IPAddress publicIP = attributes.PublicIP.IsIPv4MappedToIPv6 ? attributes.PublicIP.MapToIPv4() : attributes.PublicIP;
+        if (publicIP.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException($"PublicIP: {attributes.PublicIP} is not an IPv4 address.", nameof(attributes));
+        }
+
+        if (attributes.PublicIPv6 is { AddressFamily: not AddressFamily.InterNetworkV6 } v4InV6Field)
+        {
+            throw new ArgumentException($"PublicIPv6: {v4InV6Field} is not an IPv6 address.", nameof(attributes));
+        }
+
+        var model = new LeaseValueWriteModel
+        {
+            PublicIP = publicIP.ToString(),
+            PublicIPv6 = attributes.PublicIPv6?.ToString(),
+
+            // Go's omitempty drops empty strings and empty raw messages as well as missing ones.
+            BackendType = string.IsNullOrEmpty(attributes.BackendType) ? null : attributes.BackendType,
+            BackendData = CompactForWrite(attributes.BackendData, nameof(LeaseAttributes.BackendData)),
+            BackendV6Data = CompactForWrite(attributes.BackendV6Data, nameof(LeaseAttributes.BackendV6Data)),
+        };
+        return JsonSerializer.SerializeToUtf8Bytes(model, LeaseJsonContext.Default.LeaseValueWriteModel);
+    }
 
     /// <summary>Writes the attributes as flannel writes them, as a string.</summary>
-    public static string Serialize(LeaseAttributes attributes) =>
-        throw new NotImplementedException("Implemented by the foundation work (issue 2).");
+    /// <exception cref="ArgumentException">BackendData or BackendV6Data is not valid JSON.</exception>
+    public static string Serialize(LeaseAttributes attributes) => Encoding.UTF8.GetString(SerializeToUtf8Bytes(attributes));
 
     /// <summary>Reads a lease value written by any flannel-compatible writer.</summary>
+    /// <remarks>
+    /// As Go's <c>encoding/json</c>: member names match case-insensitively, unknown members are ignored, and a
+    /// missing <c>PublicIP</c> reads as <c>0.0.0.0</c>. Backend data is kept as compact raw JSON.
+    /// </remarks>
     /// <exception cref="LeaseFormatException">The value is malformed; the message names the field and the value.</exception>
-    public static LeaseAttributes Deserialize(ReadOnlySpan<byte> utf8Json) =>
-        throw new NotImplementedException("Implemented by the foundation work (issue 2).");
+    public static LeaseAttributes Deserialize(ReadOnlySpan<byte> utf8Json)
+    {
+        LeaseValueReadModel? model;
+        try
+        {
+            model = JsonSerializer.Deserialize(utf8Json, LeaseJsonContext.Default.LeaseValueReadModel);
+        }
+        catch (JsonException ex)
+        {
+            throw new LeaseFormatException(
+                $"lease value {Excerpt(utf8Json)} is not a JSON object of lease attributes: {ex.Message}", ex);
+        }
+
+        if (model is null)
+        {
+            throw new LeaseFormatException($"lease value {Excerpt(utf8Json)} is not a JSON object of lease attributes");
+        }
+
+        return new LeaseAttributes
+        {
+            PublicIP = ReadAddress(model.PublicIP, "PublicIP", AddressFamily.InterNetwork) ?? IPAddress.Any,
+            PublicIPv6 = ReadAddress(model.PublicIPv6, "PublicIPv6", AddressFamily.InterNetworkV6),
+            BackendType = ReadString(model.BackendType, "BackendType"),
+            BackendData = ReadRaw(model.BackendData),
+            BackendV6Data = ReadRaw(model.BackendV6Data),
+        };
+    }
+
+    /// <summary>Reads a lease value; see <see cref="Deserialize(ReadOnlySpan{byte})"/>.</summary>
+    /// <exception cref="LeaseFormatException">The value is malformed; the message names the field and the value.</exception>
+    public static LeaseAttributes Deserialize(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        return Deserialize(Encoding.UTF8.GetBytes(json));
+    }
+
+    private static string? CompactForWrite(string? raw, string field)
+    {
+        if (string.IsNullOrEmpty(raw))
+        {
+            return null;
+        }
+
+        try
+        {
+            return GoJson.CompactToString(raw, escapeHtml: true);
+        }
+        catch (JsonException ex)
+        {
+            throw new ArgumentException($"{field}: {raw} is not valid JSON: {ex.Message}", field, ex);
+        }
+    }
+
+    private static IPAddress? ReadAddress(JsonElement? element, string field, AddressFamily family)
+    {
+        if (element is not { } value || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.String && IPText.TryParseAddress(value.GetString(), family, out IPAddress? address))
+        {
+            return address;
+        }
+
+        string expected = family == AddressFamily.InterNetwork ? "an IPv4" : "an IPv6";
+        throw new LeaseFormatException($"lease field {field}: {value.GetRawText()} is not {expected} address");
+    }
+
+    private static string? ReadString(JsonElement? element, string field)
+    {
+        if (element is not { } value || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            throw new LeaseFormatException($"lease field {field}: {value.GetRawText()} is not a string");
+        }
+
+        string text = value.GetString()!;
+        return text.Length == 0 ? null : text;
+    }
+
+    private static string? ReadRaw(JsonElement? element)
+    {
+        if (element is not { } value || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        // The element was parsed from valid JSON, so compaction cannot fail.
+        return GoJson.CompactToString(value.GetRawText(), escapeHtml: true);
+    }
+
+    private static string Excerpt(ReadOnlySpan<byte> utf8Json)
+    {
+        const int Max = 200;
+        string text = Encoding.UTF8.GetString(utf8Json.Length > Max ? utf8Json[..Max] : utf8Json);
+        return utf8Json.Length > Max ? $"'{text}…'" : $"'{text}'";
+    }
 }
+
+/// <summary>The lease value as written: member order is Go's struct field order.</summary>
+internal sealed class LeaseValueWriteModel
+{
+    [JsonPropertyName("PublicIP")]
+    [JsonConverter(typeof(GoStringConverter))]
+    public required string PublicIP { get; init; }
+
+    // No omitempty in flannel: a missing IPv6 address is written as null.
+    [JsonPropertyName("PublicIPv6")]
+    [JsonConverter(typeof(GoStringConverter))]
+    public string? PublicIPv6 { get; init; }
+
+    [JsonPropertyName("BackendType")]
+    [JsonConverter(typeof(GoStringConverter))]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? BackendType { get; init; }
+
+    [JsonPropertyName("BackendData")]
+    [JsonConverter(typeof(GoRawJsonConverter))]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? BackendData { get; init; }
+
+    [JsonPropertyName("BackendV6Data")]
+    [JsonConverter(typeof(GoRawJsonConverter))]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? BackendV6Data { get; init; }
+}
+
+/// <summary>
+/// The lease value as read: every member is kept as a JSON element so that a bad value can be reported with
+/// its field name and its text, which a typed deserializer error cannot do.
+/// </summary>
+internal sealed class LeaseValueReadModel
+{
+    public JsonElement? PublicIP { get; set; }
+
+    public JsonElement? PublicIPv6 { get; set; }
+
+    public JsonElement? BackendType { get; set; }
+
+    public JsonElement? BackendData { get; set; }
+
+    public JsonElement? BackendV6Data { get; set; }
+}
+
+/// <summary>Writes a string with Go's escaping.</summary>
+internal sealed class GoStringConverter : JsonConverter<string>
+{
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.GetString();
+
+    public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) =>
+        writer.WriteRawValue(GoJson.QuoteString(value), skipInputValidation: true);
+}
+
+/// <summary>Writes already-compacted raw JSON (a Go <c>json.RawMessage</c>) verbatim.</summary>
+internal sealed class GoRawJsonConverter : JsonConverter<string>
+{
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        using JsonDocument document = JsonDocument.ParseValue(ref reader);
+        return GoJson.CompactToString(document.RootElement.GetRawText(), escapeHtml: true);
+    }
+
+    public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) =>
+        writer.WriteRawValue(value, skipInputValidation: false);
+}
+
+/// <summary>Source-generated serialization metadata for the lease value.</summary>
+[JsonSourceGenerationOptions(
+    PropertyNameCaseInsensitive = true,
+    WriteIndented = false,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
+[JsonSerializable(typeof(LeaseValueWriteModel))]
+[JsonSerializable(typeof(LeaseValueReadModel))]
+internal sealed partial class LeaseJsonContext : JsonSerializerContext;
 
 /// <summary>A lease value could not be read. The message names the field and the value.</summary>
 public sealed class LeaseFormatException : FormatException

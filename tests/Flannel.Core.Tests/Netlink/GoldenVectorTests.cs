@@ -41,6 +41,10 @@ public sealed class GoldenVectorTests
         LinkMessages.WriteCreate(ref w, new LinkSpec { Name = "va", Kind = LinkKind.Veth, PeerName = "vb" }, -1, Seq));
 
     [Fact]
+    public void Veth_pair_with_the_peer_in_another_namespace() => AssertGolden("link-add-veth-netns", (ref NetlinkWriter w) =>
+        LinkMessages.WriteCreate(ref w, new LinkSpec { Name = "va2", Kind = LinkKind.Veth, PeerName = "vb2", PeerNamespacePath = "(fd 4)" }, 4, Seq)); // iproute2's namespace fd was 4
+
+    [Fact]
     public void Link_set_up() => AssertGolden("link-set-up", (ref NetlinkWriter w) => LinkMessages.WriteSetUp(ref w, Flannel1, true, Seq));
 
     [Fact]
@@ -111,7 +115,7 @@ public sealed class GoldenVectorTests
             .Select(f => Path.GetFileNameWithoutExtension(f)).Order().ToArray();
         string[] covered =
         [
-            "addr-add", "addr-add-v6", "addr-del", "fdb-del", "fdb-replace", "link-add-bridge", "link-add-dummy", "link-add-veth",
+            "addr-add", "addr-add-v6", "addr-del", "fdb-del", "fdb-replace", "link-add-bridge", "link-add-dummy", "link-add-veth", "link-add-veth-netns",
             "link-add-vxlan-flannel", "link-add-vxlan-port-gbp", "link-del", "link-set-address", "link-set-mtu", "link-set-up",
             "neigh-del", "neigh-replace", "nexthop-add", "nexthop-del", "route-del", "route-replace-nhid", "route-replace-onlink", "route-replace-v6",
         ];

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Flannel.Traffic;
+using Xunit;
 
 namespace Flannel.Testing.Namespaces;
 
@@ -48,9 +50,9 @@ public sealed class NetworkNamespace : IAsyncDisposable
     /// Creates a namespace named <c>PREFIX-&lt;8 random hex&gt;</c> and brings its loopback up.
     /// </summary>
     /// <param name="prefix">Name prefix; keep it short (names are at most 255 bytes, but <c>ip</c> output is easier to read).</param>
-    /// <param name="cancellationToken">Cancels the creation.</param>
-    public static async Task<NetworkNamespace> CreateAsync(string prefix = "fnt", CancellationToken cancellationToken = default)
+    public static async Task<NetworkNamespace> CreateAsync(string prefix = "fnt")
     {
+        CancellationToken cancellationToken = TestCancellation;
         ArgumentException.ThrowIfNullOrEmpty(prefix);
         string name = $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
         CommandResult created = await RunProcessAsync(["ip", "netns", "add", name], cancellationToken).ConfigureAwait(false);
@@ -62,7 +64,8 @@ public sealed class NetworkNamespace : IAsyncDisposable
         var ns = new NetworkNamespace(name);
         try
         {
-            await ns.RunCheckedAsync(["ip", "link", "set", "lo", "up"], cancellationToken).ConfigureAwait(false);
+            // Loopback up matters: with lo down the kernel rejects onlink gateways ("Nexthop has invalid gateway").
+            await ns.RunCheckedAsync("ip", "link", "set", "lo", "up").ConfigureAwait(false);
         }
         catch
         {
@@ -73,11 +76,11 @@ public sealed class NetworkNamespace : IAsyncDisposable
         return ns;
     }
 
-    /// <summary>Runs <paramref name="argv"/> inside the namespace and returns its exit code and output.</summary>
-    public Task<CommandResult> RunAsync(params string[] argv) => RunAsync(argv, CancellationToken.None);
-
-    /// <summary>Runs <paramref name="argv"/> inside the namespace and returns its exit code and output.</summary>
-    public Task<CommandResult> RunAsync(string[] argv, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="argv"/> inside the namespace and returns its exit code and output. Bound to the current
+    /// test's cancellation token and a 60-second timeout.
+    /// </summary>
+    public Task<CommandResult> RunAsync(params string[] argv)
     {
         ArgumentNullException.ThrowIfNull(argv);
         if (argv.Length == 0)
@@ -85,16 +88,16 @@ public sealed class NetworkNamespace : IAsyncDisposable
             throw new ArgumentException("Give at least the program to run.", nameof(argv));
         }
 
-        return RunProcessAsync(["ip", "netns", "exec", Name, .. argv], cancellationToken);
+        return RunProcessAsync(["ip", "netns", "exec", Name, .. argv], TestCancellation);
     }
 
-    /// <summary>Runs <paramref name="argv"/> inside the namespace; a non-zero exit throws with the command and its stderr.</summary>
-    public Task<string> RunCheckedAsync(params string[] argv) => RunCheckedAsync(argv, CancellationToken.None);
-
-    /// <summary>Runs <paramref name="argv"/> inside the namespace; a non-zero exit throws with the command and its stderr.</summary>
-    public async Task<string> RunCheckedAsync(string[] argv, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="argv"/> inside the namespace and returns its stdout; a non-zero exit throws with the
+    /// command and its stderr.
+    /// </summary>
+    public async Task<string> RunCheckedAsync(params string[] argv)
     {
-        CommandResult result = await RunAsync(argv, cancellationToken).ConfigureAwait(false);
+        CommandResult result = await RunAsync(argv).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"`{string.Join(' ', argv)}` in {Name} exited {result.ExitCode}: {result.StandardError.Trim()} {result.StandardOutput.Trim()}");
@@ -115,7 +118,7 @@ public sealed class NetworkNamespace : IAsyncDisposable
             throw new ArgumentException("Give the program (ip or bridge) and its arguments.", nameof(argv));
         }
 
-        string output = await RunCheckedAsync([argv[0], "-j", .. argv[1..]], CancellationToken.None).ConfigureAwait(false);
+        string output = await RunCheckedAsync([argv[0], "-j", .. argv[1..]]).ConfigureAwait(false);
         if (string.IsNullOrWhiteSpace(output))
         {
             return JsonDocument.Parse("[]").RootElement.Clone();
@@ -155,6 +158,9 @@ public sealed class NetworkNamespace : IAsyncDisposable
         }
     }
 
+    /// <summary>The running test's token (CancellationToken.None outside a test): cancelling a test stops its commands.</summary>
+    private static CancellationToken TestCancellation => TestContext.Current.CancellationToken;
+
     /// <summary>Runs a program (argv[0] looked up on PATH) and captures its output. Never uses a shell.</summary>
     public static async Task<CommandResult> RunProcessAsync(string[] argv, CancellationToken cancellationToken)
     {
@@ -191,9 +197,3 @@ public sealed class NetworkNamespace : IAsyncDisposable
         return new CommandResult(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
     }
 }
-
-/// <summary>The outcome of a command run by <see cref="NetworkNamespace"/>.</summary>
-/// <param name="ExitCode">The process exit code.</param>
-/// <param name="StandardOutput">Everything it wrote to stdout.</param>
-/// <param name="StandardError">Everything it wrote to stderr.</param>
-public sealed record CommandResult(int ExitCode, string StandardOutput, string StandardError);

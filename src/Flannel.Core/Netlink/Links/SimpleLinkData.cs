@@ -29,8 +29,8 @@ internal static class DummyLinkData
 /// IFLA_INFO_DATA
 ///   VETH_INFO_PEER
 ///     struct ifinfomsg     16 bytes, all zero
-///     IFLA_IFNAME          peer name
 ///     IFLA_NET_NS_FD       u32 fd of the peer's namespace (only when given)
+///     IFLA_IFNAME          peer name
 /// </code>
 /// </remarks>
 internal static class VethLinkData
@@ -43,11 +43,13 @@ internal static class VethLinkData
         NetlinkNestToken data = writer.BeginNested(LinkConstants.IFLA_INFO_DATA);
         NetlinkNestToken peer = writer.BeginNested(LinkConstants.VETH_INFO_PEER);
         writer.WriteIfInfoMsg(AddressFamilies.AF_UNSPEC, 0, 0, 0, 0);
-        writer.WriteAttributeString(LinkConstants.IFLA_IFNAME, peerName);
         if (peerNamespaceFd >= 0)
         {
+            // iproute2 (`… peer name vb netns NS`) sends the namespace before the name.
             writer.WriteAttributeUInt32(LinkConstants.IFLA_NET_NS_FD, (uint)peerNamespaceFd);
         }
+
+        writer.WriteAttributeString(LinkConstants.IFLA_IFNAME, peerName);
 
         writer.EndNested(peer);
         writer.EndNested(data);

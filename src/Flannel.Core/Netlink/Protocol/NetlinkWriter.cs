@@ -235,6 +235,12 @@ internal ref struct NetlinkWriter
         WriteNative(s[4..], flags);
     }
 
+    /// <summary>
+    /// Writes raw bytes inside the open message, e.g. a fixed header this writer has no method for
+    /// (<c>struct nlmsgerr</c> when tests script the kernel's replies). No attribute header, no padding.
+    /// </summary>
+    public void WriteRaw(scoped ReadOnlySpan<byte> bytes) => bytes.CopyTo(ReserveInMessage(bytes.Length));
+
     /// <summary>Writes an attribute with an opaque payload.</summary>
     public void WriteAttribute(ushort type, scoped ReadOnlySpan<byte> payload)
     {

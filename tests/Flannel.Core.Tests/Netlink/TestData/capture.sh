@@ -10,9 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ns="fnt-cap-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
-cleanup() { ip netns del "$ns" 2>/dev/null || true; }
+cleanup() { ip netns del "$ns" 2>/dev/null || true; ip netns del "$ns-peer" 2>/dev/null || true; }
 trap cleanup EXIT
 ip netns add "$ns"
+ip netns add "$ns-peer"
 run() { ip netns exec "$ns" "$@"; }
 
 # The underlay flannel would use: a veth with 198.18.0.1/24, MTU 1500.
@@ -48,6 +49,8 @@ capture link-add-vxlan-port-gbp RTM_NEWLINK ip link add flannel.2 type vxlan id 
 capture link-add-bridge RTM_NEWLINK ip link add br0 type bridge
 capture link-add-dummy RTM_NEWLINK ip link add d0 type dummy
 capture link-add-veth RTM_NEWLINK ip link add va type veth peer name vb
+# iproute2 opens the peer namespace as fd 4 here (0-2 stdio, 3 its netlink socket); the test passes fd 4.
+capture link-add-veth-netns RTM_NEWLINK ip link add va2 type veth peer name vb2 netns "$ns-peer"
 capture link-set-up RTM_NEWLINK ip link set dev flannel.1 up
 capture link-set-mtu RTM_NEWLINK ip link set dev flannel.1 mtu 1450
 capture link-set-address RTM_NEWLINK ip link set dev flannel.1 address 0a:58:0a:f4:01:01

@@ -1,0 +1,96 @@
+using System.Diagnostics.Metrics;
+using System.Net;
+using Flannel.Backends.Reconciliation;
+using Flannel.Netlink;
+using Flannel.Subnets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Flannel.Backends.HostGw;
+
+/// <summary>
+/// flannel's <c>host-gw</c> backend: every remote subnet is routed via the remote host's address on the shared
+/// underlay (<c>10.244.2.0/24 via 198.18.0.12 dev eth0</c>), with no encapsulation. Needs layer-2 adjacency
+/// between hosts and no NAT.
+/// </summary>
+public sealed class HostGwBackend : IBackend
+{
+    /// <summary>The backend type in net-conf.json and in lease attributes.</summary>
+    public const string TypeName = "host-gw";
+
+    /// <summary>flannel's refusal when the public address is not the interface's own (NAT).</summary>
+    public const string NatNotSupportedMessage =
+        "your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend";
+
+    private readonly INetlink _netlink;
+    private readonly HostGwBackendOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly IMeterFactory? _meterFactory;
+
+    /// <summary>Creates the backend over the node's <see cref="INetlink"/>.</summary>
+    /// <param name="netlink">The kernel interface (bound to the node's network namespace).</param>
+    /// <param name="options">Host-side options (resync interval).</param>
+    /// <param name="timeProvider">Clock for resync ticks and retry backoff.</param>
+    /// <param name="logger">Logger; none when null.</param>
+    /// <param name="meterFactory">Creates the <c>Flannel.Backends</c> meter; a private meter when null.</param>
+    public HostGwBackend(INetlink netlink, IOptions<HostGwBackendOptions> options, TimeProvider timeProvider, ILogger<HostGwBackend>? logger = null, IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(netlink);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        _netlink = netlink;
+        _options = options.Value;
+        _timeProvider = timeProvider;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _meterFactory = meterFactory;
+        if (_options.ResyncInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), _options.ResyncInterval, "HostGwBackendOptions.ResyncInterval must be positive.");
+        }
+    }
+
+    /// <inheritdoc />
+    public string BackendType => TypeName;
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidOperationException">The public address differs from the interface address (NAT), or the interface lacks an address of an enabled family.</exception>
+    public ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ExternalInterface external = context.ExternalInterface;
+
+        // Peers route to our PublicIP as a next hop on their own link: it must be this interface's address.
+        if (context.Config.EnableIPv4)
+        {
+            IPAddress iface = external.IfaceAddress
+                ?? throw new InvalidOperationException($"host-gw: IPv4 is enabled but interface {external.Name} has no IPv4 address");
+            if (external.PublicIP is { } publicIP && !publicIP.Equals(iface))
+            {
+                throw new InvalidOperationException(NatNotSupportedMessage);
+            }
+        }
+
+        if (context.Config.EnableIPv6)
+        {
+            IPAddress iface = external.IfaceIPv6Address
+                ?? throw new InvalidOperationException($"host-gw: IPv6 is enabled but interface {external.Name} has no IPv6 address");
+            if (external.PublicIPv6 is { } publicIPv6 && !publicIPv6.Equals(iface))
+            {
+                throw new InvalidOperationException(NatNotSupportedMessage);
+            }
+        }
+
+        var attributes = new LeaseAttributes
+        {
+            PublicIP = context.Config.EnableIPv4 ? external.IfaceAddress! : IPAddress.Any,
+            PublicIPv6 = context.Config.EnableIPv6 ? external.IfaceIPv6Address : null,
+            BackendType = TypeName,
+        };
+
+        var metrics = new BackendMetrics(TypeName, _meterFactory);
+        INetwork network = new HostGwNetwork(_netlink, _timeProvider, _options.ResyncInterval, metrics, _logger, context.Config, external, attributes);
+        return ValueTask.FromResult(network);
+    }
+}

@@ -1,0 +1,104 @@
+namespace Flannel.Cni;
+
+/// <summary>
+/// The delegate netconf saved at ADD for the matching DEL: <c>&lt;dataDir&gt;/&lt;containerID&gt;</c>, directory 0700,
+/// file 0600. Written atomically (temporary file in the same directory, fsync, rename, fsync of the directory),
+/// so a crash never leaves a truncated netconf that would make DEL skip the delegate.
+/// </summary>
+internal static class ScratchStore
+{
+    private const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    public static void Save(string dataDir, string containerId, byte[] netconf)
+    {
+        Directory.CreateDirectory(dataDir, DirectoryMode);
+        string path = Path.Combine(dataDir, containerId);
+        string temporary = Path.Combine(dataDir, $".{containerId}.{Environment.ProcessId}.tmp");
+        try
+        {
+            var options = new FileStreamOptions
+            {
+                Mode = System.IO.FileMode.Create,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+                UnixCreateMode = FileMode,
+            };
+            using (var stream = new FileStream(temporary, options))
+            {
+                stream.Write(netconf);
+                stream.Flush(flushToDisk: true);
+            }
+
+            // Create honours the umask and keeps an existing file's mode; make it exactly 0600.
+            File.SetUnixFileMode(temporary, FileMode);
+            File.Move(temporary, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temporary);
+            throw;
+        }
+
+        FsyncDirectory(dataDir);
+    }
+
+    /// <summary>The stored netconf, or null when there is none (DEL is then a no-op).</summary>
+    public static byte[]? TryLoad(string dataDir, string containerId)
+    {
+        try
+        {
+            return File.ReadAllBytes(Path.Combine(dataDir, containerId));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    public static void Delete(string dataDir, string containerId)
+    {
+        try
+        {
+            File.Delete(Path.Combine(dataDir, containerId));
+        }
+        catch (IOException)
+        {
+            // Per the CNI spec DEL continues; a leftover file only costs a no-op delegate DEL later.
+        }
+    }
+
+    private static void FsyncDirectory(string directory)
+    {
+        // Makes the rename durable. .NET cannot open a directory as a file, so go to libc (Linux only).
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        int fd = NativeMethods.open(directory, NativeMethods.O_RDONLY | NativeMethods.O_CLOEXEC);
+        if (fd < 0)
+        {
+            return; // best effort: the file content itself was fsynced
+        }
+
+        _ = NativeMethods.fsync(fd);
+        _ = NativeMethods.close(fd);
+    }
+}
+
+/// <summary>The three libc calls needed to fsync a directory.</summary>
+internal static partial class NativeMethods
+{
+    public const int O_RDONLY = 0;
+    public const int O_CLOEXEC = 0x80000;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    internal static partial int open(string path, int flags);
+
+    [System.Runtime.InteropServices.LibraryImport("libc")]
+    internal static partial int fsync(int fd);
+
+    [System.Runtime.InteropServices.LibraryImport("libc")]
+    internal static partial int close(int fd);
+}

@@ -1,0 +1,311 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using Flannel.Networking;
+using Microsoft.Win32.SafeHandles;
+
+namespace Flannel.SubnetEnv;
+
+/// <summary>
+/// Reads and atomically replaces flannel's subnet.env.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Writing follows flannel (<c>renameio.WriteFile</c>): the content goes to a temporary file in the same
+/// directory, is flushed to disk (fsync), gets mode 0644 whatever the umask, and is renamed over the target, so
+/// a reader (the CNI plugin, run concurrently by the kubelet) sees either the old file or the new one, never
+/// a partial one. Missing parent directories are created with mode 0755. On failure the temporary file is
+/// removed.
+/// </para>
+/// <para>
+/// Reading is for the restart path: flannel reads the previous <c>FLANNEL_SUBNET</c> (to ask for the same
+/// subnet again) and the previous networks (to clean up old masquerade rules) before overwriting the file.
+/// </para>
+/// </remarks>
+public static class SubnetEnvFile
+{
+    /// <summary>flannel's default path (<c>--subnet-file</c>).</summary>
+    public const string DefaultPath = "/run/flannel/subnet.env";
+
+    /// <summary>The mode of the written file: rw-r--r--.</summary>
+    public const UnixFileMode FileMode =
+        UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    /// <summary>The mode of created parent directories: rwxr-xr-x.</summary>
+    public const UnixFileMode DirectoryMode =
+        UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+
+    /// <summary>Atomically replaces <paramref name="path"/> with <paramref name="environment"/>'s text.</summary>
+    /// <exception cref="IOException">The file could not be written; the previous file (if any) is unchanged.</exception>
+    public static void Write(string path, SubnetEnvironment environment)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        WriteAtomically(path, Encoding.UTF8.GetBytes(environment.Format()));
+    }
+
+    /// <summary>
+    /// Atomically replaces <paramref name="path"/> with <paramref name="content"/> (temp file in the same
+    /// directory, fsync, mode 0644, rename). Exposed for other small state files that need the same guarantee.
+    /// </summary>
+    /// <exception cref="IOException">The file could not be written; the previous file (if any) is unchanged.</exception>
+    public static void WriteAtomically(string path, ReadOnlySpan<byte> content)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string fullPath = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(fullPath)
+            ?? throw new ArgumentException($"'{path}' has no parent directory.", nameof(path));
+        CreateDirectories(directory);
+
+        // A dot-file beside the target: same file system (so rename is atomic) and ignored by globbing readers.
+        string temp = Path.Combine(
+            directory,
+            string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(fullPath)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}.tmp"));
+        try
+        {
+            using (SafeFileHandle handle = File.OpenHandle(
+                temp, System.IO.FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, preallocationSize: 0))
+            {
+                // The create mode is filtered by the umask; set the final mode explicitly on the open handle.
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(handle, FileMode);
+                }
+
+                RandomAccess.Write(handle, content, fileOffset: 0);
+                RandomAccess.FlushToDisk(handle);
+            }
+
+            File.Move(temp, fullPath, overwrite: true); // rename(2): atomic replacement
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads a subnet.env written by flannel or Flannel.NET. A missing file gives
+    /// <see cref="SubnetEnvReadResult.Exists"/> = false; a value that cannot be used is left null and the
+    /// reason is listed in <see cref="SubnetEnvReadResult.Problems"/>. Never throws for bad content.
+    /// </summary>
+    /// <exception cref="IOException">The file exists but could not be read.</exception>
+    public static SubnetEnvReadResult Read(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string text;
+        try
+        {
+            text = File.ReadAllText(path, Encoding.UTF8);
+        }
+        catch (FileNotFoundException)
+        {
+            return SubnetEnvReadResult.Missing(path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return SubnetEnvReadResult.Missing(path);
+        }
+
+        return Parse(text, path);
+    }
+
+    /// <summary>Parses subnet.env text; see <see cref="Read"/>. <paramref name="source"/> names the file in messages.</summary>
+    public static SubnetEnvReadResult Parse(string text, string source = "subnet.env")
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        Dictionary<string, string> values = ParseDotEnv(text);
+        var problems = new List<string>();
+
+        IPNetwork? ReadCidr(string key, AddressFamily family)
+        {
+            if (!values.TryGetValue(key, out string? value))
+            {
+                return null;
+            }
+
+            // flannel's dotenv values may be comma-separated lists; one node has one subnet per family, so a
+            // list cannot be used (flannel: "more than one entry", treated as absent).
+            string[] entries = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (entries.Length != 1)
+            {
+                problems.Add(entries.Length == 0
+                    ? $"{source}: {key} is empty"
+                    : $"{source}: {key}={value} has {entries.Length} entries, expected exactly one; ignoring it");
+                return null;
+            }
+
+            if (!IPText.TryParseNetwork(entries[0], family, out IPNetwork network))
+            {
+                string expected = family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
+                problems.Add($"{source}: {key}={value} is not an {expected} CIDR; ignoring it");
+                return null;
+            }
+
+            // FLANNEL_SUBNET holds the gateway address (network + 1); parsing drops the host bits, as Go's
+            // ParseCIDR does, which gives back the lease subnet.
+            return network;
+        }
+
+        IPNetwork? network4 = ReadCidr("FLANNEL_NETWORK", AddressFamily.InterNetwork);
+        IPNetwork? subnet4 = ReadCidr("FLANNEL_SUBNET", AddressFamily.InterNetwork);
+        IPNetwork? network6 = ReadCidr("FLANNEL_IPV6_NETWORK", AddressFamily.InterNetworkV6);
+        IPNetwork? subnet6 = ReadCidr("FLANNEL_IPV6_SUBNET", AddressFamily.InterNetworkV6);
+
+        int? mtu = null;
+        if (values.TryGetValue("FLANNEL_MTU", out string? mtuText))
+        {
+            if (int.TryParse(mtuText, NumberStyles.None, CultureInfo.InvariantCulture, out int parsed) && parsed > 0)
+            {
+                mtu = parsed;
+            }
+            else
+            {
+                problems.Add($"{source}: FLANNEL_MTU={mtuText} is not a positive integer; ignoring it");
+            }
+        }
+
+        bool? ipMasq = null;
+        if (values.TryGetValue("FLANNEL_IPMASQ", out string? masqText))
+        {
+            if (bool.TryParse(masqText, out bool parsed))
+            {
+                ipMasq = parsed;
+            }
+            else
+            {
+                problems.Add($"{source}: FLANNEL_IPMASQ={masqText} is not true or false; ignoring it");
+            }
+        }
+
+        return new SubnetEnvReadResult
+        {
+            Exists = true,
+            Network = network4,
+            Subnet = subnet4,
+            IPv6Network = network6,
+            IPv6Subnet = subnet6,
+            Mtu = mtu,
+            IPMasq = ipMasq,
+            Problems = problems,
+        };
+    }
+
+    /// <summary>
+    /// A small dotenv reader: <c>KEY=VALUE</c> lines, <c>#</c> comments, blank lines, an optional <c>export </c>
+    /// prefix and optional single or double quotes around the value. A later key overrides an earlier one.
+    /// </summary>
+    private static Dictionary<string, string> ParseDotEnv(string text)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string rawLine in text.Split('\n'))
+        {
+            ReadOnlySpan<char> line = rawLine.AsSpan().Trim();
+            if (line.IsEmpty || line[0] == '#')
+            {
+                continue;
+            }
+
+            if (line.StartsWith("export ", StringComparison.Ordinal))
+            {
+                line = line["export ".Length..].TrimStart();
+            }
+
+            int equals = line.IndexOf('=');
+            if (equals <= 0)
+            {
+                continue;
+            }
+
+            string key = line[..equals].Trim().ToString();
+            ReadOnlySpan<char> value = line[(equals + 1)..].Trim();
+            if (value.Length >= 2 && (value[0] is '"' or '\'') && value[^1] == value[0])
+            {
+                value = value[1..^1];
+            }
+
+            values[key] = value.ToString();
+        }
+
+        return values;
+    }
+
+    private static void CreateDirectories(string directory)
+    {
+        if (Directory.Exists(directory))
+        {
+            return;
+        }
+
+        string? parent = Path.GetDirectoryName(directory);
+        if (parent is not null)
+        {
+            CreateDirectories(parent);
+        }
+
+        try
+        {
+            Directory.CreateDirectory(directory);
+            if (!OperatingSystem.IsWindows())
+            {
+                // mkdir's mode is filtered by the umask; flannel's directory is 0755.
+                File.SetUnixFileMode(directory, DirectoryMode);
+            }
+        }
+        catch (IOException) when (Directory.Exists(directory))
+        {
+            // Created concurrently by someone else: fine.
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // Best effort: the original error matters more.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}
+
+/// <summary>What <see cref="SubnetEnvFile.Read"/> found.</summary>
+public sealed record SubnetEnvReadResult
+{
+    /// <summary>False when the file does not exist (first start).</summary>
+    public bool Exists { get; init; }
+
+    /// <summary><c>FLANNEL_NETWORK</c>, when present and valid.</summary>
+    public IPNetwork? Network { get; init; }
+
+    /// <summary>The previous IPv4 lease subnet (the network of <c>FLANNEL_SUBNET</c>), when present and valid.</summary>
+    public IPNetwork? Subnet { get; init; }
+
+    /// <summary><c>FLANNEL_IPV6_NETWORK</c>, when present and valid.</summary>
+    public IPNetwork? IPv6Network { get; init; }
+
+    /// <summary>The previous IPv6 lease subnet (the network of <c>FLANNEL_IPV6_SUBNET</c>).</summary>
+    public IPNetwork? IPv6Subnet { get; init; }
+
+    /// <summary><c>FLANNEL_MTU</c>, when present and valid.</summary>
+    public int? Mtu { get; init; }
+
+    /// <summary><c>FLANNEL_IPMASQ</c>, when present and valid.</summary>
+    public bool? IPMasq { get; init; }
+
+    /// <summary>Why values were ignored (each names the variable and its value); empty when all was well.</summary>
+    public IReadOnlyList<string> Problems { get; init; } = [];
+
+    /// <summary>The result for a missing file.</summary>
+    public static SubnetEnvReadResult Missing(string path) =>
+        new() { Exists = false, Problems = [$"{path} does not exist: no previous subnet"] };
+}

@@ -1,0 +1,48 @@
+using System.Net;
+using Flannel.Subnets;
+
+namespace Flannel.Store.Etcd;
+
+/// <summary>
+/// flannel's etcd key layout under a prefix (default <c>/coreos.com/network</c>):
+/// <code>
+/// &lt;prefix&gt;/config                               the network config (JSON)
+/// &lt;prefix&gt;/subnets/10.244.1.0-24                  an IPv4 lease
+/// &lt;prefix&gt;/subnets/10.244.1.0-24&amp;fd00:10:244:1::-64  a dual-stack lease
+/// </code>
+/// </summary>
+internal sealed class EtcdKeyLayout
+{
+    public EtcdKeyLayout(string prefix)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(prefix);
+
+        // Go's path.Join: one slash between the parts, no trailing slash.
+        string trimmed = "/" + prefix.Trim('/');
+        Prefix = trimmed == "/" ? string.Empty : trimmed;
+        ConfigKey = Prefix + "/config";
+        SubnetsPrefix = Prefix + "/subnets/";
+    }
+
+    /// <summary>The normalised prefix without a trailing slash.</summary>
+    public string Prefix { get; }
+
+    /// <summary><c>&lt;prefix&gt;/config</c>.</summary>
+    public string ConfigKey { get; }
+
+    /// <summary><c>&lt;prefix&gt;/subnets/</c>: every lease key starts with it.</summary>
+    public string SubnetsPrefix { get; }
+
+    /// <summary>The etcd key of a lease.</summary>
+    public string LeaseKey(IPNetwork? subnet, IPNetwork? ipv6Subnet) => SubnetsPrefix + SubnetKey.Format(subnet, ipv6Subnet);
+
+    /// <summary>Parses a lease key read from etcd; false when it does not name a subnet.</summary>
+    public bool TryParseLeaseKey(string key, out IPNetwork? subnet, out IPNetwork? ipv6Subnet)
+    {
+        subnet = null;
+        ipv6Subnet = null;
+        return key.StartsWith(SubnetsPrefix, StringComparison.Ordinal)
+            && key.IndexOf('/', SubnetsPrefix.Length) < 0
+            && SubnetKey.TryParse(key[SubnetsPrefix.Length..], out subnet, out ipv6Subnet);
+    }
+}
