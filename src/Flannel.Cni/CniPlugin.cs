@@ -94,6 +94,15 @@ internal sealed class CniPlugin(IReadOnlyDictionary<string, string> environment,
             stdout.Write('\n');
             return 1;
         }
+#pragma warning disable CA1031 // A runtime only understands the error document: never die with a bare stack trace.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            stderr.WriteLine(e.ToString());
+            stdout.Write(new CniException(CniErrorCode.Internal, e.Message).ToJson(errorVersion));
+            stdout.Write('\n');
+            return 1;
+        }
     }
 
     private void Add(NetConf conf)

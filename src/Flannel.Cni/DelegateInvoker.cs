@@ -31,7 +31,17 @@ internal sealed class ProcessPluginRunner : IPluginRunner
             start.Environment[key] = value;
         }
 
-        using Process process = Process.Start(start) ?? throw new CniException(CniErrorCode.Internal, $"failed to start {path}");
+        Process process;
+        try
+        {
+            process = Process.Start(start) ?? throw new CniException(CniErrorCode.Internal, $"failed to start {path}");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new CniException(CniErrorCode.Internal, $"fork/exec {path}: {e.Message}");
+        }
+
+        using Process running = process;
         using var stdout = new MemoryStream();
         Task copy = process.StandardOutput.BaseStream.CopyToAsync(stdout);
         try

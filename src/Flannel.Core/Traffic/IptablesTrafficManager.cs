@@ -82,15 +82,19 @@ internal sealed class IptablesTrafficManager : TrafficManagerBase
         }, cancellationToken);
     }
 
-    protected override async Task<IReadOnlyList<string>> ResyncCoreAsync(CancellationToken cancellationToken)
+    protected override async Task ResyncCoreAsync(List<string> repaired, List<Exception> errors, CancellationToken cancellationToken)
     {
-        var repaired = new List<string>();
         foreach (var group in _installed.Values.GroupBy(i => (i.Family, i.RuleSet.Table)).ToArray())
         {
-            repaired.AddRange(await EnsureTableAsync(group.Key.Family, group.Key.Table, group.ToArray(), cancellationToken).ConfigureAwait(false));
+            try
+            {
+                repaired.AddRange(await EnsureTableAsync(group.Key.Family, group.Key.Table, group.ToArray(), cancellationToken).ConfigureAwait(false));
+            }
+            catch (TrafficRulesException e)
+            {
+                errors.Add(e);
+            }
         }
-
-        return repaired;
     }
 
     private bool UseFullyRandom(IptablesCapabilities capabilities) => capabilities.RandomFully && !Options.DisableFullyRandom;
@@ -150,9 +154,10 @@ internal sealed class IptablesTrafficManager : TrafficManagerBase
         foreach ((Installed installed, _) in stale)
         {
             IReadOnlyList<string> observed = after.RulesOf(installed.RuleSet.Chain);
-            if (!observed.SequenceEqual(installed.ExpectedLines))
+            if (!observed.SequenceEqual(installed.ExpectedLines) && SameRulesSpelledDifferently(observed, installed.RuleSet.RuleLines))
             {
-                TrafficLog.RulesPrintedDifferently(Logger, family.Name, installed.RuleSet.Chain, string.Join(" | ", observed));
+                string spelling = string.Join(" | ", observed);
+                TrafficLog.RulesPrintedDifferently(Logger, family.Name, installed.RuleSet.Chain, spelling);
                 installed.ExpectedLines = observed.ToArray();
             }
 
@@ -160,6 +165,24 @@ internal sealed class IptablesTrafficManager : TrafficManagerBase
         }
 
         return applied;
+    }
+
+    /// <summary>
+    /// True when <paramref name="observed"/> holds the same rules as <paramref name="expected"/>, one for one, only
+    /// quoted or ordered differently (the same words per rule). Anything else, such as a rule removed by someone
+    /// between the apply and the read-back, must never become the expected state.
+    /// </summary>
+    internal static bool SameRulesSpelledDifferently(IReadOnlyList<string> observed, IReadOnlyList<string> expected)
+    {
+        if (observed.Count != expected.Count || observed.Count == 0)
+        {
+            return false;
+        }
+
+        static string Words(string line) =>
+            string.Join(' ', line.Replace("\"", "", StringComparison.Ordinal).Split(' ', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+
+        return observed.Zip(expected).All(pair => Words(pair.First) == Words(pair.Second));
     }
 
     /// <summary>

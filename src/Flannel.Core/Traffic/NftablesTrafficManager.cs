@@ -85,9 +85,8 @@ internal sealed class NftablesTrafficManager : TrafficManagerBase
         }, cancellationToken);
     }
 
-    protected override async Task<IReadOnlyList<string>> ResyncCoreAsync(CancellationToken cancellationToken)
+    protected override async Task ResyncCoreAsync(List<string> repaired, List<Exception> errors, CancellationToken cancellationToken)
     {
-        var repaired = new List<string>();
         foreach (Installed installed in _installed.Values.ToArray())
         {
             CommandResult listing = await ListChainAsync(installed, cancellationToken).ConfigureAwait(false);
@@ -96,11 +95,16 @@ internal sealed class NftablesTrafficManager : TrafficManagerBase
                 continue;
             }
 
-            await ApplyAsync(installed, cancellationToken).ConfigureAwait(false);
-            repaired.Add($"{installed.Family.Keyword} {installed.Family.Table} {installed.Chain}");
+            try
+            {
+                await ApplyAsync(installed, cancellationToken).ConfigureAwait(false);
+                repaired.Add($"{installed.Family.Keyword} {installed.Family.Table} {installed.Chain}");
+            }
+            catch (TrafficRulesException e)
+            {
+                errors.Add(e);
+            }
         }
-
-        return repaired;
     }
 
     /// <summary>The masquerade chain with the iptables mode's semantics (see the class remarks).</summary>
@@ -167,10 +171,17 @@ internal sealed class NftablesTrafficManager : TrafficManagerBase
         TrafficLog.ApplyingRestore(Logger, "nft", installed.Script);
         await RunCheckedAsync("nft", ["-f", "-"], installed.Script, cancellationToken).ConfigureAwait(false);
 
-        // What nft prints for the chain right after the apply is what a resync expects to find.
+        // What nft prints for the chain right after the apply is what a resync expects to find, provided it holds
+        // as many rules as were written (a chain changed in between must not become the reference).
         CommandResult listing = await ListChainAsync(installed, cancellationToken).ConfigureAwait(false);
-        installed.Reference = listing.Succeeded ? listing.StandardOutput : null;
+        installed.Reference = listing.Succeeded && CountRules(listing.StandardOutput) == installed.RuleCount ? listing.StandardOutput : null;
     }
+
+    /// <summary>The rule lines of an <c>nft list chain</c> listing (not the table/chain lines, comment, type or braces).</summary>
+    internal static int CountRules(string listing) =>
+        listing.Split('\n').Count(line => line.StartsWith("\t\t", StringComparison.Ordinal)
+            && !line.StartsWith("\t\tcomment ", StringComparison.Ordinal)
+            && !line.StartsWith("\t\ttype ", StringComparison.Ordinal));
 
     private Task<CommandResult> ListChainAsync(Installed installed, CancellationToken cancellationToken) =>
         TryRunAsync("nft", ["list", "chain", installed.Family.Keyword, installed.Family.Table, installed.Chain], null, cancellationToken);
@@ -267,6 +278,8 @@ internal sealed class NftablesTrafficManager : TrafficManagerBase
         public string Chain { get; } = chain;
 
         public string Script { get; } = script;
+
+        public int RuleCount { get; } = script.Split('\n').Count(line => line.StartsWith("add rule ", StringComparison.Ordinal));
 
         /// <summary>The <c>nft list chain</c> output right after the last apply; null before the first one.</summary>
         public string? Reference { get; set; }

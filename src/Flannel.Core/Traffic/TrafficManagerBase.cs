@@ -66,26 +66,42 @@ internal abstract class TrafficManagerBase : ITrafficManager
 
     public async Task<int> ResyncAsync(CancellationToken cancellationToken)
     {
-        IReadOnlyList<string> repaired = await LockedAsync(async ct =>
+        var repaired = new List<string>();
+        var errors = new List<Exception>();
+        await LockedAsync(async ct =>
         {
-            var all = new List<string>(await ResyncCoreAsync(ct).ConfigureAwait(false));
+            await ResyncCoreAsync(repaired, errors, ct).ConfigureAwait(false);
             foreach (System.Net.IPNetwork subnet in _blackholes)
             {
-                if (await EnsureBlackholeRouteAsync(subnet, ct).ConfigureAwait(false))
+                try
                 {
-                    all.Add($"blackhole route {subnet}");
+                    if (await EnsureBlackholeRouteAsync(subnet, ct).ConfigureAwait(false))
+                    {
+                        repaired.Add($"blackhole route {subnet}");
+                    }
+                }
+                catch (TrafficRulesException e)
+                {
+                    errors.Add(e);
                 }
             }
 
-            return (IReadOnlyList<string>)all;
+            return true;
         }, cancellationToken).ConfigureAwait(false);
+
         foreach (string chain in repaired)
         {
             TrafficLog.RulesRepaired(Logger, chain);
             RulesRepaired?.Invoke(this, chain);
         }
 
-        return repaired.Count;
+        // One broken family or table does not stop the others from being repaired; the failures are reported together.
+        return errors.Count switch
+        {
+            0 => repaired.Count,
+            1 => throw errors[0],
+            _ => throw new AggregateException("several traffic rule sets could not be ensured", errors),
+        };
     }
 
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -126,7 +142,7 @@ internal abstract class TrafficManagerBase : ITrafficManager
             return false;
         }
 
-        CommandResult add = await Runner.RunAsync("ip", [family, "route", "add", "blackhole", prefix], null, cancellationToken).ConfigureAwait(false);
+        CommandResult add = await TryRunAsync("ip", [family, "route", "add", "blackhole", prefix], null, cancellationToken).ConfigureAwait(false);
         if (add.Succeeded)
         {
             return true;
@@ -140,8 +156,11 @@ internal abstract class TrafficManagerBase : ITrafficManager
         throw new TrafficRulesException($"ip {family} route add blackhole {prefix} failed with exit code {add.ExitCode}: {add.StandardError.Trim()}");
     }
 
-    /// <summary>Checks the installed rule sets; returns the names of those it re-applied.</summary>
-    protected abstract Task<IReadOnlyList<string>> ResyncCoreAsync(CancellationToken cancellationToken);
+    /// <summary>
+    /// Checks the installed rule sets, adding the names of those it re-applied to <paramref name="repaired"/> and the
+    /// failures (one per rule set or table) to <paramref name="errors"/>.
+    /// </summary>
+    protected abstract Task ResyncCoreAsync(List<string> repaired, List<Exception> errors, CancellationToken cancellationToken);
 
     protected async Task<T> LockedAsync<T>(Func<CancellationToken, Task<T>> action, CancellationToken cancellationToken)
     {
@@ -159,7 +178,7 @@ internal abstract class TrafficManagerBase : ITrafficManager
     /// <summary>Runs a command and throws <see cref="TrafficRulesException"/> when it fails.</summary>
     protected async Task<CommandResult> RunCheckedAsync(string fileName, IReadOnlyList<string> arguments, string? input, CancellationToken cancellationToken)
     {
-        CommandResult result = await Runner.RunAsync(fileName, arguments, input, cancellationToken).ConfigureAwait(false);
+        CommandResult result = await TryRunAsync(fileName, arguments, input, cancellationToken).ConfigureAwait(false);
         return result.Succeeded
             ? result
             : throw new TrafficRulesException($"{fileName} {string.Join(' ', arguments)} failed with exit code {result.ExitCode}: {result.StandardError.Trim()}");

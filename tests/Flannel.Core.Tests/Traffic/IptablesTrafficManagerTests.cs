@@ -216,6 +216,47 @@ public sealed class IptablesTrafficManagerTests
         await loop;
     }
 
+    [Fact]
+    public async Task A_failing_family_does_not_stop_the_other_from_being_repaired()
+    {
+        var runner = new Ip6RestoreSwitch(_fw);
+        using ITrafficManager manager = TrafficManager.Create(false, runner);
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await manager.SetupAndEnsureMasqRulesAsync(DualStack, null, ct);
+
+        runner.FailIp6Restore = true;
+        _fw.Chain("iptables", "nat", "FLANNEL-POSTRTG").Clear();
+        _fw.Chain("ip6tables", "nat", "FLANNEL-POSTRTG").Clear();
+        var repaired = new List<string>();
+        manager.RulesRepaired += (_, chain) => repaired.Add(chain);
+
+        TrafficRulesException e = await Assert.ThrowsAsync<TrafficRulesException>(() => manager.ResyncAsync(ct));
+        Assert.StartsWith("ip6tables-restore", e.Message, StringComparison.Ordinal);
+        Assert.Equal(["IPv4 nat FLANNEL-POSTRTG"], repaired);
+        Assert.Equal(GoldenMasq, _fw.Chain("iptables", "nat", "FLANNEL-POSTRTG"));
+    }
+
+    [Fact]
+    public void Only_a_respelling_of_the_same_rules_is_adopted_as_the_expected_text()
+    {
+        string[] respelled = GoldenMasq.Select(l => l.Replace("\"flanneld masq\"", "flanneld\\ masq", StringComparison.Ordinal)).ToArray();
+        string[] reordered = GoldenMasq.Select(l => l.Replace("-m comment --comment \"flanneld masq\" ", "", StringComparison.Ordinal) + " -m comment --comment \"flanneld masq\"").ToArray();
+        Assert.True(IptablesTrafficManager.SameRulesSpelledDifferently(reordered, GoldenMasq));
+        Assert.False(IptablesTrafficManager.SameRulesSpelledDifferently(GoldenMasq[1..], GoldenMasq)); // a rule vanished
+        Assert.False(IptablesTrafficManager.SameRulesSpelledDifferently([], GoldenMasq));
+        Assert.False(IptablesTrafficManager.SameRulesSpelledDifferently(respelled, GoldenMasq)); // different words
+    }
+
+    private sealed class Ip6RestoreSwitch(FakeFirewall inner) : ICommandRunner
+    {
+        public bool FailIp6Restore { get; set; }
+
+        public Task<CommandResult> RunAsync(string fileName, IReadOnlyList<string> arguments, string? standardInput, CancellationToken cancellationToken) =>
+            FailIp6Restore && fileName == "ip6tables-restore"
+                ? Task.FromResult(new CommandResult(1, "", "ip6tables-restore: unable to initialize table 'nat'"))
+                : inner.RunAsync(fileName, arguments, standardInput, cancellationToken);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         for (int i = 0; i < 500 && !condition(); i++)

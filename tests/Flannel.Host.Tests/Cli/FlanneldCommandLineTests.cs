@@ -455,4 +455,13 @@ public sealed class FlanneldCommandLineTests
         Assert.DoesNotContain("hunter2", text, StringComparison.Ordinal);
         Assert.Contains("etcdPassword:********", text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Traffic_options_come_from_the_resync_and_fully_random_flags()
+    {
+        Flannel.Traffic.TrafficManagerOptions traffic = Parse("--iptables-resync=12", "--ip-masq-fully-random-disable").ToTrafficManagerOptions();
+        Assert.Equal(TimeSpan.FromSeconds(12), traffic.ResyncPeriod);
+        Assert.True(traffic.DisableFullyRandom);
+        Assert.Equal(new Flannel.Traffic.TrafficManagerOptions(), Parse().ToTrafficManagerOptions());
+    }
 }
