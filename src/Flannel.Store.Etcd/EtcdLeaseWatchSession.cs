@@ -32,6 +32,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly string _endpoints;
+    private readonly Action<string?> _reportHealth;
     private readonly Dictionary<string, EtcdLeaseRecord> _cache = new(StringComparer.Ordinal);
     private readonly HashSet<(string Key, long Revision)> _reported = [];
     private const int MaxReported = 10_000;
@@ -41,8 +42,13 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private bool _needsSnapshot = true;
     private TimeSpan _backoff = InitialBackoff;
 
-    public EtcdLeaseWatchSession(EtcdConnection etcd, EtcdKeyLayout keys, TimeSpan ttl, ILogger logger, TimeProvider time, string endpoints)
+    /// <param name="reportHealth">
+    /// Told why the watch is down while it reconnects, and null once etcd answers again, so the agent's readiness
+    /// can fall back during an outage that this session otherwise hides by retrying.
+    /// </param>
+    public EtcdLeaseWatchSession(EtcdConnection etcd, EtcdKeyLayout keys, TimeSpan ttl, ILogger logger, TimeProvider time, string endpoints, Action<string?> reportHealth)
     {
+        _reportHealth = reportHealth;
         _etcd = etcd;
         _keys = keys;
         _ttl = ttl;
@@ -63,7 +69,9 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
             {
                 if (_needsSnapshot)
                 {
-                    return await SnapshotAsync(cancellationToken).ConfigureAwait(false);
+                    LeaseWatchResult snapshot = await SnapshotAsync(cancellationToken).ConfigureAwait(false);
+                    _reportHealth(null);
+                    return snapshot;
                 }
 
                 if (_call is null)
@@ -77,6 +85,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                 }
 
                 WatchResponse response = _call.ResponseStream.Current;
+                _reportHealth(null);
                 if (response.Canceled || response.CompactRevision != 0)
                 {
                     Log.WatchCanceled(_logger, _keys.SubnetsPrefix, _nextRevision, response.CompactRevision, response.CancelReason);
@@ -125,6 +134,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                 }
 
                 await CloseAsync().ConfigureAwait(false);
+                _reportHealth($"the etcd lease watch on {_endpoints} is down ({ex.Message}); reconnecting");
                 Log.WatchInterrupted(_logger, _keys.SubnetsPrefix, _endpoints, _backoff, _nextRevision, ex.Message);
                 await Task.Delay(_backoff, _time, cancellationToken).ConfigureAwait(false);
                 _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, MaxBackoff.Ticks));

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Etcdserverpb;
 using Flannel.Configuration;
+using Flannel.Health;
 using Flannel.Subnets;
 using Lease = Flannel.Subnets.Lease;
 using Google.Protobuf;
@@ -26,8 +27,10 @@ namespace Flannel.Store.Etcd;
 /// without one TimeToLive call per key.</para>
 /// <para>One store instance serves one node.</para>
 /// </remarks>
-public sealed partial class EtcdSubnetStore : ISubnetStore, IDisposable
+public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposable
 {
+    private volatile string? _watchDownReason;
+
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
     private readonly EtcdConnection _etcd;
     private readonly bool _ownsConnection;
@@ -262,10 +265,17 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, IDisposable
         }
     }
 
+    /// <summary>
+    /// Why this store cannot serve the node right now — its lease watch is down and reconnecting — or null when it is
+    /// healthy. The watch hides an etcd outage by retrying, so the agent reads this to let <c>/readyz</c> fall back.
+    /// </summary>
+    public string? NotReadyReason => _watchDownReason;
+
     /// <inheritdoc/>
     public async IAsyncEnumerable<LeaseWatchResult> WatchLeasesAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await using var session = new EtcdLeaseWatchSession(_etcd, _keys, _options.LeaseTtl, _logger, _time, EndpointsText);
+        await using var session = new EtcdLeaseWatchSession(
+            _etcd, _keys, _options.LeaseTtl, _logger, _time, EndpointsText, reason => _watchDownReason = reason);
         while (true)
         {
             LeaseWatchResult result = await session.NextAsync(cancellationToken).ConfigureAwait(false);

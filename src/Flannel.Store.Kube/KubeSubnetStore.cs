@@ -1,6 +1,7 @@
 using System.Net;
 using System.Runtime.CompilerServices;
 using Flannel.Configuration;
+using Flannel.Health;
 using Flannel.Store.Kube.Internal;
 using Flannel.Subnets;
 using k8s;
@@ -28,7 +29,7 @@ namespace Flannel.Store.Kube;
 /// the node's network available (NetworkUnavailable=False, reason FlannelIsUp) and then watches the node, putting
 /// our annotations back if someone removes them and handing out a new lease if the podCIDR changes.</para>
 /// </remarks>
-public sealed class KubeSubnetStore : ISubnetStore, IDisposable
+public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposable
 {
     private static readonly TimeSpan LeaseLifetime = TimeSpan.FromHours(24);
 
@@ -97,6 +98,21 @@ public sealed class KubeSubnetStore : ISubnetStore, IDisposable
             lock (_stateLock)
             {
                 return _stateDetail;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="StateDetail"/> while the node is missing, has no podCIDR yet, or is misconfigured; null once the lease
+    /// is ready (and during start-up, before the agent has asked for it). The agent folds this into <c>/readyz</c>.
+    /// </summary>
+    public string? NotReadyReason
+    {
+        get
+        {
+            lock (_stateLock)
+            {
+                return _state is KubeNodeState.Ready or KubeNodeState.Starting ? null : _stateDetail;
             }
         }
     }

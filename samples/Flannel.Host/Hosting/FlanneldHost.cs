@@ -68,7 +68,6 @@ internal static class FlanneldHost
                 o.NetConfigPath = options.NetConfigPath;
                 o.SetNodeNetworkUnavailable = options.SetNodeNetworkUnavailable;
             });
-            builder.Services.AddSingleton<ISubnetStoreStatus>(sp => new KubeStoreStatus(sp.GetRequiredService<KubeSubnetStore>()));
         }
         else
         {
@@ -145,10 +144,4 @@ internal static class FlanneldHost
     }
 
     private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
-
-    /// <summary>Folds the Kubernetes store's node state (waiting for the node or its podCIDR) into readiness.</summary>
-    private sealed class KubeStoreStatus(KubeSubnetStore store) : ISubnetStoreStatus
-    {
-        public string? NotReadyReason => store.State is KubeNodeState.Ready or KubeNodeState.Starting ? null : store.StateDetail;
-    }
 }
