@@ -48,8 +48,8 @@ public sealed class RemoteLeaseTracker
     {
         ArgumentNullException.ThrowIfNull(item);
         Lease? own = _ownLease;
-        DropOwnFromCache(own);
         var events = new List<LeaseEvent>();
+        DropOwnFromCache(own, events);
         if (item.Snapshot is { } snapshot)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -131,7 +131,12 @@ public sealed class RemoteLeaseTracker
         events.Add(new LeaseEvent(LeaseEventType.Added, lease));
     }
 
-    private void DropOwnFromCache(Lease? own)
+    /// <summary>
+    /// Forgets a cached remote lease that now overlaps this node's own lease (we re-acquired a subnet a peer held)
+    /// and reports it as removed, so the backend deletes the route, neighbour and FDB entry that would otherwise
+    /// keep sending our own pods' traffic to the old owner.
+    /// </summary>
+    private void DropOwnFromCache(Lease? own, List<LeaseEvent> events)
     {
         if (own is null || _remote.Count == 0)
         {
@@ -143,6 +148,7 @@ public sealed class RemoteLeaseTracker
             if (IsOwn(cached.Value, own))
             {
                 _remote.Remove(cached.Key);
+                events.Add(new LeaseEvent(LeaseEventType.Removed, cached.Value));
             }
         }
     }

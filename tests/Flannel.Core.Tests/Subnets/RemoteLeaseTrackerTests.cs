@@ -114,7 +114,7 @@ public sealed class RemoteLeaseTrackerTests
     }
 
     [Fact]
-    public void Changing_the_own_lease_drops_it_from_the_cache()
+    public void Taking_over_a_peers_subnet_removes_that_peer()
     {
         Lease b = L("10.244.2.0/24", "198.18.0.2");
         var tracker = new RemoteLeaseTracker(Own);
@@ -123,7 +123,8 @@ public sealed class RemoteLeaseTrackerTests
         // We re-acquired and got b's old subnet (b's lease expired, we took it).
         Lease newOwn = L("10.244.2.0/24", "198.18.0.1", revision: 20);
         tracker.OwnLease = newOwn;
-        Assert.Empty(tracker.Apply(Events(new LeaseEvent(LeaseEventType.Added, newOwn))));
+        // b's objects must go, or our own pods' traffic would still be sent to b's VTEP.
+        Assert.Equal([new LeaseEvent(LeaseEventType.Removed, b)], tracker.Apply(Events(new LeaseEvent(LeaseEventType.Added, newOwn))));
         Assert.Empty(tracker.RemoteLeases);
 
         // Our old subnet now belongs to someone else: it is a remote lease.
