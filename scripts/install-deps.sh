@@ -14,6 +14,8 @@ packages=(
   golang-go           # the vishvananda/netlink peer benchmark
   golang-github-vishvananda-netlink-dev
   procps              # pgrep/pkill for process cleanup in tests
+  clang lld zlib1g-dev # native AOT: the CNI plugin and flanneld publish as native executables
+  hyperfine           # whole-process timings of the CNI plugin against the Go plugins (benchmarks/cni)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
