@@ -71,7 +71,7 @@ while read -r lib; do
   owner=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null || true)
   [ -n "$owner" ] || { echo "build-image.sh: no Debian package owns $lib, which the native binaries link" >&2; exit 1; }
   packages+=("${owner%%:*}")
-done < <(ldd "$bin/flanneld" "$bin/flannel" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+done < <(ldd "$bin/flanneld" "$bin/flannel" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $1 !~ /:$/ {print $1}' | sort -u)
 mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
 echo "== root file system from Debian $suite: ${packages[*]} (and their dependencies)"
 
