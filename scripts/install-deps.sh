@@ -14,6 +14,9 @@ packages=(
   golang-go           # the vishvananda/netlink peer benchmark
   golang-github-vishvananda-netlink-dev
   procps              # pgrep/pkill for process cleanup in tests
+  wireguard-go        # userspace WireGuard: the kernel here has no wireguard module
+  wireguard-tools     # wg: the tests cross-check keys and devices with it (the product never calls it)
+  tcpdump             # the WireGuard e2e test captures the underlay to show only encrypted UDP crosses it
 )
 
 if [ "$(id -u)" -ne 0 ]; then
