@@ -64,6 +64,22 @@ public sealed class EtcdSubnetStoreOptions
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// While a watch has heard nothing for this long, it asks etcd for a progress notification (etcd 3.4+ answers at
+    /// once, with no events). Default 2 s. Must be shorter than <see cref="WatchTimeout"/>.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan WatchProgressInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// A watch that hears nothing at all from its etcd member for this long (not even the answer to a progress
+    /// request) is given up, and the next one opens on the next endpoint: a member that is silently partitioned
+    /// away keeps its TCP connection looking healthy. Default 5 s; a watch that is not created within 3 s (or this, if
+    /// shorter) is given up too.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.200", "01:00:00")]
+    public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// How many lost creation races are retried quickly (with jitter) before the store backs off to slower
     /// retries; it never gives up while not cancelled. Default 10, flannel's <c>raceRetries</c>.
     /// </summary>

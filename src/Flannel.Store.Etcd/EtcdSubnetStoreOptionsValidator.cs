@@ -50,6 +50,11 @@ internal sealed class EtcdSubnetStoreOptionsValidator : IValidateOptions<EtcdSub
             }
         }
 
+        if (options.WatchProgressInterval >= options.WatchTimeout)
+        {
+            failures.Add($"WatchProgressInterval ({options.WatchProgressInterval}) must be shorter than WatchTimeout ({options.WatchTimeout}).");
+        }
+
         if (string.IsNullOrEmpty(options.Username) && !string.IsNullOrEmpty(options.Password))
         {
             failures.Add("Password is set but Username is not.");
