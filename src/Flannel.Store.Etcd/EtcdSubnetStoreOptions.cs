@@ -54,29 +54,25 @@ public sealed class EtcdSubnetStoreOptions
 
     /// <summary>
     /// The TTL of the etcd lease every subnet key is attached to. Default 24 h (flannel's <c>subnetTTL</c>);
-    /// tests shorten it. Must be at least 2 s.
+    /// tests shorten it. 2 s to 365 days.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:02", "365.00:00:00")]
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromHours(24);
 
-    /// <summary>The deadline of each etcd request. Default 10 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    /// <summary>The deadline of each etcd request, 50 ms to 10 min. Default 10 s.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// While a watch has heard nothing for this long, it asks etcd for a progress notification (etcd 3.4+ answers at
-    /// once, with no events). Default 2 s. Must be shorter than <see cref="WatchTimeout"/>.
+    /// once, with no events). Default 2 s; 100 ms to 10 min, and shorter than <see cref="WatchTimeout"/>.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan WatchProgressInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// A watch that hears nothing at all from its etcd member for this long (not even the answer to a progress
     /// request) is given up, and the next one opens on the next endpoint: a member that is silently partitioned
-    /// away keeps its TCP connection looking healthy. Default 5 s; a watch that is not created within 3 s (or this, if
-    /// shorter) is given up too.
+    /// away keeps its TCP connection looking healthy. Default 5 s (200 ms to 1 h); a watch that is not created within
+    /// 3 s (or this, if shorter) is given up too.
     /// </summary>
-    [Range(typeof(TimeSpan), "00:00:00.200", "01:00:00")]
     public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
