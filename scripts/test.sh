@@ -32,6 +32,17 @@ dotnet build Flannel.sln -c Release --no-restore -nologo || exit 1
 echo "== pack, and build a consumer of the packed Flannel.Core from a local feed"
 scripts/check-package.sh "$work" || exit 1
 
+echo "== native AOT: every package in a consumer with warnings as errors; flanneld and the CNI plugin; the image"
+phase=$SECONDS
+scripts/check-aot.sh "$work" || exit 1
+echo "test.sh: AOT consumer $((SECONDS - phase)) s"; phase=$SECONDS
+scripts/publish-native.sh "$work/native" || exit 1
+echo "test.sh: native flanneld and flannel $((SECONDS - phase)) s"; phase=$SECONDS
+scripts/build-image.sh --bin "$work/native" --out "$work/flanneld.oci.tar" || exit 1
+echo "test.sh: image $((SECONDS - phase)) s"
+# The end-to-end and container tests run these, not the JIT builds.
+export FLANNEL_NATIVE_DIR="$work/native" FLANNEL_IMAGE="$work/flanneld.oci.tar"
+
 echo "== test"
 log="$work/test.log"
 # --blame-hang-timeout: a hung privileged test must fail the run, not eat CI's time budget.

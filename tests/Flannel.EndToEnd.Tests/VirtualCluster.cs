@@ -25,11 +25,16 @@ internal sealed class VirtualCluster : IAsyncDisposable
     private readonly Dictionary<string, Process> _flanneld = new(StringComparer.Ordinal);
     private Process? _etcd;
 
-    private VirtualCluster(string backend, IReadOnlyList<string> flanneldArguments)
+    private VirtualCluster(string backend, IReadOnlyList<string> flanneldArguments, ContainerImage? image, IReadOnlySet<string> containerNodes)
     {
         Backend = backend;
         FlanneldArguments = flanneldArguments;
+        _image = image;
+        _containerNodes = containerNodes;
     }
+
+    private readonly ContainerImage? _image;
+    private readonly IReadOnlySet<string> _containerNodes;
 
     public string Backend { get; }
 
@@ -45,9 +50,15 @@ internal sealed class VirtualCluster : IAsyncDisposable
     private readonly Dictionary<string, NetworkNamespace> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _addresses = new(StringComparer.Ordinal);
 
-    public static string FlanneldPath => BuiltExecutable("samples/Flannel.Host", "flanneld");
+    /// <summary>
+    /// The native-AOT binaries the tests run: <c>FLANNEL_NATIVE_DIR</c> (scripts/test.sh publishes flanneld and flannel
+    /// there). Without it, outside CI, the JIT builds next to the test assembly are used for development.
+    /// </summary>
+    public static string? NativeDirectory => Environment.GetEnvironmentVariable("FLANNEL_NATIVE_DIR") is { Length: > 0 } dir ? dir : null;
 
-    public static string CniPluginPath => BuiltExecutable("src/Flannel.Cni", "flannel");
+    public static string FlanneldPath => NativeDirectory is { } dir ? Path.Combine(dir, "flanneld") : BuiltExecutable("samples/Flannel.Host", "flanneld");
+
+    public static string CniPluginPath => NativeDirectory is { } dir ? Path.Combine(dir, "flannel") : BuiltExecutable("src/Flannel.Cni", "flannel");
 
     /// <summary>Checks the prerequisites (root, etcd, the CNI plugins, the built executables) or skips/fails.</summary>
     public static void RequirePrerequisites()
@@ -57,13 +68,18 @@ internal sealed class VirtualCluster : IAsyncDisposable
         Privileged.RequireExecutable("etcdctl");
         Privileged.RequireExecutable("iptables");
         Privileged.Require(File.Exists("/usr/lib/cni/bridge") && File.Exists("/usr/lib/cni/host-local"), "the CNI plugins are not in /usr/lib/cni");
+        Privileged.Require(NativeDirectory is not null || !Privileged.IsCi, "FLANNEL_NATIVE_DIR must name the native-AOT flanneld and flannel (scripts/test.sh publishes them)");
         Privileged.Require(File.Exists(FlanneldPath), $"flanneld is not built at {FlanneldPath}");
         Privileged.Require(File.Exists(CniPluginPath), $"the flannel CNI plugin is not built at {CniPluginPath}");
     }
 
-    public static async Task<VirtualCluster> StartAsync(string backend = "vxlan", params string[] flanneldArguments)
+    public static Task<VirtualCluster> StartAsync(string backend = "vxlan", params string[] flanneldArguments) =>
+        StartAsync(backend, image: null, containerNodes: new HashSet<string>(), flanneldArguments);
+
+    /// <summary>Starts the cluster; the nodes in <paramref name="containerNodes"/> run flanneld from <paramref name="image"/> with podman.</summary>
+    public static async Task<VirtualCluster> StartAsync(string backend, ContainerImage? image, IReadOnlySet<string> containerNodes, params string[] flanneldArguments)
     {
-        var cluster = new VirtualCluster(backend, flanneldArguments);
+        var cluster = new VirtualCluster(backend, flanneldArguments, image, containerNodes);
         try
         {
             await cluster.CreateTopologyAsync();
@@ -93,20 +109,28 @@ internal sealed class VirtualCluster : IAsyncDisposable
         return new IPNetwork(Flannel.Networking.IPNetworkMath.Mask(gateway.BaseAddress, gateway.PrefixLength), gateway.PrefixLength);
     }
 
+    /// <summary>The port each flanneld serves /healthz, /readyz (and /metrics) on, at its node's address.</summary>
+    public const int HealthzPort = 8081;
+
     public void StartFlanneld(string node)
     {
-        var start = new ProcessStartInfo("ip")
+        bool inContainer = _containerNodes.Contains(node);
+        var start = new ProcessStartInfo(inContainer ? "podman" : "ip")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        string[] arguments =
+        string[] flags =
         [
-            "netns", "exec", _nodes[node].Name, FlanneldPath,
             $"--etcd-endpoints={EtcdUrl}", $"--subnet-file={SubnetFile(node)}", "--iface=eth0", "--ip-masq",
+            $"--healthz-ip={_addresses[node]}", $"--healthz-port={HealthzPort}",
             .. FlanneldArguments,
         ];
+        string nodeDirectory = Path.Combine(_work, node);
+        string[] arguments = inContainer
+            ? [.. _image!.RunArguments(ContainerName(node), _nodes[node].Path, [(nodeDirectory, nodeDirectory)]), _image.Name, .. flags]
+            : ["netns", "exec", _nodes[node].Name, FlanneldPath, .. flags];
         foreach (string arg in arguments)
         {
             start.ArgumentList.Add(arg);
@@ -219,6 +243,9 @@ internal sealed class VirtualCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>The podman container of a node that runs flanneld from the image.</summary>
+    public string ContainerName(string node) => $"{Path.GetFileName(_work)}-{node}";
+
     public async ValueTask DisposeAsync()
     {
         foreach (Process process in _flanneld.Values)
@@ -227,6 +254,11 @@ internal sealed class VirtualCluster : IAsyncDisposable
         }
 
         _flanneld.Clear();
+        foreach (string node in _containerNodes)
+        {
+            await ContainerImage.RemoveContainerAsync(ContainerName(node));
+        }
+
         if (_etcd is not null)
         {
             await StopAsync(_etcd);
@@ -296,7 +328,7 @@ internal sealed class VirtualCluster : IAsyncDisposable
     {
         if (!process.HasExited)
         {
-            // ip netns exec execs the program, so the PID is flanneld's (or etcd's) own.
+            // ip netns exec execs the program, so the PID is flanneld's (or etcd's) own; podman passes the signal on.
             _ = Tmds.Linux.LibC.kill(process.Id, Tmds.Linux.LibC.SIGTERM);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
