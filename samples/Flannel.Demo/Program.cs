@@ -78,6 +78,8 @@ foreach ((string name, string netns, string subnetFile) in nodes)
         flannel.AddInMemorySubnetStore(registry);
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();
+        flannel.AddAllocBackend();
+        flannel.AddExtensionBackend(o => o.NetworkNamespace = netns); // the commands program this node, not the process's namespace
         flannel.UseTrafficManager(_ => new NetworkNamespaceCommandRunner(netns));
         flannel.AddAgent(o =>
         {

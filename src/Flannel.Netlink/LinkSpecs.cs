@@ -44,6 +44,12 @@ public enum LinkKind
 
     /// <summary>A veth pair; <see cref="LinkSpec.PeerName"/> names the other end.</summary>
     Veth,
+
+    /// <summary>
+    /// A kernel WireGuard device (<c>ip link add NAME type wireguard</c>). Kernels without the module refuse it
+    /// (EOPNOTSUPP, "Unknown device type"), which is how a backend learns it must use userspace WireGuard.
+    /// </summary>
+    WireGuard,
 }
 
 /// <summary>A simple link to create.</summary>

@@ -85,6 +85,8 @@ internal static class FlanneldHost
         flannel.UseNetlink(_ => RtNetlink.Open());
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();
+        flannel.AddAllocBackend();
+        flannel.AddExtensionBackend();
         if (options.KubeSubnetManager)
         {
             flannel.AddKubeSubnetStore(o =>

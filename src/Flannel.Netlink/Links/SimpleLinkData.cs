@@ -19,6 +19,14 @@ internal static class DummyLinkData
     public static void Write(ref NetlinkWriter writer) => writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind, nulTerminated: false);
 }
 
+/// <summary>The wireguard kind: only <c>IFLA_INFO_KIND "wireguard"</c>; keys and peers go over generic netlink.</summary>
+internal static class WireGuardLinkData
+{
+    public const string Kind = "wireguard";
+
+    public static void Write(ref NetlinkWriter writer) => writer.WriteAttributeString(LinkConstants.IFLA_INFO_KIND, Kind, nulTerminated: false);
+}
+
 /// <summary>
 /// The veth kind: the peer is described by a whole second <c>ifinfomsg</c> nested in
 /// <c>VETH_INFO_PEER</c>, optionally with <c>IFLA_NET_NS_FD</c> to create it directly in another namespace.

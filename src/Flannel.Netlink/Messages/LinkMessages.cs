@@ -77,6 +77,9 @@ internal static class LinkMessages
             case LinkKind.Dummy:
                 DummyLinkData.Write(ref writer);
                 break;
+            case LinkKind.WireGuard:
+                WireGuardLinkData.Write(ref writer);
+                break;
             case LinkKind.Veth:
                 VethLinkData.Write(ref writer, spec.PeerName ?? throw new ArgumentException("A veth link needs PeerName.", nameof(spec)), peerNamespaceFd);
                 break;

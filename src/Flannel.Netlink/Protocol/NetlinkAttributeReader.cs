@@ -52,6 +52,12 @@ internal readonly ref struct NetlinkAttribute
         return MemoryMarshal.Read<uint>(Payload);
     }
 
+    public ulong GetUInt64()
+    {
+        Require(8);
+        return MemoryMarshal.Read<ulong>(Payload);
+    }
+
     public int GetInt32()
     {
         Require(4);

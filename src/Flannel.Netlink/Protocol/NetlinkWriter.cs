@@ -234,6 +234,15 @@ internal ref struct NetlinkWriter
         WriteNative(s[4..], flags);
     }
 
+    /// <summary>Writes <c>struct genlmsghdr</c> (4 bytes): cmd, version, reserved.</summary>
+    public void WriteGenlMsgHdr(byte command, byte version)
+    {
+        Span<byte> s = ReserveInMessage(GenericNetlinkConstants.GENL_HDRLEN);
+        s[0] = command;
+        s[1] = version;
+        WriteNative(s[2..], (ushort)0);
+    }
+
     /// <summary>
     /// Writes raw bytes inside the open message, e.g. a fixed header this writer has no method for
     /// (<c>struct nlmsgerr</c> when tests script the kernel's replies). No attribute header, no padding.

@@ -117,6 +117,9 @@ public sealed class GoldenVectorTests
             "addr-add", "addr-add-v6", "addr-del", "fdb-del", "fdb-replace", "link-add-bridge", "link-add-dummy", "link-add-veth", "link-add-veth-netns",
             "link-add-vxlan-flannel", "link-add-vxlan-port-gbp", "link-del", "link-set-address", "link-set-mtu", "link-set-up",
             "neigh-del", "neigh-replace", "nexthop-add", "nexthop-del", "route-del", "route-replace-nhid", "route-replace-onlink", "route-replace-v6",
+
+            // WireGuardMessageTests: two captures and four vectors derived from the uapi header.
+            "genl-getfamily-wireguard", "link-add-wireguard", "wg-get-device", "wg-remove-peer", "wg-set-device", "wg-set-peer-v6",
         ];
         Assert.Equal(covered.Order(), files);
     }

@@ -68,3 +68,7 @@ capture route-replace-nhid RTM_NEWROUTE ip route replace 10.244.7.0/24 nhid 7
 capture nexthop-del RTM_DELNEXTHOP ip nexthop del id 7
 capture route-replace-v6 RTM_NEWROUTE ip -6 route replace fd00:1::/64 via fd00:1:: dev flannel.1 onlink
 capture addr-add-v6 RTM_NEWADDR ip -6 addr add fd00:1::/128 dev flannel.1
+# WireGuard: the kernel here has no wireguard module, so both commands fail, but the request each sends first
+# is what is recorded (iproute2's RTM_NEWLINK; wireguard-tools' CTRL_CMD_GETFAMILY, which strace names nlctrl).
+capture link-add-wireguard RTM_NEWLINK ip link add flannel-wg type wireguard
+capture genl-getfamily-wireguard nlctrl wg show flannel-wg
