@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using Flannel.Subnets;
-using k8s.Models;
 
 namespace Flannel.Store.Kube.Internal;
 
@@ -19,7 +18,7 @@ internal static class NodePatches
     /// </summary>
     /// <param name="overrides">Receives (annotation, value) for each public IP taken from an overwrite annotation.</param>
     public static SortedDictionary<string, string> ChangedAnnotations(
-        V1Node node, AnnotationNames names, LeaseAttributes attributes, List<(string Annotation, string Value)>? overrides = null)
+        KubeNode node, AnnotationNames names, LeaseAttributes attributes, List<(string Annotation, string Value)>? overrides = null)
     {
         Dictionary<string, string> desired = new(StringComparer.Ordinal);
         string backendType = attributes.BackendType ?? "";
@@ -104,7 +103,7 @@ internal static class NodePatches
             + "\"reason\":\"FlannelIsUp\",\"message\":\"Flannel is running on this node\"}]}}";
     }
 
-    private static string PublicAddress(V1Node node, string overwriteAnnotation, string detected, List<(string, string)>? overrides)
+    private static string PublicAddress(KubeNode node, string overwriteAnnotation, string detected, List<(string, string)>? overrides)
     {
         string? overwrite = NodeFields.Annotation(node, overwriteAnnotation);
         if (string.IsNullOrEmpty(overwrite))

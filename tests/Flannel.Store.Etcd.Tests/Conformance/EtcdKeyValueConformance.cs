@@ -37,7 +37,7 @@ public abstract class EtcdKeyValueConformance : IAsyncLifetime
         return ValueTask.CompletedTask;
     }
 
-    private static CancellationToken Timeout() => EtcdTest.Timeout(30);
+    private static CancellationToken Timeout() => Store.FakeEtcd.Timeout(30);
 
     private ByteString Key(string name) => ByteString.CopyFromUtf8(Prefix + name);
 
