@@ -1,7 +1,6 @@
 using System.Net;
 using System.Runtime.CompilerServices;
 using Flannel.Configuration;
-using Flannel.Health;
 using Flannel.Store.Kube.Internal;
 using Flannel.Subnets;
 using Microsoft.Extensions.Logging;

@@ -16,6 +16,9 @@ internal static class NodePatches
     /// wireguard, host-gw and extension; a user's <c>public-ip(v6)-overwrite</c> wins over the detected address;
     /// <c>kube-subnet-manager: "true"</c>. Returns only the annotations whose value differs from the node's.
     /// </summary>
+    /// <param name="node">The node as the API server last returned it.</param>
+    /// <param name="names">The annotation names under the configured prefix.</param>
+    /// <param name="attributes">The lease attributes to publish.</param>
     /// <param name="overrides">Receives (annotation, value) for each public IP taken from an overwrite annotation.</param>
     public static SortedDictionary<string, string> ChangedAnnotations(
         KubeNode node, AnnotationNames names, LeaseAttributes attributes, List<(string Annotation, string Value)>? overrides = null)
