@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Flannel.Testing;
 using Flannel.Testing.Namespaces;
-using Flannel.Traffic;
+
 
 namespace Flannel.EndToEnd.Tests;
 
@@ -28,7 +28,7 @@ public sealed class ContainerImage : IAsyncLifetime
             return; // each test reports what is missing (RequirePrerequisites)
         }
 
-        CommandResult load = await NetworkNamespace.RunProcessAsync(["podman", "load", "-i", archive], CancellationToken.None);
+        ProcessResult load = await NetworkNamespace.RunProcessAsync(["podman", "load", "-i", archive], CancellationToken.None);
         if (load.ExitCode != 0)
         {
             throw new InvalidOperationException($"podman load -i {archive} failed: {load.StandardError}");
@@ -82,7 +82,7 @@ public sealed class ContainerImage : IAsyncLifetime
     }
 
     /// <summary>Runs the image to completion: <c>podman run … IMAGE args</c>.</summary>
-    public Task<CommandResult> RunAsync(IEnumerable<(string Host, string Container)> mounts, string[] runOptions, params string[] args) =>
+    public Task<ProcessResult> RunAsync(IEnumerable<(string Host, string Container)> mounts, string[] runOptions, params string[] args) =>
         NetworkNamespace.RunProcessAsync(
             ["podman", .. RunArguments($"fe2e-{Guid.NewGuid():N}"[..20], null, mounts, runOptions), Name, .. args],
             CancellationToken.None);
@@ -91,6 +91,6 @@ public sealed class ContainerImage : IAsyncLifetime
     public static Task RemoveContainerAsync(string name) =>
         NetworkNamespace.RunProcessAsync(["podman", "rm", "--force", "--ignore", name], CancellationToken.None);
 
-    public Task<CommandResult> InspectAsync(string format) =>
+    public Task<ProcessResult> InspectAsync(string format) =>
         NetworkNamespace.RunProcessAsync(["podman", "image", "inspect", "--format", format, Name], CancellationToken.None);
 }

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Flannel.Testing.Namespaces;
-using Flannel.Traffic;
+
 
 namespace Flannel.EndToEnd.Tests;
 
@@ -29,8 +29,8 @@ public sealed class ContainerImageTests(ContainerImage image) : IClassFixture<Co
     {
         image.RequirePrerequisites();
 
-        CommandResult version = await image.RunAsync([], [], "--version");
-        CommandResult cni = await image.RunAsync([], ["--entrypoint", "/flannel", "--env", "CNI_COMMAND=VERSION"]);
+        ProcessResult version = await image.RunAsync([], [], "--version");
+        ProcessResult cni = await image.RunAsync([], ["--entrypoint", "/flannel", "--env", "CNI_COMMAND=VERSION"]);
 
         Assert.True(version.ExitCode == 0, version.StandardError);
         Assert.Matches(@"^v\d+\.\d+\.\d+", version.StandardError.Trim());
@@ -43,8 +43,8 @@ public sealed class ContainerImageTests(ContainerImage image) : IClassFixture<Co
     {
         image.RequirePrerequisites();
 
-        CommandResult config = await image.InspectAsync("{{json .Config}}");
-        CommandResult shell = await image.RunAsync([], ["--entrypoint", "/bin/sh"], "-c", "true");
+        ProcessResult config = await image.InspectAsync("{{json .Config}}");
+        ProcessResult shell = await image.RunAsync([], ["--entrypoint", "/bin/sh"], "-c", "true");
 
         Assert.True(config.ExitCode == 0, config.StandardError);
         using JsonDocument json = JsonDocument.Parse(config.StandardOutput);
@@ -70,7 +70,7 @@ public sealed class ContainerImageTests(ContainerImage image) : IClassFixture<Co
             await File.WriteAllTextAsync(Path.Combine(config, "cni-conf.json"), Conflist);
 
             // The DaemonSet's init container: the host's directories mounted, the ConfigMap read-only, no capabilities needed.
-            CommandResult install = await image.RunAsync(
+            ProcessResult install = await image.RunAsync(
                 [(bin, "/opt/cni/bin"), (net, "/etc/cni/net.d"), (config, "/etc/kube-flannel:ro")],
                 ["--cap-drop", "all"],
                 "install-cni");
@@ -85,7 +85,7 @@ public sealed class ContainerImageTests(ContainerImage image) : IClassFixture<Co
             Assert.Contains("install-cni: installed /flannel as /opt/cni/bin/flannel (0755,", install.StandardError, StringComparison.Ordinal);
 
             // The installed plugin runs on the host.
-            CommandResult version = await NetworkNamespace.RunProcessAsync(["env", "CNI_COMMAND=VERSION", plugin], CancellationToken.None);
+            ProcessResult version = await NetworkNamespace.RunProcessAsync(["env", "CNI_COMMAND=VERSION", plugin], CancellationToken.None);
             Assert.Contains("\"cniVersion\":\"1.1.0\"", version.StandardOutput, StringComparison.Ordinal);
         }
         finally
@@ -103,10 +103,10 @@ public sealed class ContainerImageTests(ContainerImage image) : IClassFixture<Co
 
         // node1 runs flanneld from the image (podman, the node's network namespace, NET_ADMIN and NET_RAW only);
         // node2 and node3 run the native binary. StartAsync returns once every node routes to every other.
-        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan", image, new HashSet<string>(["node1"]));
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan", ClusterFamilies.IPv4, image, new HashSet<string>(["node1"]));
 
         NetworkNamespace node1 = cluster.Nodes["node1"];
-        CommandResult ready = await node1.RunAsync("curl", "--silent", "--show-error", "--max-time", "5",
+        ProcessResult ready = await node1.RunAsync("curl", "--silent", "--show-error", "--max-time", "5",
             $"http://{cluster.NodeAddresses["node1"]}:{VirtualCluster.HealthzPort}/readyz");
         Assert.True(ready.ExitCode == 0 && ready.StandardOutput.Contains("flanneld is ready", StringComparison.Ordinal),
             $"readyz: {ready.StandardOutput} {ready.StandardError}\n{cluster.FlanneldLog("node1")}");
