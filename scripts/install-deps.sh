@@ -18,6 +18,7 @@ packages=(
   hyperfine           # whole-process timings of the CNI plugin against the Go plugins (benchmarks/cni)
   mmdebstrap umoci skopeo # scripts/build-image.sh: root file system from Debian packages, OCI image archive
   curl                # the container and metrics tests ask flanneld's health port from inside a node namespace
+  python3-prometheus-client # the scrape test parses /metrics with the Prometheus client's own text parser
   podman runc         # the container tests run the image with a real OCI runtime (no registry; crun refuses this
                       # kernel's hybrid cgroup layout, runc works)
   wireguard-go        # userspace WireGuard: the kernel here has no wireguard module

@@ -65,7 +65,14 @@ public sealed class BackendMetrics : IDisposable
         _peerFailures = meter.CreateCounter<long>(PeerFailuresName, "{peer}", "Peers withdrawn because one of their kernel objects could not be programmed.");
         _deviceRecreations = meter.CreateCounter<long>(DeviceRecreationsName, "{device}", "Times the backend's device was found missing and recreated.");
         _peers = meter.CreateUpDownCounter<long>(PeersName, "{peer}", "Remote peers in the backend's desired state.");
-        _eventDuration = meter.CreateHistogram<double>(EventDurationName, "s", "Time from receiving lease events to the kernel acknowledging their objects.");
+        // Seconds, from one peer (well under a millisecond) to thousands at start-up; the SDKs' default boundaries
+        // (0 to 10 000, meant for milliseconds) would put every observation in the first buckets.
+        _eventDuration = meter.CreateHistogram<double>(
+            EventDurationName,
+            "s",
+            "Time from receiving lease events to the kernel acknowledging their objects.",
+            tags: null,
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] });
     }
 
     /// <summary>The meter (tests subscribe to it).</summary>

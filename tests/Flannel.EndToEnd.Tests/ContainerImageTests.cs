@@ -52,6 +52,8 @@ public sealed class ContainerImageTests(ContainerImage image) : IClassFixture<Co
         JsonElement labels = json.RootElement.GetProperty("Labels");
         Assert.Equal("flanneld", labels.GetProperty("org.opencontainers.image.title").GetString());
         Assert.Matches(@"^\d+\.\d+\.\d+", labels.GetProperty("org.opencontainers.image.version").GetString());
+        // deploy/kube-flannel.yml names this image (tests/Flannel.Store.Kube.Tests/ManifestTests).
+        Assert.Equal($"docker.io/flannel-dotnet/flanneld:{labels.GetProperty("org.opencontainers.image.version").GetString()}", image.Name);
         Assert.StartsWith("https://", labels.GetProperty("org.opencontainers.image.source").GetString(), StringComparison.Ordinal);
         Assert.Matches("^[0-9a-f]{40}$", labels.GetProperty("org.opencontainers.image.revision").GetString());
         Assert.NotEqual(0, shell.ExitCode); // nothing to exec: the init step needs no shell either

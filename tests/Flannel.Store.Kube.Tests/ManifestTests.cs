@@ -67,6 +67,19 @@ public class ManifestTests
         Assert.True(pod.HostNetwork);
         Assert.Equal("flannel", pod.ServiceAccountName);
         Assert.Equal("system-node-critical", pod.PriorityClassName);
-        Assert.Equal(["install-cni-plugin", "install-cni"], pod.InitContainers.Select(c => c.Name));
+
+        // The image is the one scripts/build-image.sh names (docker.io/flannel-dotnet/flanneld:<version>), and the
+        // init step is `flanneld install-cni` (the image has no shell or cp).
+        Version version = typeof(KubeSubnetStore).Assembly.GetName().Version!;
+        string image = $"docker.io/flannel-dotnet/flanneld:{version.Major}.{version.Minor}.{version.Build}";
+        Assert.Equal(image, flanneld.Image);
+        V1Container install = Assert.Single(pod.InitContainers);
+        Assert.Equal(("install-cni", image), (install.Name, install.Image));
+        Assert.Equal(["/opt/bin/flanneld"], install.Command);
+        Assert.Equal(["install-cni"], install.Args);
+        Assert.Equal(["/opt/cni/bin", "/etc/cni/net.d", "/etc/kube-flannel/"], install.VolumeMounts.Select(m => m.MountPath));
+        Assert.Equal(
+            [("cni-plugin", "/opt/cni/bin"), ("cni", "/etc/cni/net.d")],
+            install.VolumeMounts.Take(2).Select(m => (m.Name, pod.Volumes.Single(v => v.Name == m.Name).HostPath.Path)));
     }
 }

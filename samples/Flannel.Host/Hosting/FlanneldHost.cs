@@ -38,7 +38,7 @@ internal static class FlanneldHost
 
     /// <summary>
     /// Builds the host (exposed for tests): a plain generic host, or with <c>--healthz-port</c> a Kestrel (slim
-    /// builder) application that serves only the health endpoint on <c>--healthz-ip</c>.
+    /// builder) application that serves only the health endpoints and <c>/metrics</c> on <c>--healthz-ip</c>.
     /// </summary>
     internal static IHost Build(FlanneldOptions options, Action<IServiceCollection>? overrides = null)
     {
@@ -64,7 +64,9 @@ internal static class FlanneldHost
         HealthEndpoints.Listen(web.WebHost, options.HealthzIP, options.HealthzPort);
         ConfigureServices(web, options, overrides);
         web.Services.AddHealthChecks().AddFlannelReadiness();
+        MetricsEndpoint.AddServices(web.Services);
         WebApplication app = web.Build();
+        MetricsEndpoint.Map(app);
         HealthEndpoints.Map(app);
         return app;
     }

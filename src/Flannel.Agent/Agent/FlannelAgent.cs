@@ -196,6 +196,7 @@ public sealed partial class FlannelAgent : BackgroundService
         Lease lease = await RetryStoreAsync("acquire a subnet lease", ct => _store.AcquireLeaseAsync(request, ct), cancellationToken).ConfigureAwait(false);
         Volatile.Write(ref _ownLease, lease);
         _gauges.LeaseRenewed();
+        _metrics.RecordLeaseAcquired(_options.Name);
         LogLeaseAcquired(_logger, _options.Name, lease.Key, lease.Expiration,
             previous?.Subnet is IPNetwork before && before == lease.Subnet);
 
@@ -212,6 +213,7 @@ public sealed partial class FlannelAgent : BackgroundService
         Readiness.MarkStarted();
         _started.TrySetResult();
         TimeSpan timeToReady = _timeProvider.GetElapsedTime(startedAt);
+        _gauges.Ready(timeToReady);
         LogReady(_logger, _options.Name, _options.SubnetFile, timeToReady);
 
         // 7. Run the backend from the lease watch, 8. keep the lease, and resync the rules, until stopped.
@@ -384,6 +386,7 @@ public sealed partial class FlannelAgent : BackgroundService
         _gauges.LeaseRenewed();
         if (updated.HasSameSubnets(old))
         {
+            _metrics.RecordLeaseRenewed(_options.Name);
             Volatile.Write(ref _ownLease, updated);
             LogLeaseRenewed(_logger, _options.Name, updated.Key, updated.Expiration);
             return;
@@ -391,6 +394,7 @@ public sealed partial class FlannelAgent : BackgroundService
 
         // The store lost our lease and re-acquired another subnet: reprogram everything that carries the subnet.
         LogLeaseChanged(_logger, _options.Name, old.Key, updated.Key);
+        _metrics.RecordLeaseAcquired(_options.Name);
         Readiness.SetWatchProblem(null);
         Volatile.Write(ref _ownLease, updated);
         if (Volatile.Read(ref _tracker) is RemoteLeaseTracker tracker)
@@ -474,7 +478,7 @@ public sealed partial class FlannelAgent : BackgroundService
                     yield return batch;
 
                     // The backend asks for the next batch only when it has programmed this one.
-                    _metrics.RecordApplyDuration(_options.Name, _timeProvider.GetElapsedTime(handedAt), batch.Count);
+                    _metrics.RecordApplyDuration(_options.Name, _timeProvider.GetElapsedTime(handedAt));
                 }
             }
             finally

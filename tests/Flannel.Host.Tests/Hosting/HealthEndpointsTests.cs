@@ -48,7 +48,7 @@ public sealed class HealthEndpointsTests
             Assert.Equal("the lease watch failed: etcd ?down?", Assert.Single(down.Headers.GetValues(HealthEndpoints.NotReadyHeader)));
         }
 
-        using (HttpResponseMessage missing = await client.GetAsync(new Uri("/metrics", UriKind.Relative), ct))
+        using (HttpResponseMessage missing = await client.GetAsync(new Uri("/debug", UriKind.Relative), ct))
         {
             Assert.Equal((HttpStatusCode.NotFound, "404 page not found\n"), (missing.StatusCode, await missing.Content.ReadAsStringAsync(ct)));
         }
