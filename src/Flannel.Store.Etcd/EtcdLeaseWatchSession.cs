@@ -43,10 +43,11 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private bool _needsSnapshot = true;
     private TimeSpan _backoff = InitialBackoff;
 
-    /// <param name="reportHealth">
-    /// Told why the watch is down while it reconnects, and null once etcd answers again, so the agent's readiness
-    /// can fall back during an outage that this session otherwise hides by retrying.
-    /// </param>
+    /// <summary>
+    /// Creates the session. <c>reportHealth</c> is told why the watch is down while it reconnects, and null once etcd
+    /// answers again, so the agent's readiness can fall back during an outage that this session otherwise hides by
+    /// retrying.
+    /// </summary>
     public EtcdLeaseWatchSession(IEtcdKeyValue etcd, EtcdKeyLayout keys, TimeSpan ttl, ILogger logger, TimeProvider time, string endpoints, Action<string?> reportHealth)
     {
         _reportHealth = reportHealth;

@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Etcdserverpb;
 using Flannel.Configuration;
-using Flannel.Health;
 using Flannel.Subnets;
 using Lease = Flannel.Subnets.Lease;
 using Google.Protobuf;

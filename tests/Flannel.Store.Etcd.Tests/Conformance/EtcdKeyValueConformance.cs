@@ -37,7 +37,13 @@ public abstract class EtcdKeyValueConformance : IAsyncLifetime
         return ValueTask.CompletedTask;
     }
 
-    private static CancellationToken Timeout() => Store.FakeEtcd.Timeout(30);
+    // Self-contained (no unit-project helpers): the integration project compiles this file too, for the real etcd.
+    private static CancellationToken Timeout()
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        cts.CancelAfter(TimeSpan.FromSeconds(30));
+        return cts.Token;
+    }
 
     private ByteString Key(string name) => ByteString.CopyFromUtf8(Prefix + name);
 
