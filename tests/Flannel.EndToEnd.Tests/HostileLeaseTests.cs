@@ -8,7 +8,7 @@ namespace Flannel.EndToEnd.Tests;
 /// Leases a misbehaving writer puts into etcd, against real flanneld processes: a lease that overlaps another node's
 /// subnet must not change how traffic reaches it.
 /// </summary>
-public sealed class HostileLeaseTests(ITestOutputHelper output)
+public sealed class HostileLeaseTests
 {
     private static string LeaseKey(IPNetwork subnet) => $"{VirtualCluster.Prefix}/subnets/{subnet.BaseAddress}-{subnet.PrefixLength}";
 
