@@ -13,12 +13,15 @@ namespace Flannel.Agent.Probing;
 /// </summary>
 public sealed class IcmpEchoProber : IEchoProber, IDisposable
 {
+    private static readonly TimeSpan ReceiveRetryDelay = TimeSpan.FromMilliseconds(100);
+
     private readonly Func<AddressFamily, IEchoChannel> _openChannel;
     private readonly TimeProvider _timeProvider;
     private readonly Lock _lock = new();
     private readonly CancellationTokenSource _disposed = new();
     private Family? _ipv4;
     private Family? _ipv6;
+    private bool _isDisposed;
 
     /// <summary>Creates a prober whose sockets live in <paramref name="networkNamespace"/> (null: this process's).</summary>
     /// <param name="networkNamespace">A namespace name (<c>ip netns add</c>) or path; null for the current namespace.</param>
@@ -82,9 +85,15 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
     /// <summary>Closes the sockets; outstanding requests end as failures.</summary>
     public void Dispose()
     {
-        _disposed.Cancel();
         lock (_lock)
         {
+            if (_isDisposed)
+            {
+                return;
+            }
+
+            _isDisposed = true;
+            _disposed.Cancel();
             foreach (Family? family in new[] { _ipv4, _ipv6 })
             {
                 if (family is null)
@@ -99,15 +108,13 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
                 }
             }
         }
-
-        _disposed.Dispose();
     }
 
     private Family GetFamily(AddressFamily addressFamily)
     {
         lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
+            ObjectDisposedException.ThrowIf(_isDisposed, this);
             ref Family? slot = ref addressFamily == AddressFamily.InterNetworkV6 ? ref _ipv6 : ref _ipv4;
             if (slot is null)
             {
@@ -132,9 +139,23 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
             {
                 return;
             }
-            catch (SocketException)
+            catch (Exception e)
             {
-                // A transient receive error (e.g. ENOBUFS); the outstanding requests time out if their answer was lost.
+                // A receive error (e.g. ENOBUFS) loses at most the answers in flight: fail those with the reason, go on.
+                foreach (Pending waiting in family.Pending.Values)
+                {
+                    waiting.Completion.TrySetResult(new EchoResult(EchoOutcome.SendFailed, TimeSpan.Zero, $"receiving failed: {e.Message}"));
+                }
+
+                try
+                {
+                    await Task.Delay(ReceiveRetryDelay, _timeProvider, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
                 continue;
             }
 
@@ -183,7 +204,7 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
 
     private static string SendFailureText(string errno) => errno switch
     {
-        "ENETUNREACH" => "no route to the destination",
+        "ENETUNREACH" => "no route to the destination from this source",
         "EHOSTUNREACH" => "host unreachable",
         "EINVAL" => "the source address is not local",
         "EADDRNOTAVAIL" => "the source address is not local",

@@ -211,6 +211,9 @@ public sealed class IcmpEchoSocket : IDisposable
                 }
 
                 socket.SetRawSocketOption(SOL_ICMPV6, Icmp6Constants.ICMPV6_FILTER, MemoryMarshal.AsBytes(words));
+
+                // Binding to the unspecified address restricts nothing; .NET needs it to report each sender (recvfrom).
+                socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
             }
 
             return socket;
