@@ -44,6 +44,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     private readonly Lock _stateLock = new();
     private NetworkConfig? _config;
     private string? _nodeName;
+    private int _foreignNodeReported;
     private KubeNodeState _state = KubeNodeState.Starting;
     private string _stateDetail = "the lease has not been requested yet";
 
@@ -238,9 +239,10 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
 
         await foreach (NodeWatchItem item in Watcher.WatchAsync(OwnNodeSelector(name), cancellationToken).ConfigureAwait(false))
         {
-            V1Node? node = item.IsList
-                ? item.Listed!.FirstOrDefault(n => n.Metadata?.Name == name)
-                : item.Type == WatchEventType.Deleted ? null : item.Node;
+            if (!TryReadOwnNode(item, name, out V1Node? node))
+            {
+                continue;
+            }
 
             if (node is null)
             {
@@ -474,9 +476,11 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     {
         await foreach (NodeWatchItem item in Watcher.WatchAsync(OwnNodeSelector(name), cancellationToken).ConfigureAwait(false))
         {
-            V1Node? node = item.IsList
-                ? item.Listed!.FirstOrDefault(n => n.Metadata?.Name == name)
-                : item.Type == WatchEventType.Deleted ? null : item.Node;
+            if (!TryReadOwnNode(item, name, out V1Node? node))
+            {
+                continue;
+            }
+
             if (node is null)
             {
                 if (State != KubeNodeState.WaitingForNode)
@@ -509,6 +513,51 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         !string.IsNullOrEmpty(node.Spec?.PodCIDR) || node.Spec?.PodCIDRs is { Count: > 0 };
 
     private static string OwnNodeSelector(string name) => $"metadata.name={name}";
+
+    /// <summary>
+    /// Reads this node from one item of the own-node watch: <paramref name="node"/> is null when the node is absent or
+    /// was deleted. The watch asks for <c>metadata.name=&lt;node&gt;</c>, but a proxy or a faulty server may send
+    /// other nodes' events anyway; taking one of those as ours would hand out that node's podCIDR as our lease. Such
+    /// events are ignored (false) and logged once.
+    /// </summary>
+    private bool TryReadOwnNode(NodeWatchItem item, string name, out V1Node? node)
+    {
+        if (item.IsList)
+        {
+            node = null;
+            foreach (V1Node listed in item.Listed!)
+            {
+                if (listed.Metadata?.Name == name)
+                {
+                    node = listed;
+                }
+                else
+                {
+                    ReportForeignNode(name, listed.Metadata?.Name);
+                }
+            }
+
+            return true;
+        }
+
+        if (item.Node!.Metadata?.Name != name)
+        {
+            ReportForeignNode(name, item.Node.Metadata?.Name);
+            node = null;
+            return false;
+        }
+
+        node = item.Type == WatchEventType.Deleted ? null : item.Node;
+        return true;
+    }
+
+    private void ReportForeignNode(string name, string? other)
+    {
+        if (Interlocked.Exchange(ref _foreignNodeReported, 1) == 0)
+        {
+            Log.ForeignNodeOnOwnWatch(_logger, name, other ?? "(no name)");
+        }
+    }
 
     /// <summary>The lease for this node's podCIDR(s), checked against the network config with flannel's error texts.</summary>
     private Lease BuildOwnLease(V1Node node, NetworkConfig config, LeaseAttributes attributes)

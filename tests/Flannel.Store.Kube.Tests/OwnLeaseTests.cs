@@ -223,6 +223,24 @@ public class OwnLeaseTests
     }
 
     [Fact]
+    public async Task While_waiting_for_a_podCIDR_another_nodes_podCIDR_is_never_taken()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync();
+        h.Server.IgnoreFieldSelectors = true;
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", []));
+        h.Server.AddNode(NodeFixtures.Node("node-b", "198.18.0.12", "10.244.2.0/24"));
+
+        ValueTask<Lease> acquiring = h.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = KubeStoreHarness.VxlanAttributes("198.18.0.11", Mac) }, KubeStoreHarness.Timeout());
+        await KubeStoreHarness.WaitUntilAsync(() => h.Store.State == KubeNodeState.WaitingForPodCidr, "the store reports it waits for a podCIDR");
+        h.Server.UpdateNode("node-b", n => n["spec"] = new JsonObject { ["podCIDR"] = "10.244.3.0/24", ["podCIDRs"] = new JsonArray("10.244.3.0/24") });
+        h.Server.UpdateNode("node-a", n => n["spec"] = new JsonObject { ["podCIDR"] = "10.244.7.0/24", ["podCIDRs"] = new JsonArray("10.244.7.0/24") });
+
+        Assert.Equal(IPNetwork.Parse("10.244.7.0/24"), (await acquiring).Subnet);
+        Assert.Single(h.Warnings(), m => m.Contains("node-b", StringComparison.Ordinal));
+        Assert.All(h.Server.Patches(), p => Assert.Equal("/api/v1/nodes/node-a/status", p.Path));
+    }
+
+    [Fact]
     public async Task Patch_failures_are_retried_until_the_server_accepts()
     {
         await using KubeStoreHarness h = await KubeStoreHarness.StartAsync();
@@ -384,6 +402,33 @@ public class OwnLeaseTests
 
         Assert.Equal(IPNetwork.Parse("10.244.9.0/24"), next.Subnet);
         Assert.Equal(lease.Attributes, next.Attributes);
+    }
+
+    [Fact]
+    public async Task Another_nodes_events_on_the_own_node_watch_are_ignored_and_logged_once()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync();
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
+        Lease lease = await h.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = KubeStoreHarness.VxlanAttributes("198.18.0.11", Mac) }, KubeStoreHarness.Timeout());
+
+        // From here on the server sends every node's events on the watch of node-a, as a faulty proxy would.
+        h.Server.IgnoreFieldSelectors = true;
+        await using StreamReader<Lease> keeping = new(ct => h.Store.KeepLeaseAsync(lease, ct));
+        _ = keeping.Begin();
+        await KubeStoreHarness.WaitUntilAsync(() => h.Server.Patches().Length == 2, "the condition patch arrives");
+
+        h.Server.AddNode(NodeFixtures.Node("node-b", "198.18.0.12", "10.244.2.0/24"));
+        h.Server.UpdateNode("node-b", n => n["spec"] = new JsonObject { ["podCIDR"] = "10.244.3.0/24", ["podCIDRs"] = new JsonArray("10.244.3.0/24") });
+        h.Server.DeleteNode("node-b");
+
+        // A real change of node-a comes after node-b's events on the same stream: the next lease is node-a's.
+        h.Server.UpdateNode("node-a", n => n["spec"] = new JsonObject { ["podCIDR"] = "10.244.9.0/24", ["podCIDRs"] = new JsonArray("10.244.9.0/24") });
+        Lease next = await keeping.NextAsync();
+
+        Assert.Equal(IPNetwork.Parse("10.244.9.0/24"), next.Subnet);
+        Assert.Equal(KubeNodeState.Ready, h.Store.State);
+        Assert.Single(h.Warnings(), m => m.Contains("node-b", StringComparison.Ordinal));
+        Assert.DoesNotContain(h.Server.Patches(), p => p.Path.Contains("node-b", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -41,7 +41,9 @@ public sealed partial record NetworkConfig
             if (root.ValueKind != JsonValueKind.Object)
             {
                 throw new NetworkConfigException(
-                    $"the network config must be a JSON object, not {Describe(root)}", null, root.GetRawText());
+                    $"the network config must be a JSON object, not {Describe(root)} ({Quote(
+                        $"json: cannot unmarshal {GoKind(root)} into Go value of type subnet.Config")})",
+                    null, root.GetRawText());
             }
 
             var config = new NetworkConfig();
@@ -235,8 +237,11 @@ public sealed partial record NetworkConfig
         string raw = value.GetRawText();
         if (value.ValueKind != JsonValueKind.Object)
         {
+            // flannel decodes Backend into struct { Type string } and wraps the decoder's error.
             throw new NetworkConfigException(
-                $"Backend: {raw} is not a JSON object (expected e.g. {{\"Type\": \"vxlan\"}})", "Backend", raw);
+                $"Backend: {raw} is not a JSON object ({Quote(BackendDecodingError(
+                    $"json: cannot unmarshal {GoKind(value)} into Go value of type struct {{ Type string }}"))})",
+                "Backend", raw);
         }
 
         string compact = GoJson.CompactToString(raw, escapeHtml: false);
@@ -250,9 +255,11 @@ public sealed partial record NetworkConfig
 
             if (property.Value.ValueKind != JsonValueKind.String)
             {
+                string typeRaw = property.Value.GetRawText();
                 throw new NetworkConfigException(
-                    $"Backend.Type: {property.Value.GetRawText()} is not a string; supported backend types: {SupportedList}",
-                    "Backend.Type", property.Value.GetRawText());
+                    $"Backend.Type: {typeRaw} is not a string ({Quote(BackendDecodingError(
+                        $"json: cannot unmarshal {GoKind(property.Value)} into Go struct field .Type of type string"))}); supported backend types: {SupportedList}",
+                    "Backend.Type", typeRaw);
             }
 
             type = property.Value.GetString();
@@ -277,39 +284,50 @@ public sealed partial record NetworkConfig
         return config with { BackendType = lowered, Backend = compact };
     }
 
+    private static string BackendDecodingError(string decoderError) => $"error decoding Backend property of config: {decoderError}";
+
     private static string SupportedList => string.Join(", ", SupportedBackendTypes);
 
+    /// <summary>
+    /// flannel's IP4Net / IP6Net: the raw JSON value with its quotes trimmed (so escapes are not decoded and a
+    /// number is parsed as text) goes to Go's <c>net.ParseCIDR</c>, whose error is
+    /// <c>invalid CIDR address: &lt;text&gt;</c>; a valid CIDR of the other family is
+    /// <c>invalid IPv4 CIDR format</c> / <c>invalid IPv6 CIDR format</c>.
+    /// </summary>
     private static IPNetwork ReadNetwork(JsonElement value, string field, AddressFamily family)
     {
         string expected = family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
-        if (value.ValueKind == JsonValueKind.String && IPText.TryParseNetwork(value.GetString(), family, out IPNetwork network))
+        string raw = value.GetRawText();
+        string text = TrimQuotes(raw);
+        if (IPText.TryParseNetwork(text, out IPNetwork network))
         {
-            return network;
+            if (network.BaseAddress.AddressFamily == family)
+            {
+                return network;
+            }
+
+            throw new NetworkConfigException(
+                $"{field}: {raw} is not a valid {expected} CIDR ({Quote($"invalid {expected} CIDR format")})", field, raw);
         }
 
-        string raw = value.GetRawText();
         throw new NetworkConfigException(
-            $"{field}: {raw} is not a valid {expected} CIDR (\"invalid {expected} CIDR format\")", field, raw);
+            $"{field}: {raw} is not a valid {expected} CIDR ({Quote($"invalid CIDR address: {text}")})", field, raw);
     }
 
+    /// <summary>flannel's IP4 / IP6: the raw value with its quotes trimmed goes to Go's <c>net.ParseIP</c>.</summary>
     private static IPAddress ReadAddress(JsonElement value, string field, AddressFamily family)
     {
         string expected = family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
-        if (value.ValueKind == JsonValueKind.String)
+        string raw = value.GetRawText();
+        string text = TrimQuotes(raw);
+        if (IPText.TryParseAddress(text, family, out IPAddress? address))
         {
-            string text = value.GetString()!;
-            if (IPText.TryParseAddress(text, family, out IPAddress? address))
-            {
-                return address;
-            }
-
-            string reason = IPText.TryParseAddress(text, out _) ? $"invalid {expected} address format" : "invalid IP address format";
-            throw new NetworkConfigException(
-                $"{field}: {value.GetRawText()} is not a valid {expected} address (\"{reason}\")", field, value.GetRawText());
+            return address;
         }
 
+        string reason = IPText.TryParseAddress(text, out _) ? $"invalid {expected} address format" : "invalid IP address format";
         throw new NetworkConfigException(
-            $"{field}: {value.GetRawText()} is not a valid {expected} address (expected a string)", field, value.GetRawText());
+            $"{field}: {raw} is not a valid {expected} address ({Quote(reason)})", field, raw);
     }
 
     private static bool ReadBoolean(JsonElement value, string field) => value.ValueKind switch
@@ -317,20 +335,42 @@ public sealed partial record NetworkConfig
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         _ => throw new NetworkConfigException(
-            $"{field}: {value.GetRawText()} is not a boolean (expected true or false)", field, value.GetRawText()),
+            $"{field}: {value.GetRawText()} is not a boolean ({Quote(
+                $"json: cannot unmarshal {GoKind(value)} into Go struct field Config.{field} of type bool")})",
+            field, value.GetRawText()),
     };
 
     private static int ReadPrefixLength(JsonElement value, string field)
     {
         // Go's uint: a non-negative integer literal; SubnetLen range is checked by Validate with flannel's texts.
-        if (value.ValueKind == JsonValueKind.Number && value.TryGetUInt32(out uint length) && length <= int.MaxValue)
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetUInt64(out ulong length))
         {
-            return (int)length;
+            return (int)Math.Min(length, int.MaxValue);
         }
 
+        string raw = value.GetRawText();
+        string kind = value.ValueKind == JsonValueKind.Number ? $"number {raw}" : GoKind(value);
         throw new NetworkConfigException(
-            $"{field}: {value.GetRawText()} is not a valid prefix length (expected a non-negative integer)", field, value.GetRawText());
+            $"{field}: {raw} is not a valid prefix length ({Quote(
+                $"json: cannot unmarshal {kind} into Go struct field Config.{field} of type uint")})",
+            field, raw);
     }
+
+    /// <summary>Go's <c>bytes.Trim(j, "\"")</c>: every leading and trailing double quote.</summary>
+    private static string TrimQuotes(string raw) => raw.Trim('"');
+
+    private static string Quote(string flannelText) => $"\"{flannelText}\"";
+
+    /// <summary>The kind of a JSON value as Go's decoder names it in its errors.</summary>
+    private static string GoKind(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.Object => "object",
+        JsonValueKind.Array => "array",
+        JsonValueKind.String => "string",
+        JsonValueKind.Number => "number",
+        JsonValueKind.True or JsonValueKind.False => "bool",
+        _ => "null",
+    };
 
     private static string Describe(JsonElement element) => element.ValueKind switch
     {

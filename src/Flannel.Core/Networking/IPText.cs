@@ -72,8 +72,9 @@ public static class IPText
             return false;
         }
 
+        // Go's dtoi: decimal digits, leading zeros allowed (10.0.0.0/016 is a /16).
         ReadOnlySpan<char> lengthText = text[(slash + 1)..];
-        if (lengthText.IsEmpty || lengthText.Length > 3)
+        if (lengthText.IsEmpty)
         {
             return false;
         }
@@ -86,7 +87,7 @@ public static class IPText
                 return false;
             }
 
-            prefix = (prefix * 10) + (c - '0');
+            prefix = Math.Min((prefix * 10) + (c - '0'), 1000);
         }
 
         if (!TryParseAddress(text[..slash], out IPAddress? address)

@@ -128,21 +128,38 @@ public static class SubnetEnvFile
                 return null;
             }
 
-            // flannel's dotenv values may be comma-separated lists; one node has one subnet per family, so a
-            // list cannot be used (flannel: "more than one entry", treated as absent).
-            string[] entries = value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            if (entries.Length != 1)
+            // flannel's values are comma-separated lists (ReadCIDRsFromSubnetFile): an entry that does not parse is
+            // logged and dropped, the rest is kept. One node has one subnet per family, so more than one good entry
+            // cannot be used (flannel: "more than 1 entry found", treated as absent).
+            if (string.IsNullOrWhiteSpace(value))
             {
-                problems.Add(entries.Length == 0
-                    ? $"{source}: {key} is empty"
-                    : $"{source}: {key}={value} has {entries.Length} entries, expected exactly one; ignoring it");
+                problems.Add($"{source}: {key} is empty");
                 return null;
             }
 
-            if (!IPText.TryParseNetwork(entries[0], family, out IPNetwork network))
+            string expected = family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
+            string[] entries = value.Split(',');
+            IPNetwork? network = null;
+            int good = 0;
+            foreach (string entry in entries)
             {
-                string expected = family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
-                problems.Add($"{source}: {key}={value} is not an {expected} CIDR; ignoring it");
+                string trimmed = entry.Trim();
+                if (IPText.TryParseNetwork(trimmed, family, out IPNetwork parsed))
+                {
+                    network = parsed;
+                    good++;
+                }
+                else
+                {
+                    problems.Add(entries.Length == 1
+                        ? $"{source}: {key}={value} is not an {expected} CIDR; ignoring it"
+                        : $"{source}: {key}={value}: entry '{trimmed}' is not an {expected} CIDR; ignoring that entry");
+                }
+            }
+
+            if (good > 1)
+            {
+                problems.Add($"{source}: {key}={value} has {good} entries, expected exactly one; ignoring it");
                 return null;
             }
 

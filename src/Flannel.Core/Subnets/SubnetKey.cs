@@ -1,8 +1,8 @@
 using Flannel.Networking;
-using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Text.RegularExpressions;
 
 namespace Flannel.Subnets;
 
@@ -10,7 +10,7 @@ namespace Flannel.Subnets;
 /// Flannel's subnet key: <c>10.244.1.0-24</c>, or <c>10.244.1.0-24&amp;fd00:10:244:1::-64</c> for a dual-stack
 /// lease. It is the last segment of the etcd key <c>&lt;prefix&gt;/subnets/&lt;key&gt;</c>.
 /// </summary>
-public static class SubnetKey
+public static partial class SubnetKey
 {
     /// <summary>Formats the key. At least one subnet must be given; the IPv4 part comes first.</summary>
     public static string Format(IPNetwork? subnet, IPNetwork? ipv6Subnet)
@@ -30,9 +30,17 @@ public static class SubnetKey
     }
 
     /// <summary>
-    /// Parses a key with flannel's rules: an IPv4 part is required, the IPv6 part is optional, and anything
-    /// before the key (such as the etcd prefix) is ignored, as flannel's unanchored regular expression does.
+    /// Parses a key with flannel's rules (<c>ParseSubnetKey</c>): the same pattern,
+    /// <c>(\d+\.\d+.\d+.\d+)-(\d+)(?:&amp;([a-f\d:]+)-(\d+))?$</c>, unanchored at the start (so an etcd prefix
+    /// before the key is ignored) and anchored at the end; the IPv4 part is required and must be a dotted quad that
+    /// Go's <c>net.ParseIP</c> accepts (no shortened, octal or hex forms, no leading zeros), with a prefix length of at
+    /// most 31; the optional IPv6 part is lower-case only, with a prefix length of at most 127.
     /// </summary>
+    /// <remarks>
+    /// One rule is stricter than flannel: an address with host bits set (<c>10.244.1.7-24</c>) is rejected. flannel
+    /// never writes such a key; it would keep the address as is and the kernel would refuse its route, while masking
+    /// it would give two keys the same subnet.
+    /// </remarks>
     public static bool TryParse(string? text, out IPNetwork? subnet, out IPNetwork? ipv6Subnet)
     {
         subnet = null;
@@ -42,18 +50,16 @@ public static class SubnetKey
             return false;
         }
 
-        int slash = text.LastIndexOf('/');
-        ReadOnlySpan<char> key = slash >= 0 ? text.AsSpan(slash + 1) : text.AsSpan();
-        int amp = key.IndexOf('&');
-        ReadOnlySpan<char> v4 = amp >= 0 ? key[..amp] : key;
-        if (!TryParseOne(v4, AddressFamily.InterNetwork, out IPNetwork parsed4))
+        Match match = KeyPattern().Match(text);
+        if (!match.Success
+            || !TryParseOne(match.Groups[1].ValueSpan, match.Groups[2].ValueSpan, AddressFamily.InterNetwork, out IPNetwork parsed4))
         {
             return false;
         }
 
-        if (amp >= 0)
+        if (match.Groups[3].Success)
         {
-            if (!TryParseOne(key[(amp + 1)..], AddressFamily.InterNetworkV6, out IPNetwork parsed6))
+            if (!TryParseOne(match.Groups[3].ValueSpan, match.Groups[4].ValueSpan, AddressFamily.InterNetworkV6, out IPNetwork parsed6))
             {
                 return false;
             }
@@ -79,38 +85,35 @@ public static class SubnetKey
     private static string FormatOne(IPNetwork network) =>
         string.Create(CultureInfo.InvariantCulture, $"{network.BaseAddress}-{network.PrefixLength}");
 
-    private static bool TryParseOne(ReadOnlySpan<char> text, AddressFamily family, [NotNullWhen(true)] out IPNetwork network)
+    // flannel's subnetRegex with ASCII digits (.NET's \d also matches other scripts' digits) and \z for Go's $ (which,
+    // unlike .NET's, does not match before a final newline). The unescaped dots are flannel's.
+    [GeneratedRegex(@"([0-9]+\.[0-9]+.[0-9]+.[0-9]+)-([0-9]+)(?:&([a-f0-9:]+)-([0-9]+))?\z", RegexOptions.CultureInvariant)]
+    private static partial Regex KeyPattern();
+
+    private static bool TryParseOne(
+        ReadOnlySpan<char> addressText, ReadOnlySpan<char> prefixText, AddressFamily family, out IPNetwork network)
     {
         network = default;
-        int dash = text.LastIndexOf('-');
-        if (dash <= 0 || dash == text.Length - 1)
-        {
-            return false;
-        }
 
-        ReadOnlySpan<char> lengthText = text[(dash + 1)..];
-        foreach (char c in lengthText)
+        // Go: strconv.ParseUint(prefix, 10, 5) for IPv4 and (…, 10, 7) for IPv6, so at most 31 and 127.
+        int maxPrefix = family == AddressFamily.InterNetwork ? 31 : 127;
+        int prefix = 0;
+        foreach (char c in prefixText)
         {
-            if (!char.IsAsciiDigit(c))
+            prefix = (prefix * 10) + (c - '0');
+            if (prefix > maxPrefix)
             {
                 return false;
             }
         }
 
-        if (!IPAddress.TryParse(text[..dash], out IPAddress? address) || address.AddressFamily != family
-            || !int.TryParse(lengthText, NumberStyles.None, CultureInfo.InvariantCulture, out int prefix))
+        if (!IPText.TryParseAddress(addressText, family, out IPAddress? address)
+            || !IPNetworkMath.Mask(address, prefix).Equals(address))
         {
             return false;
         }
 
-        int max = family == AddressFamily.InterNetwork ? 32 : 128;
-        if (prefix > max)
-        {
-            return false;
-        }
-
-        // Host bits are dropped, as Go's net.ParseCIDR does for the key flannel reads back.
-        network = new IPNetwork(IPNetworkMath.Mask(address, prefix), prefix);
+        network = new IPNetwork(address, prefix);
         return true;
     }
 }

@@ -68,4 +68,8 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 5020, Level = LogLevel.Information, Message = "Node {NodeName} no longer announces a flannel lease (kube-subnet-manager annotation removed)")]
     public static partial void LeaseRevoked(ILogger logger, string nodeName);
+
+    [LoggerMessage(EventId = 5021, Level = LogLevel.Warning,
+        Message = "Ignoring an event for node {OtherNode} on the watch of node {NodeName} (fieldSelector metadata.name={NodeName}): the server or a proxy did not apply the field selector. Further such events are ignored silently")]
+    public static partial void ForeignNodeOnOwnWatch(ILogger logger, string nodeName, string otherNode);
 }

@@ -121,8 +121,15 @@ public sealed class NetworkConfigParseTests
     [Theory]
     [InlineData("""{"Port": 8472}""", """Backend: {"Port":8472} has no "Type"; supported backend types: vxlan, host-gw""")]
     [InlineData("""{"Type": ""}""", """Backend: {"Type":""} has no "Type"; supported backend types: vxlan, host-gw""")]
-    [InlineData("""{"Type": 7}""", "Backend.Type: 7 is not a string; supported backend types: vxlan, host-gw")]
-    [InlineData("\"vxlan\"", """Backend: "vxlan" is not a JSON object (expected e.g. {"Type": "vxlan"})""")]
+    [InlineData("""{"Type": null}""", """Backend: {"Type":null} has no "Type"; supported backend types: vxlan, host-gw""")]
+    // flannel's texts: parseBackendType wraps the error of json.Unmarshal into struct { Type string } (go1.19 output).
+    [InlineData("""{"Type": 7}""", """Backend.Type: 7 is not a string ("error decoding Backend property of config: json: cannot unmarshal number into Go struct field .Type of type string"); supported backend types: vxlan, host-gw""")]
+    [InlineData("""{"type": true}""", """Backend.Type: true is not a string ("error decoding Backend property of config: json: cannot unmarshal bool into Go struct field .Type of type string"); supported backend types: vxlan, host-gw""")]
+    [InlineData("""{"Type": {}}""", """Backend.Type: {} is not a string ("error decoding Backend property of config: json: cannot unmarshal object into Go struct field .Type of type string"); supported backend types: vxlan, host-gw""")]
+    [InlineData("\"vxlan\"", """Backend: "vxlan" is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal string into Go value of type struct { Type string }")""")]
+    [InlineData("7", """Backend: 7 is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal number into Go value of type struct { Type string }")""")]
+    [InlineData("[1]", """Backend: [1] is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal array into Go value of type struct { Type string }")""")]
+    [InlineData("true", """Backend: true is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal bool into Go value of type struct { Type string }")""")]
     public void Malformed_backend_is_rejected(string backend, string message)
     {
         var ex = Assert.Throws<NetworkConfigException>(
@@ -130,29 +137,51 @@ public sealed class NetworkConfigParseTests
         Assert.Equal(message, ex.Message);
     }
 
+    // The quoted texts are flannel's (IP4Net/IP6Net/IP4 UnmarshalJSON and Go's net.ParseCIDR, encoding/json), checked
+    // against go1.19's net and encoding/json packages.
     [Theory]
-    [InlineData("""{"Network":"10.244.0.0/33"}""", "Network", """Network: "10.244.0.0/33" is not a valid IPv4 CIDR ("invalid IPv4 CIDR format")""")]
+    [InlineData("""{"Network":"10.0.0.0/33"}""", "Network", """Network: "10.0.0.0/33" is not a valid IPv4 CIDR ("invalid CIDR address: 10.0.0.0/33")""")]
     [InlineData("""{"Network":"fd00::/64"}""", "Network", """Network: "fd00::/64" is not a valid IPv4 CIDR ("invalid IPv4 CIDR format")""")]
-    [InlineData("""{"Network":"10.244/16"}""", "Network", """Network: "10.244/16" is not a valid IPv4 CIDR ("invalid IPv4 CIDR format")""")]
-    [InlineData("""{"Network":"10.244.0.0"}""", "Network", """Network: "10.244.0.0" is not a valid IPv4 CIDR ("invalid IPv4 CIDR format")""")]
-    [InlineData("""{"Network":16}""", "Network", """Network: 16 is not a valid IPv4 CIDR ("invalid IPv4 CIDR format")""")]
+    [InlineData("""{"Network":"10.244/16"}""", "Network", """Network: "10.244/16" is not a valid IPv4 CIDR ("invalid CIDR address: 10.244/16")""")]
+    [InlineData("""{"Network":"010.244.0.0/16"}""", "Network", """Network: "010.244.0.0/16" is not a valid IPv4 CIDR ("invalid CIDR address: 010.244.0.0/16")""")]
+    [InlineData("""{"Network":"10.244.0.0"}""", "Network", """Network: "10.244.0.0" is not a valid IPv4 CIDR ("invalid CIDR address: 10.244.0.0")""")]
+    [InlineData("""{"Network":"10.244.0.0\/16"}""", "Network", """Network: "10.244.0.0\/16" is not a valid IPv4 CIDR ("invalid CIDR address: 10.244.0.0\/16")""")]
+    [InlineData("""{"Network":16}""", "Network", """Network: 16 is not a valid IPv4 CIDR ("invalid CIDR address: 16")""")]
     [InlineData("""{"IPv6Network":"10.0.0.0/8"}""", "IPv6Network", """IPv6Network: "10.0.0.0/8" is not a valid IPv6 CIDR ("invalid IPv6 CIDR format")""")]
+    [InlineData("""{"IPv6Network":"fd00::/129"}""", "IPv6Network", """IPv6Network: "fd00::/129" is not a valid IPv6 CIDR ("invalid CIDR address: fd00::/129")""")]
     [InlineData("""{"SubnetMin":"10.244.300.0"}""", "SubnetMin", """SubnetMin: "10.244.300.0" is not a valid IPv4 address ("invalid IP address format")""")]
     [InlineData("""{"SubnetMax":"fd00::1"}""", "SubnetMax", """SubnetMax: "fd00::1" is not a valid IPv4 address ("invalid IPv4 address format")""")]
     [InlineData("""{"IPv6SubnetMin":"10.0.0.1"}""", "IPv6SubnetMin", """IPv6SubnetMin: "10.0.0.1" is not a valid IPv6 address ("invalid IPv6 address format")""")]
     [InlineData("""{"IPv6SubnetMax":"fd00::zz"}""", "IPv6SubnetMax", """IPv6SubnetMax: "fd00::zz" is not a valid IPv6 address ("invalid IP address format")""")]
-    [InlineData("""{"SubnetMin":1}""", "SubnetMin", "SubnetMin: 1 is not a valid IPv4 address (expected a string)")]
-    [InlineData("""{"EnableIPv6":"yes"}""", "EnableIPv6", """EnableIPv6: "yes" is not a boolean (expected true or false)""")]
-    [InlineData("""{"EnableIPv4":1}""", "EnableIPv4", "EnableIPv4: 1 is not a boolean (expected true or false)")]
-    [InlineData("""{"EnableNFTables":"true"}""", "EnableNFTables", """EnableNFTables: "true" is not a boolean (expected true or false)""")]
-    [InlineData("""{"SubnetLen":-1}""", "SubnetLen", "SubnetLen: -1 is not a valid prefix length (expected a non-negative integer)")]
-    [InlineData("""{"SubnetLen":24.5}""", "SubnetLen", "SubnetLen: 24.5 is not a valid prefix length (expected a non-negative integer)")]
-    [InlineData("""{"IPv6SubnetLen":"64"}""", "IPv6SubnetLen", """IPv6SubnetLen: "64" is not a valid prefix length (expected a non-negative integer)""")]
+    [InlineData("""{"SubnetMin":1}""", "SubnetMin", """SubnetMin: 1 is not a valid IPv4 address ("invalid IP address format")""")]
+    [InlineData("""{"EnableIPv6":"yes"}""", "EnableIPv6", """EnableIPv6: "yes" is not a boolean ("json: cannot unmarshal string into Go struct field Config.EnableIPv6 of type bool")""")]
+    [InlineData("""{"EnableIPv4":1}""", "EnableIPv4", """EnableIPv4: 1 is not a boolean ("json: cannot unmarshal number into Go struct field Config.EnableIPv4 of type bool")""")]
+    [InlineData("""{"EnableNFTables":"true"}""", "EnableNFTables", """EnableNFTables: "true" is not a boolean ("json: cannot unmarshal string into Go struct field Config.EnableNFTables of type bool")""")]
+    [InlineData("""{"SubnetLen":-1}""", "SubnetLen", """SubnetLen: -1 is not a valid prefix length ("json: cannot unmarshal number -1 into Go struct field Config.SubnetLen of type uint")""")]
+    [InlineData("""{"SubnetLen":24.5}""", "SubnetLen", """SubnetLen: 24.5 is not a valid prefix length ("json: cannot unmarshal number 24.5 into Go struct field Config.SubnetLen of type uint")""")]
+    [InlineData("""{"subnetlen":[1]}""", "SubnetLen", """SubnetLen: [1] is not a valid prefix length ("json: cannot unmarshal array into Go struct field Config.SubnetLen of type uint")""")]
+    [InlineData("""{"IPv6SubnetLen":"64"}""", "IPv6SubnetLen", """IPv6SubnetLen: "64" is not a valid prefix length ("json: cannot unmarshal string into Go struct field Config.IPv6SubnetLen of type uint")""")]
     public void Parse_errors_name_the_field_and_the_value(string json, string field, string message)
     {
         var ex = Assert.Throws<NetworkConfigException>(() => NetworkConfig.Parse(json));
         Assert.Equal(message, ex.Message);
         Assert.Equal(field, ex.Field);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.0/016", "10.0.0.0/16")]
+    [InlineData("10.1.2.3/8", "10.0.0.0/8")]
+    public void Network_is_read_as_Go_reads_a_CIDR(string text, string expected)
+    {
+        Assert.Equal(IPNetwork.Parse(expected), NetworkConfig.Parse($$"""{"Network":"{{text}}"}""").Network);
+    }
+
+    [Fact]
+    public void A_huge_SubnetLen_reaches_flannels_range_check()
+    {
+        var ex = Assert.Throws<NetworkConfigException>(
+            () => NetworkConfig.Parse("""{"Network":"10.244.0.0/16","SubnetLen":4294967296}""").Validate());
+        Assert.Equal("SubnetLen must be less than /31", ex.Message);
     }
 
     [Theory]
@@ -170,8 +199,8 @@ public sealed class NetworkConfigParseTests
     [Theory]
     [InlineData("", "the network config is not valid JSON")]
     [InlineData("{\"Network\":", "the network config is not valid JSON")]
-    [InlineData("[]", "the network config must be a JSON object, not an array")]
-    [InlineData("\"x\"", "the network config must be a JSON object, not a string")]
+    [InlineData("[]", "the network config must be a JSON object, not an array (\"json: cannot unmarshal array into Go value of type subnet.Config\")")]
+    [InlineData("\"x\"", "the network config must be a JSON object, not a string (\"json: cannot unmarshal string into Go value of type subnet.Config\")")]
     public void Malformed_json_is_reported(string json, string start)
     {
         var ex = Assert.Throws<NetworkConfigException>(() => NetworkConfig.Parse(json));

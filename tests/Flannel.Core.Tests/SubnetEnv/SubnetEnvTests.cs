@@ -111,6 +111,19 @@ public sealed class SubnetEnvReadTests
     }
 
     [Theory]
+    [InlineData("FLANNEL_SUBNET=garbage,10.244.1.1/24\n", "garbage")]
+    [InlineData("FLANNEL_SUBNET=10.244.1.1/24,garbage\n", "garbage")]
+    [InlineData("FLANNEL_SUBNET=010.244.1.1/24,10.244.1.1/24\n", "010.244.1.1/24")]
+    [InlineData("FLANNEL_SUBNET=,10.244.1.1/24\n", "")]
+    public void A_list_keeps_its_good_entry_and_drops_the_bad_one_as_flannel_does(string text, string bad)
+    {
+        SubnetEnvReadResult read = SubnetEnvFile.Parse(text);
+        Assert.Equal(IPNetwork.Parse("10.244.1.0/24"), read.Subnet);
+        string value = text["FLANNEL_SUBNET=".Length..].TrimEnd('\n');
+        Assert.Equal($"subnet.env: FLANNEL_SUBNET={value}: entry '{bad}' is not an IPv4 CIDR; ignoring that entry", Assert.Single(read.Problems));
+    }
+
+    [Theory]
     [InlineData("FLANNEL_SUBNET=10.244.3.1\n", "subnet.env: FLANNEL_SUBNET=10.244.3.1 is not an IPv4 CIDR; ignoring it")]
     [InlineData("FLANNEL_SUBNET=fd00::1/64\n", "subnet.env: FLANNEL_SUBNET=fd00::1/64 is not an IPv4 CIDR; ignoring it")]
     [InlineData("FLANNEL_IPV6_SUBNET=10.0.0.1/24\n", "subnet.env: FLANNEL_IPV6_SUBNET=10.0.0.1/24 is not an IPv6 CIDR; ignoring it")]

@@ -17,7 +17,14 @@ public sealed class SubnetKeyTests
     [InlineData("10.244.1.0-24", "10.244.1.0/24", null)]
     [InlineData("/coreos.com/network/subnets/10.244.1.0-24", "10.244.1.0/24", null)]
     [InlineData("10.244.1.0-24&fd00:10:244:1::-64", "10.244.1.0/24", "fd00:10:244:1::/64")]
-    [InlineData("10.244.1.7-24", "10.244.1.0/24", null)]
+    // Go's regexp is unanchored at the start: whatever precedes the key is ignored, even another key (the admission
+    // rules reject the 10.0.0.0/8 that flannel reads here).
+    [InlineData("x10.244.1.0-24", "10.244.1.0/24", null)]
+    [InlineData("10.244.1.0-24&10.0.0.0-8", "10.0.0.0/8", null)]
+    // strconv.ParseUint accepts leading zeros.
+    [InlineData("10.244.1.0-024&fd00::-064", "10.244.1.0/24", "fd00::/64")]
+    [InlineData("10.244.1.0-31", "10.244.1.0/31", null)]
+    [InlineData("10.244.1.0-24&fd00::-127", "10.244.1.0/24", "fd00::/127")]
     public void Parses_flannels_key(string key, string v4, string? v6)
     {
         Assert.True(SubnetKey.TryParse(key, out IPNetwork? subnet, out IPNetwork? ipv6Subnet));
@@ -29,14 +36,47 @@ public sealed class SubnetKeyTests
     [InlineData("")]
     [InlineData("10.244.1.0")]
     [InlineData("10.244.1.0-")]
-    [InlineData("10.244.1.0-33")]
     [InlineData("10.244.1.0-2x")]
     [InlineData("fd00::-64")]
-    [InlineData("10.244.1.0-24&10.0.0.0-8")]
     [InlineData("garbage")]
+    // IPAddress.TryParse reads these as 10.12.0.0 and 8.12.13.0; Go's net.ParseIP rejects them.
+    [InlineData("10.12.13-24")]
+    [InlineData("010.12.13.0-24")]
+    [InlineData("0x0a.12.13.0-24")]
+    [InlineData("10.12.13.0x1-24")]
+    [InlineData("10.244.256.0-24")]
+    // ParseUint(…, 10, 5) and (…, 10, 7): at most 31 and 127.
+    [InlineData("10.244.1.0-32")]
+    [InlineData("10.244.1.0-33")]
+    [InlineData("10.244.1.0-99999999999999999999")]
+    [InlineData("10.244.1.0-24&fd00::-128")]
+    // The key pattern's IPv6 part is lower-case only.
+    [InlineData("10.244.1.0-24&FD00::-64")]
+    [InlineData("10.244.1.0-24&fd00::-")]
+    [InlineData("10.244.1.0-24&")]
+    [InlineData("10.244.1.0-24\n")]
+    [InlineData("10.244.1.0-24&fd00:::-64")]
+    // Host bits set: flannel never writes such a key, and masking would give two keys one subnet.
+    [InlineData("10.244.1.7-24")]
+    [InlineData("10.244.1.0-24&fd00::1-64")]
     public void Rejects_keys_flannel_would_skip(string key)
     {
         Assert.False(SubnetKey.TryParse(key, out _, out _));
         Assert.Contains(key, Assert.Throws<FormatException>(() => SubnetKey.Parse(key)).Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("10.244.1.0/24", null)]
+    [InlineData("10.244.1.0/24", "fd00:10:244:1::/64")]
+    [InlineData("0.0.0.0/1", "::/1")]
+    [InlineData("255.255.255.254/31", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127")]
+    public void Formatted_keys_parse_back(string v4, string? v6)
+    {
+        IPNetwork subnet = IPNetwork.Parse(v4);
+        IPNetwork? ipv6Subnet = v6 is null ? null : IPNetwork.Parse(v6);
+
+        Assert.True(SubnetKey.TryParse(SubnetKey.Format(subnet, ipv6Subnet), out IPNetwork? parsed, out IPNetwork? parsed6));
+        Assert.Equal(subnet, parsed);
+        Assert.Equal(ipv6Subnet, parsed6);
     }
 }

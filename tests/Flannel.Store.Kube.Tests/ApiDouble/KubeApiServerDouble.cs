@@ -73,6 +73,12 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Misbehaves like a faulty server or proxy: accepts <c>fieldSelector=metadata.name=X</c> and then lists and
+    /// watches every node anyway. Applies to requests made after it is set.
+    /// </summary>
+    public bool IgnoreFieldSelectors { get; set; }
+
     /// <summary>The current resourceVersion.</summary>
     public long ResourceVersion
     {
@@ -698,7 +704,7 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
         await context.Response.WriteAsync(body.ToJsonString(Wire), context.RequestAborted);
     }
 
-    private static bool TryFieldSelector(HttpContext context, out string? onlyName)
+    private bool TryFieldSelector(HttpContext context, out string? onlyName)
     {
         onlyName = null;
         string selector = context.Request.Query["fieldSelector"].ToString();
@@ -710,7 +716,8 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
         const string ByName = "metadata.name=";
         if (selector.StartsWith(ByName, StringComparison.Ordinal) && !selector.Contains(',', StringComparison.Ordinal))
         {
-            onlyName = selector[ByName.Length..];
+            // A faulty server or proxy accepts the selector and then sends everything.
+            onlyName = IgnoreFieldSelectors ? null : selector[ByName.Length..];
             return true;
         }
 
