@@ -114,16 +114,47 @@ internal sealed class CniPlugin(IReadOnlyDictionary<string, string> environment,
         stderr.Write(Encoding.UTF8.GetString(netconf));
         stderr.Write('\n');
 
+        string containerId = Get("CNI_CONTAINERID");
         try
         {
-            ScratchStore.Save(conf.DataDir, Get("CNI_CONTAINERID"), netconf);
+            ScratchStore.Save(conf.DataDir, containerId, netconf);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new CniException(CniErrorCode.Internal, $"failed to save the delegate netconf in {conf.DataDir}: {GoErrno.Describe(e)}");
         }
 
-        byte[] result = new DelegateInvoker(runner, environment).Invoke("ADD", (string)@delegate["type"]!, netconf);
+        // The saved file is in place (a killed plugin still leaves DEL what it needs); its fsyncs run while the
+        // delegate works and must finish before ADD reports success.
+        Exception? flushError = null;
+        var flush = new Thread(() =>
+        {
+            try
+            {
+                ScratchStore.MakeDurable(conf.DataDir, containerId);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                flushError = e;
+            }
+        });
+        flush.Start();
+        byte[] result;
+        try
+        {
+            result = new DelegateInvoker(runner, environment).Invoke("ADD", (string)@delegate["type"]!, netconf);
+        }
+        finally
+        {
+            flush.Join();
+        }
+
+        if (flushError is not null)
+        {
+            // The runtime answers a failed ADD with DEL, which finds the file and undoes the delegate's work.
+            throw new CniException(CniErrorCode.Internal, $"failed to save the delegate netconf in {conf.DataDir}: {GoErrno.Describe(flushError)}");
+        }
+
         stdout.Write(Encoding.UTF8.GetString(result));
     }
 

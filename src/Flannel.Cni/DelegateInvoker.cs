@@ -42,19 +42,25 @@ internal sealed class ProcessPluginRunner : IPluginRunner
         }
 
         using Process running = process;
+        // Plain threads, no thread pool: the plugin is a short-lived process and spinning up the pool (and
+        // waking it for each completion) cost several milliseconds per pod operation. The netconf is written
+        // from its own thread so a delegate that prints before it has read all of its input cannot deadlock us.
+        var writer = new Thread(() =>
+        {
+            try
+            {
+                process.StandardInput.BaseStream.Write(stdin);
+                process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // The plugin exited without reading all of its input; its exit status tells what happened.
+            }
+        });
+        writer.Start();
         using var stdout = new MemoryStream();
-        Task copy = process.StandardOutput.BaseStream.CopyToAsync(stdout);
-        try
-        {
-            process.StandardInput.BaseStream.Write(stdin);
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // The plugin exited without reading all of its input; its exit status tells what happened.
-        }
-
-        copy.GetAwaiter().GetResult();
+        process.StandardOutput.BaseStream.CopyTo(stdout);
+        writer.Join();
         process.WaitForExit();
         return new PluginOutput(process.ExitCode, stdout.ToArray());
     }

@@ -2,8 +2,10 @@ namespace Flannel.Cni;
 
 /// <summary>
 /// The delegate netconf saved at ADD for the matching DEL: <c>&lt;dataDir&gt;/&lt;containerID&gt;</c>, directory 0700,
-/// file 0600. Written atomically (temporary file in the same directory, fsync, rename, fsync of the directory),
-/// so a crash never leaves a truncated netconf that would make DEL skip the delegate.
+/// file 0600. <see cref="Save"/> writes it atomically (temporary file in the same directory, rename), so the plugin
+/// being killed never leaves a truncated netconf that would make DEL skip the delegate, and the file is in place
+/// before the delegate starts. <see cref="MakeDurable"/> (fsync of the file and the directory) survives power loss;
+/// the plugin runs it while the delegate works, because on a busy node each fsync can take several milliseconds.
 /// </summary>
 internal static class ScratchStore
 {
@@ -27,7 +29,6 @@ internal static class ScratchStore
             using (var stream = new FileStream(temporary, options))
             {
                 stream.Write(netconf);
-                stream.Flush(flushToDisk: true);
             }
 
             // Create honours the umask and keeps an existing file's mode; make it exactly 0600.
@@ -39,8 +40,13 @@ internal static class ScratchStore
             File.Delete(temporary);
             throw;
         }
+    }
 
-        FsyncDirectory(dataDir);
+    /// <summary>Flushes the saved netconf and its directory entry to disk; throws <see cref="IOException"/> when the file cannot be.</summary>
+    public static void MakeDurable(string dataDir, string containerId)
+    {
+        Fsync(Path.Combine(dataDir, containerId), required: true);
+        Fsync(dataDir, required: false); // makes the rename durable; best effort, as the content itself is
     }
 
     /// <summary>The stored netconf, or null when there is none (DEL is then a no-op).</summary>
@@ -68,22 +74,26 @@ internal static class ScratchStore
         }
     }
 
-    private static void FsyncDirectory(string directory)
+    private static void Fsync(string path, bool required)
     {
-        // Makes the rename durable. .NET cannot open a directory as a file, so go to libc (Linux only).
+        // .NET cannot fsync a directory, nor a file it has not opened for writing, so go to libc (Linux only).
         if (!OperatingSystem.IsLinux())
         {
             return;
         }
 
-        int fd = NativeMethods.open(directory, NativeMethods.O_RDONLY | NativeMethods.O_CLOEXEC);
-        if (fd < 0)
+        int fd = NativeMethods.open(path, NativeMethods.O_RDONLY | NativeMethods.O_CLOEXEC);
+        int result = fd < 0 ? -1 : NativeMethods.fsync(fd);
+        int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        if (fd >= 0)
         {
-            return; // best effort: the file content itself was fsynced
+            _ = NativeMethods.close(fd);
         }
 
-        _ = NativeMethods.fsync(fd);
-        _ = NativeMethods.close(fd);
+        if (result < 0 && required)
+        {
+            throw new IOException($"fsync {path}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)}");
+        }
     }
 }
 
@@ -93,10 +103,10 @@ internal static partial class NativeMethods
     public const int O_RDONLY = 0;
     public const int O_CLOEXEC = 0x80000;
 
-    [System.Runtime.InteropServices.LibraryImport("libc", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    [System.Runtime.InteropServices.LibraryImport("libc", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8, SetLastError = true)]
     internal static partial int open(string path, int flags);
 
-    [System.Runtime.InteropServices.LibraryImport("libc")]
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
     internal static partial int fsync(int fd);
 
     [System.Runtime.InteropServices.LibraryImport("libc")]

@@ -8,7 +8,11 @@ internal sealed partial class EtcdSubnetStoreOptionsAnnotationsValidator : IVali
 {
 }
 
-/// <summary>The checks that span fields or touch the file system: endpoints, TLS files, prefix, credentials.</summary>
+/// <summary>
+/// The checks that span fields or touch the file system (endpoints, TLS files, prefix, credentials), and the
+/// TimeSpan ranges: <c>[Range(typeof(TimeSpan), …)]</c> converts its bounds through reflection, which trimming and
+/// native AOT cannot keep (IL2026), so they are checked here.
+/// </summary>
 internal sealed class EtcdSubnetStoreOptionsValidator : IValidateOptions<EtcdSubnetStoreOptions>
 {
     public ValidateOptionsResult Validate(string? name, EtcdSubnetStoreOptions options)
@@ -50,11 +54,22 @@ internal sealed class EtcdSubnetStoreOptionsValidator : IValidateOptions<EtcdSub
             }
         }
 
+        CheckRange(failures, nameof(options.LeaseTtl), options.LeaseTtl, TimeSpan.FromSeconds(2), TimeSpan.FromDays(365));
+        CheckRange(failures, nameof(options.RequestTimeout), options.RequestTimeout, TimeSpan.FromMilliseconds(50), TimeSpan.FromMinutes(10));
+
         if (string.IsNullOrEmpty(options.Username) && !string.IsNullOrEmpty(options.Password))
         {
             failures.Add("Password is set but Username is not.");
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckRange(List<string> failures, string field, TimeSpan value, TimeSpan minimum, TimeSpan maximum)
+    {
+        if (value < minimum || value > maximum)
+        {
+            failures.Add($"{field} '{value}' must be between {minimum} and {maximum}.");
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using Flannel.Traffic;
 using Flannel.Testing.Namespaces;
 
 namespace Flannel.EndToEnd.Tests;
@@ -97,6 +98,40 @@ public sealed class EndToEndTests
         }
 
         Assert.True(await cluster.HasRouteAsync("node1", cluster.Subnet("node2")), "node1 lost its route to node2");
+    }
+
+    [Fact]
+    public async Task With_ip_blackhole_route_local_pods_stay_reachable_and_an_empty_node_drops_its_subnet()
+    {
+        VirtualCluster.RequirePrerequisites();
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan", "--ip-blackhole-route");
+        IPNetwork subnet1 = cluster.Subnet("node1");
+        IPNetwork subnet3 = cluster.Subnet("node3");
+        await VirtualCluster.WaitUntilAsync(
+            async () => (await cluster.Nodes["node1"].RunCheckedAsync("ip", "route", "show", "type", "blackhole")).Contains(subnet1.ToString(), StringComparison.Ordinal),
+            "node1's blackhole route\n" + cluster.FlanneldLog("node1"));
+
+        // The pods' bridge comes after the blackhole (the first pod of a fresh node), and the agent keeps resyncing.
+        (NetworkNamespace pod1, IPAddress ip1) = await cluster.AddPodAsync("node1", "pod-a");
+        (NetworkNamespace pod2, IPAddress ip2) = await cluster.AddPodAsync("node2", "pod-b");
+        await Task.Delay(TimeSpan.FromSeconds(6)); // longer than --iptables-resync (5 s): a resync must not undo it
+        Assert.Contains("dev cni0", await cluster.Nodes["node1"].RunCheckedAsync("ip", "route", "get", ip1.ToString()), StringComparison.Ordinal);
+        Assert.Contains($"{subnet1} dev cni0 proto kernel", await cluster.Nodes["node1"].RunCheckedAsync("ip", "route", "show", subnet1.ToString()), StringComparison.Ordinal);
+        Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"pod on node2 cannot reach {ip1} on node1");
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip2), $"pod on node1 cannot reach {ip2} on node2");
+
+        // flanneld restarted on a node whose bridge already exists.
+        await cluster.StopFlanneldAsync("node1");
+        cluster.StartFlanneld("node1");
+        await cluster.WaitForMeshAsync();
+        await Task.Delay(TimeSpan.FromSeconds(6));
+        Assert.Contains("dev cni0", await cluster.Nodes["node1"].RunCheckedAsync("ip", "route", "get", ip1.ToString()), StringComparison.Ordinal);
+        Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"pod on node2 cannot reach {ip1} after node1's flanneld restarted");
+
+        // A node without pods (no cni0): its unused pod addresses are dropped instead of following the default route.
+        Assert.Contains($"blackhole {subnet3}", await cluster.Nodes["node3"].RunCheckedAsync("ip", "route", "show", subnet3.ToString()), StringComparison.Ordinal);
+        CommandResult get = await cluster.Nodes["node3"].RunAsync("ip", "route", "get", subnet3.BaseAddress.ToString()[..^1] + "7");
+        Assert.NotEqual(0, get.ExitCode);
     }
 
     [Fact]

@@ -25,9 +25,16 @@ internal sealed class VirtualCluster : IAsyncDisposable
     private readonly Dictionary<string, Process> _flanneld = new(StringComparer.Ordinal);
     private Process? _etcd;
 
-    private VirtualCluster(string backend) => Backend = backend;
+    private VirtualCluster(string backend, IReadOnlyList<string> flanneldArguments)
+    {
+        Backend = backend;
+        FlanneldArguments = flanneldArguments;
+    }
 
     public string Backend { get; }
+
+    /// <summary>Flags every flanneld gets beyond the defaults (etcd, subnet file, eth0, --ip-masq).</summary>
+    public IReadOnlyList<string> FlanneldArguments { get; }
 
     public NetworkNamespace Bridge { get; private set; } = null!;
 
@@ -54,9 +61,9 @@ internal sealed class VirtualCluster : IAsyncDisposable
         Privileged.Require(File.Exists(CniPluginPath), $"the flannel CNI plugin is not built at {CniPluginPath}");
     }
 
-    public static async Task<VirtualCluster> StartAsync(string backend = "vxlan")
+    public static async Task<VirtualCluster> StartAsync(string backend = "vxlan", params string[] flanneldArguments)
     {
-        var cluster = new VirtualCluster(backend);
+        var cluster = new VirtualCluster(backend, flanneldArguments);
         try
         {
             await cluster.CreateTopologyAsync();
@@ -94,11 +101,13 @@ internal sealed class VirtualCluster : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (string arg in new[]
-        {
+        string[] arguments =
+        [
             "netns", "exec", _nodes[node].Name, FlanneldPath,
             $"--etcd-endpoints={EtcdUrl}", $"--subnet-file={SubnetFile(node)}", "--iface=eth0", "--ip-masq",
-        })
+            .. FlanneldArguments,
+        ];
+        foreach (string arg in arguments)
         {
             start.ArgumentList.Add(arg);
         }

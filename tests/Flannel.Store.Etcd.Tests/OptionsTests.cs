@@ -68,6 +68,8 @@ public sealed class OptionsTests
     [InlineData(nameof(EtcdSubnetStoreOptions.Endpoints), "mixes http:// and https://")]
     [InlineData(nameof(EtcdSubnetStoreOptions.Prefix), "Prefix 'coreos.com' must start with '/'")]
     [InlineData(nameof(EtcdSubnetStoreOptions.Password), "Password is set but Username is not")]
+    [InlineData(nameof(EtcdSubnetStoreOptions.LeaseTtl), "LeaseTtl '00:00:01' must be between 00:00:02 and 365.00:00:00")]
+    [InlineData(nameof(EtcdSubnetStoreOptions.RequestTimeout), "RequestTimeout '00:11:00' must be between 00:00:00.0500000 and 00:10:00")]
     public async Task Invalid_options_fail_at_startup_naming_the_option(string field, string message)
     {
         var services = new ServiceCollection();
@@ -81,6 +83,8 @@ public sealed class OptionsTests
                 case nameof(o.Endpoints): o.Endpoints = "http://a:1,https://b:2"; break;
                 case nameof(o.Prefix): o.Prefix = "coreos.com"; break;
                 case nameof(o.Password): o.Password = "x"; break;
+                case nameof(o.LeaseTtl): o.LeaseTtl = TimeSpan.FromSeconds(1); break;
+                case nameof(o.RequestTimeout): o.RequestTimeout = TimeSpan.FromMinutes(11); break;
             }
         });
         using ServiceProvider provider = services.BuildServiceProvider();

@@ -29,7 +29,7 @@ public sealed partial class FlannelAgent
     [LoggerMessage(EventId = 7007, Level = LogLevel.Information, Message = "[{Agent}] Wrote {SubnetFile}; ready after {Elapsed}")]
     private static partial void LogReady(ILogger logger, string agent, string subnetFile, TimeSpan elapsed);
 
-    [LoggerMessage(EventId = 7008, Level = LogLevel.Warning, Message = "[{Agent}] No traffic rule manager is registered: masquerade and forward rules are not managed by this agent")]
+    [LoggerMessage(EventId = 7008, Level = LogLevel.Warning, Message = "[{Agent}] No traffic rule manager is registered: masquerade and forward rules and the blackhole route are not managed by this agent")]
     private static partial void LogNoTrafficRules(ILogger logger, string agent);
 
     [LoggerMessage(EventId = 7009, Level = LogLevel.Warning, Message = "[{Agent}] Traffic rule resync failed; retrying at the next period")]

@@ -205,7 +205,6 @@ public sealed partial class FlannelAgent : BackgroundService
         // 4. Masquerade and forward rules (flanneld exits when they cannot be installed).
         Readiness.SetPhase("installing masquerade and forward rules");
         await EnsureTrafficRulesAsync(lease, previous, isResync: false, cancellationToken).ConfigureAwait(false);
-        await EnsureBlackholeRouteAsync(lease, cancellationToken).ConfigureAwait(false);
 
         // 5. subnet.env, 6. ready.
         Readiness.SetPhase("writing subnet.env");
@@ -300,7 +299,7 @@ public sealed partial class FlannelAgent : BackgroundService
     {
         if (_trafficRules is null)
         {
-            if (!isResync && (_options.IpMasq || _options.IptablesForwardRules))
+            if (!isResync && (_options.IpMasq || _options.IptablesForwardRules || _options.IpBlackholeRoute))
             {
                 LogNoTrafficRules(_logger, _options.Name);
             }
@@ -316,6 +315,7 @@ public sealed partial class FlannelAgent : BackgroundService
                 IpMasq = _options.IpMasq,
                 RandomFully = !_options.IpMasqFullyRandomDisable,
                 ForwardRules = _options.IptablesForwardRules,
+                BlackholeRoute = _options.IpBlackholeRoute,
                 PreviousNetwork = previous?.Network,
                 PreviousSubnet = previous?.Subnet,
                 PreviousIPv6Network = previous?.IPv6Network,
@@ -324,25 +324,6 @@ public sealed partial class FlannelAgent : BackgroundService
             },
             cancellationToken).ConfigureAwait(false);
     }
-
-    private async ValueTask EnsureBlackholeRouteAsync(Lease lease, CancellationToken cancellationToken)
-    {
-        if (!_options.IpBlackholeRoute)
-        {
-            return;
-        }
-
-        foreach (IPNetwork subnet in new[] { lease.Subnet, lease.IPv6Subnet }.OfType<IPNetwork>())
-        {
-            // The more specific cni0 route wins for local pods; the blackhole only catches unallocated addresses.
-            await _netlink.ReplaceRouteAsync(
-                new RouteSpec { Destination = subnet, Type = BlackholeRouteType, Protocol = RouteDefaults.ProtocolFlannel },
-                cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    // RTN_BLACKHOLE.
-    private const byte BlackholeRouteType = 6;
 
     private async Task ResyncLoopAsync(CancellationToken cancellationToken)
     {
@@ -358,7 +339,6 @@ public sealed partial class FlannelAgent : BackgroundService
             try
             {
                 await EnsureTrafficRulesAsync(lease, null, isResync: true, cancellationToken).ConfigureAwait(false);
-                await EnsureBlackholeRouteAsync(lease, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -421,7 +401,6 @@ public sealed partial class FlannelAgent : BackgroundService
         await _network!.ConfigureLeaseAsync(updated, cancellationToken).ConfigureAwait(false);
         var previous = new SubnetEnvReadResult { Exists = true, Network = _config!.Network, Subnet = old.Subnet, IPv6Network = _config.IPv6Network, IPv6Subnet = old.IPv6Subnet };
         await EnsureTrafficRulesAsync(updated, previous, isResync: false, cancellationToken).ConfigureAwait(false);
-        await EnsureBlackholeRouteAsync(updated, cancellationToken).ConfigureAwait(false);
         await WriteSubnetFileAsync(_config, updated, _network, cancellationToken).ConfigureAwait(false);
     }
 

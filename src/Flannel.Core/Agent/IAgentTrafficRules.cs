@@ -33,6 +33,9 @@ public sealed record TrafficRulesRequest
     /// <summary><c>--iptables-forward-rules</c>.</summary>
     public bool ForwardRules { get; init; } = true;
 
+    /// <summary><c>--ip-blackhole-route</c>: keep a blackhole route for the lease subnets.</summary>
+    public bool BlackholeRoute { get; init; }
+
     /// <summary>The previous IPv4 cluster network (subnet.env before this run, or before a lease change).</summary>
     public IPNetwork? PreviousNetwork { get; init; }
 

@@ -6,8 +6,8 @@ namespace Flannel.Agent;
 /// <summary>
 /// Connects the agent to the iptables/nftables <see cref="ITrafficManager"/>. The mode is only known once the
 /// network config is read (<c>EnableNFTables</c>), so the manager is created on the first call: it cleans up the
-/// other mode, installs the masquerade (<c>--ip-masq</c>) and forward (<c>--iptables-forward-rules</c>) rules make-before-break,
-/// and is then resynchronised by the agent every <c>--iptables-resync</c>. A changed lease replaces the rule set in
+/// other mode, installs the masquerade (<c>--ip-masq</c>) and forward (<c>--iptables-forward-rules</c>) rules make-before-break
+/// and the blackhole route (<c>--ip-blackhole-route</c>), and is then resynchronised by the agent every <c>--iptables-resync</c>. A changed lease replaces the rule set in
 /// one transaction. Rules are left in place when the agent stops.
 /// </summary>
 public sealed class TrafficManagerRules : IAgentTrafficRules, IDisposable
@@ -35,7 +35,7 @@ public sealed class TrafficManagerRules : IAgentTrafficRules, IDisposable
     public async ValueTask EnsureAsync(TrafficRulesRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (!request.IpMasq && !request.ForwardRules)
+        if (!request.IpMasq && !request.ForwardRules && !request.BlackholeRoute)
         {
             return;
         }
@@ -90,6 +90,11 @@ public sealed class TrafficManagerRules : IAgentTrafficRules, IDisposable
             if (request.ForwardRules)
             {
                 await _manager.SetupAndEnsureForwardRulesAsync(current, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (request.BlackholeRoute)
+            {
+                await _manager.SetupAndEnsureBlackholeRoutesAsync(current, cancellationToken).ConfigureAwait(false);
             }
         }
         finally

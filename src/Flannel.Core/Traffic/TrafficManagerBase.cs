@@ -9,7 +9,7 @@ internal abstract class TrafficManagerBase : ITrafficManager
     private readonly SemaphoreSlim _lock = new(1, 1);
 
     // Lease subnets that must keep a blackhole route (--ip-blackhole-route).
-    private readonly List<System.Net.IPNetwork> _blackholes = [];
+    private List<System.Net.IPNetwork> _blackholes = [];
 
     protected TrafficManagerBase(ICommandRunner runner, TrafficManagerOptions options, TimeProvider timeProvider, ILogger logger)
     {
@@ -51,13 +51,18 @@ internal abstract class TrafficManagerBase : ITrafficManager
         ArgumentNullException.ThrowIfNull(networks);
         return LockedAsync(async ct =>
         {
-            foreach (System.Net.IPNetwork? subnet in new[] { networks.Subnet, networks.IPv6Subnet })
+            List<System.Net.IPNetwork> wanted = [.. new[] { networks.Subnet, networks.IPv6Subnet }.OfType<System.Net.IPNetwork>()];
+
+            // A changed lease: the old subnet's blackhole goes (it may be another node's subnet now).
+            foreach (System.Net.IPNetwork old in _blackholes.Where(b => !wanted.Contains(b)))
             {
-                if (subnet is { } s && !_blackholes.Contains(s))
-                {
-                    _blackholes.Add(s);
-                    await EnsureBlackholeRouteAsync(s, ct).ConfigureAwait(false);
-                }
+                await DeleteBlackholeRouteAsync(old, BlackholeRoute.Metric, ct).ConfigureAwait(false);
+            }
+
+            _blackholes = wanted;
+            foreach (System.Net.IPNetwork subnet in wanted)
+            {
+                await EnsureBlackholeRouteAsync(subnet, ct).ConfigureAwait(false);
             }
 
             return true;
@@ -127,22 +132,45 @@ internal abstract class TrafficManagerBase : ITrafficManager
     }
 
     /// <summary>
-    /// Adds <c>blackhole SUBNET</c> to the main table when no blackhole route for exactly that prefix exists (flannel's
-    /// setupBlackholeRoute). When another route owns the prefix (the bridge plugin's cni0 route) the kernel refuses
-    /// the add with "File exists": traffic for unused pod addresses already stays on the node then, so that is fine.
+    /// Adds our <c>blackhole SUBNET</c> (protocol 70, lowest priority) to the main table when it is absent, flannel's
+    /// add-if-absent; "File exists" (added meanwhile) is fine. A blackhole of ours with another metric (what earlier
+    /// versions wrote, at metric 0) is deleted: at the same metric as the bridge plugin's <c>cni0</c> route it
+    /// shadows that route when it was there first.
     /// </summary>
     /// <returns>True when the route had to be added.</returns>
     private async Task<bool> EnsureBlackholeRouteAsync(System.Net.IPNetwork subnet, CancellationToken cancellationToken)
     {
-        string family = subnet.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
+        string family = Family(subnet);
         string prefix = subnet.ToString();
-        CommandResult show = await RunCheckedAsync("ip", [family, "route", "show", "table", "main", "type", "blackhole", "exact", prefix], null, cancellationToken).ConfigureAwait(false);
-        if (show.StandardOutput.Trim().Length > 0)
+        CommandResult show = await RunCheckedAsync(
+            "ip",
+            [family, "route", "show", "table", "main", "type", "blackhole", "exact", prefix, "proto", BlackholeRoute.ProtocolText],
+            null,
+            cancellationToken).ConfigureAwait(false);
+        bool present = false;
+        foreach (string line in show.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            uint metric = BlackholeRoute.MetricOf(line);
+            if (metric == BlackholeRoute.Metric)
+            {
+                present = true;
+            }
+            else
+            {
+                await DeleteBlackholeRouteAsync(subnet, metric, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        if (present)
         {
             return false;
         }
 
-        CommandResult add = await TryRunAsync("ip", [family, "route", "add", "blackhole", prefix], null, cancellationToken).ConfigureAwait(false);
+        CommandResult add = await TryRunAsync(
+            "ip",
+            [family, "route", "add", "blackhole", prefix, "table", "main", "proto", BlackholeRoute.ProtocolText, "metric", BlackholeRoute.MetricText],
+            null,
+            cancellationToken).ConfigureAwait(false);
         if (add.Succeeded)
         {
             return true;
@@ -155,6 +183,26 @@ internal abstract class TrafficManagerBase : ITrafficManager
 
         throw new TrafficRulesException($"ip {family} route add blackhole {prefix} failed with exit code {add.ExitCode}: {add.StandardError.Trim()}");
     }
+
+    private async Task DeleteBlackholeRouteAsync(System.Net.IPNetwork subnet, uint metric, CancellationToken cancellationToken)
+    {
+        string family = Family(subnet);
+        CommandResult delete = await TryRunAsync(
+            "ip",
+            [family, "route", "del", "blackhole", subnet.ToString(), "table", "main", "proto", BlackholeRoute.ProtocolText,
+                "metric", metric.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            null,
+            cancellationToken).ConfigureAwait(false);
+
+        // "No such process": gone already.
+        if (!delete.Succeeded && !delete.StandardError.Contains("No such process", StringComparison.Ordinal))
+        {
+            throw new TrafficRulesException($"ip {family} route del blackhole {subnet} failed with exit code {delete.ExitCode}: {delete.StandardError.Trim()}");
+        }
+    }
+
+    private static string Family(System.Net.IPNetwork subnet) =>
+        subnet.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
 
     /// <summary>
     /// Checks the installed rule sets, adding the names of those it re-applied to <paramref name="repaired"/> and the

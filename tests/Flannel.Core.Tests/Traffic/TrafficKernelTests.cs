@@ -219,12 +219,103 @@ public sealed class TrafficKernelTests : IAsyncLifetime
         await InNs("ip", "link", "set", "lo", "up");
         await manager.SetupAndEnsureBlackholeRoutesAsync(Node, ct);
 
-        Assert.Equal("blackhole 10.244.3.0/24", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
-        Assert.StartsWith("blackhole fd00:10:244:3::/64", (await InNs("ip", "-6", "route", "show", "type", "blackhole")).Trim(), StringComparison.Ordinal);
+        Assert.Equal("blackhole 10.244.3.0/24 proto 70 metric 4294967295", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
+        Assert.StartsWith("blackhole fd00:10:244:3::/64 dev lo proto 70 metric 4294967295", await InNs("ip", "-6", "route", "show", "type", "blackhole"), StringComparison.Ordinal);
         Assert.Equal(0, await manager.ResyncAsync(ct));
 
-        await InNs("ip", "-4", "route", "del", "blackhole", "10.244.3.0/24");
+        await InNs("ip", "-4", "route", "del", "blackhole", "10.244.3.0/24", "proto", "70", "metric", "4294967295");
         Assert.Equal(1, await manager.ResyncAsync(ct));
-        Assert.Equal("blackhole 10.244.3.0/24", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
+        Assert.Equal("blackhole 10.244.3.0/24 proto 70 metric 4294967295", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
+
+        // A changed lease moves the blackhole: the old subnet may be another node's now.
+        await manager.SetupAndEnsureBlackholeRoutesAsync(Node with { Subnet = IPNetwork.Parse("10.244.9.0/24"), IPv6Subnet = null }, ct);
+        Assert.Equal("blackhole 10.244.9.0/24 proto 70 metric 4294967295", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
+        Assert.Equal("", (await InNs("ip", "-6", "route", "show", "type", "blackhole")).Trim());
     }
+
+    /// <summary>
+    /// The node's pod bridge as the bridge plugin leaves it after the first pod: cni0 with the gateway address (which
+    /// makes the kernel add <c>10.244.3.0/24 dev cni0 proto kernel</c>) and one attached veth so that it is up.
+    /// </summary>
+    private async Task AddPodBridgeAsync()
+    {
+        await InNs("ip", "link", "add", "cni0", "type", "bridge");
+        await InNs("ip", "link", "add", "veth-pod", "type", "veth", "peer", "name", "eth-pod");
+        await InNs("ip", "link", "set", "veth-pod", "master", "cni0", "up");
+        await InNs("ip", "link", "set", "eth-pod", "up");
+        await InNs("ip", "link", "set", "cni0", "up");
+        await InNs("ip", "addr", "add", "10.244.3.1/24", "dev", "cni0");
+        await InNs("ip", "-6", "addr", "add", "fd00:10:244:3::1/64", "dev", "cni0", "nodad");
+    }
+
+    private async Task<string> RouteGetAsync(string address)
+    {
+        CommandResult result = await _runner.RunAsync("ip", ["route", "get", address], null, TestContext.Current.CancellationToken);
+        return result.Succeeded ? result.StandardOutput : "failed: " + result.StandardError.Trim();
+    }
+
+    [Fact]
+    public async Task The_blackhole_route_never_takes_the_pod_bridges_route_whichever_comes_first()
+    {
+        RequireKernel("ip");
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await InNs("ip", "link", "set", "lo", "up");
+
+        // cni0 present first (flannel restarted on a node with pods): the bridge's route stays and keeps winning.
+        await AddPodBridgeAsync();
+        using (var rules = new Flannel.Agent.TrafficManagerRules(_runner, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<Flannel.Agent.TrafficManagerRules>.Instance))
+        {
+            await rules.EnsureAsync(BlackholeOnly, ct);
+            Assert.Contains("10.244.3.0/24 dev cni0 proto kernel", await InNs("ip", "-4", "route", "show", "10.244.3.0/24"), StringComparison.Ordinal);
+            Assert.Contains("dev cni0", await RouteGetAsync("10.244.3.7"), StringComparison.Ordinal);
+            Assert.Contains("dev cni0", await RouteGetAsync("fd00:10:244:3::7"), StringComparison.Ordinal);
+            await rules.EnsureAsync(BlackholeOnly with { IsResync = true }, ct);
+            Assert.Contains("dev cni0", await RouteGetAsync("10.244.3.7"), StringComparison.Ordinal);
+
+            // The bridge loses its address (its last pod is gone, or it is deleted): the blackhole catches the subnet.
+            await InNs("ip", "addr", "flush", "dev", "cni0");
+            Assert.StartsWith("failed:", await RouteGetAsync("10.244.3.7"), StringComparison.Ordinal);
+            Assert.DoesNotContain("cni0", await RouteGetAsync("fd00:10:244:3::7"), StringComparison.Ordinal);
+
+            // cni0 configured after the blackhole (the first pod of a fresh node): the bridge's route wins again.
+            await InNs("ip", "addr", "add", "10.244.3.1/24", "dev", "cni0");
+            await InNs("ip", "-6", "addr", "add", "fd00:10:244:3::1/64", "dev", "cni0", "nodad");
+            Assert.Contains("dev cni0", await RouteGetAsync("10.244.3.7"), StringComparison.Ordinal);
+            Assert.Contains("dev cni0", await RouteGetAsync("fd00:10:244:3::7"), StringComparison.Ordinal);
+            await rules.EnsureAsync(BlackholeOnly with { IsResync = true }, ct);
+            Assert.Contains("dev cni0", await RouteGetAsync("10.244.3.7"), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_metric_0_blackhole_left_by_an_earlier_version_is_replaced_by_the_low_priority_one()
+    {
+        RequireKernel("ip");
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await InNs("ip", "link", "set", "lo", "up");
+        await InNs("ip", "route", "add", "blackhole", "10.244.3.0/24", "proto", "70");
+        await AddPodBridgeAsync();
+        Assert.StartsWith("failed:", await RouteGetAsync("10.244.3.7"), StringComparison.Ordinal);
+
+        using var rules = new Flannel.Agent.TrafficManagerRules(_runner, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<Flannel.Agent.TrafficManagerRules>.Instance);
+        await rules.EnsureAsync(BlackholeOnly, ct);
+
+        Assert.Contains("dev cni0", await RouteGetAsync("10.244.3.7"), StringComparison.Ordinal);
+        Assert.Equal("blackhole 10.244.3.0/24 proto 70 metric 4294967295", (await InNs("ip", "-4", "route", "show", "type", "blackhole")).Trim());
+    }
+
+    private static Flannel.Agent.TrafficRulesRequest BlackholeOnly { get; } = new()
+    {
+        Config = Flannel.Configuration.NetworkConfig.Parse(
+            """{"Network":"10.244.0.0/16","IPv6Network":"fd00:10:244::/56","EnableIPv6":true,"Backend":{"Type":"vxlan"}}""").Validate(),
+        Lease = new Flannel.Subnets.Lease
+        {
+            Subnet = IPNetwork.Parse("10.244.3.0/24"),
+            IPv6Subnet = IPNetwork.Parse("fd00:10:244:3::/64"),
+            Attributes = new Flannel.Subnets.LeaseAttributes { PublicIP = IPAddress.Parse("198.18.0.3"), BackendType = "vxlan" },
+        },
+        IpMasq = false,
+        ForwardRules = false,
+        BlackholeRoute = true,
+    };
 }
