@@ -58,6 +58,23 @@ internal static class FlanneldHost
         flannel.UseNetlink(_ => RtNetlink.Open());
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();
+        AddSubnetStore(flannel, options);
+
+        flannel.UseTrafficManager();
+        flannel.AddAgent(o => ApplyAgentOptions(o, options));
+        builder.Services.AddFlannelHealthEndpoint(o =>
+        {
+            o.Address = options.HealthzIP.ToString();
+            o.Port = options.HealthzPort;
+        });
+        builder.Services.AddHostedService<SystemdNotifier>();
+        overrides?.Invoke(builder.Services);
+        return builder.Build();
+    }
+
+    /// <summary>The store flanneld's flags name: etcd by default, the Kubernetes API with --kube-subnet-mgr (also used by <c>flanneld doctor</c>).</summary>
+    internal static void AddSubnetStore(IFlannelBuilder flannel, FlanneldOptions options)
+    {
         if (options.KubeSubnetManager)
         {
             flannel.AddKubeSubnetStore(o =>
@@ -83,17 +100,6 @@ internal static class FlanneldHost
                 o.SubnetLeaseRenewMargin = options.SubnetLeaseRenewMarginMinutes;
             });
         }
-
-        flannel.UseTrafficManager();
-        flannel.AddAgent(o => ApplyAgentOptions(o, options));
-        builder.Services.AddFlannelHealthEndpoint(o =>
-        {
-            o.Address = options.HealthzIP.ToString();
-            o.Port = options.HealthzPort;
-        });
-        builder.Services.AddHostedService<SystemdNotifier>();
-        overrides?.Invoke(builder.Services);
-        return builder.Build();
     }
 
     /// <summary>Maps flanneld's flags onto the agent's options.</summary>

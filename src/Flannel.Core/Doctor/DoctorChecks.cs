@@ -380,7 +380,11 @@ internal static class DoctorChecks
                 [.. StaleLeaseFix(facts, group, own)]);
         }
 
-        if (!any)
+        if (facts.Leases.Leases.Count == 0)
+        {
+            yield return new DoctorFinding(DuplicateLeases, FindingSeverity.Info, "no leases to compare (neither the agent nor the store answered)", [], []);
+        }
+        else if (!any)
         {
             yield return DoctorFinding.Pass(DuplicateLeases, $"{facts.Leases.Leases.Count} leases, no VtepMAC or PublicIP used twice");
         }
@@ -569,7 +573,11 @@ internal static class DoctorChecks
                 ["flanneld deletes these at its next full reconciliation; to remove them now:", .. staleFix]));
         }
 
-        if (findings.Count == 0)
+        if (findings.Count == 0 && facts.Leases.Leases.Count == 0)
+        {
+            findings.Add(new DoctorFinding(KernelObjects, FindingSeverity.Info, "no leases to compare the kernel's objects with", [], []));
+        }
+        else if (findings.Count == 0)
         {
             findings.Add(DoctorFinding.Pass(KernelObjects, $"every one of the {remote.Length} peers has its route{(vxlan ? ", neighbour and FDB entry" : string.Empty)}, and nothing is left for peers without a lease"));
         }
