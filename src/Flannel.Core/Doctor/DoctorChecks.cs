@@ -462,6 +462,12 @@ internal static class DoctorChecks
 
     public static IEnumerable<DoctorFinding> KernelObjectFindings(DoctorFacts facts)
     {
+        if (facts.Leases.Leases.Count == 0)
+        {
+            // Without leases every route would look stale: say nothing rather than something wrong.
+            return [new DoctorFinding(KernelObjects, FindingSeverity.Info, "no leases to compare the kernel's objects with", [], [])];
+        }
+
         var findings = new List<DoctorFinding>();
         Lease? own = facts.OwnLease;
         Lease[] remote = [.. facts.RemoteLeases];
@@ -573,11 +579,7 @@ internal static class DoctorChecks
                 ["flanneld deletes these at its next full reconciliation; to remove them now:", .. staleFix]));
         }
 
-        if (findings.Count == 0 && facts.Leases.Leases.Count == 0)
-        {
-            findings.Add(new DoctorFinding(KernelObjects, FindingSeverity.Info, "no leases to compare the kernel's objects with", [], []));
-        }
-        else if (findings.Count == 0)
+        if (findings.Count == 0)
         {
             findings.Add(DoctorFinding.Pass(KernelObjects, $"every one of the {remote.Length} peers has its route{(vxlan ? ", neighbour and FDB entry" : string.Empty)}, and nothing is left for peers without a lease"));
         }
