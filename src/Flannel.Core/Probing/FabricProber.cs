@@ -222,10 +222,20 @@ internal sealed partial class FabricProber : IDisposable
             return;
         }
 
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task timer = Task.Delay(delay, _timeProvider, stop.Token);
-        await Task.WhenAny(timer, wake).ConfigureAwait(false);
-        await stop.CancelAsync().ConfigureAwait(false);
+        if (delay < TimeSpan.FromSeconds(1))
+        {
+            // A short delay abandoned by an early wake-up just expires: cheaper than cancelling it, and delays are
+            // short exactly when there are many peers and probes.
+            await Task.WhenAny(Task.Delay(delay, _timeProvider, cancellationToken), wake).ConfigureAwait(false);
+        }
+        else
+        {
+            // A long one (few peers) is cancelled, so that frequent lease events do not pile up pending timers.
+            using var early = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            await Task.WhenAny(Task.Delay(delay, _timeProvider, early.Token), wake).ConfigureAwait(false);
+            await early.CancelAsync().ConfigureAwait(false);
+        }
+
         cancellationToken.ThrowIfCancellationRequested();
     }
 
@@ -281,6 +291,7 @@ internal sealed partial class FabricProber : IDisposable
     private void Record(Peer peer, Target? overlay, EchoResult overlayResult, Target underlay, EchoResult underlayResult)
     {
         var events = new List<LogEvent>(2);
+        bool confirmationQueued = false;
         lock (_lock)
         {
             // The peer may have left, or changed address, while the probe was out: its result is then void.
@@ -311,6 +322,7 @@ internal sealed partial class FabricProber : IDisposable
             if (peer.Underlay.NeedsConfirmation || peer.Overlay?.NeedsConfirmation == true)
             {
                 _planner.Confirm(peer.Lease.Key, now + _options.ConfirmDelay);
+                confirmationQueued = true;
             }
 
             // The overlay-only signature, logged once per episode: the overlay is down while the underlay answers.
@@ -326,7 +338,11 @@ internal sealed partial class FabricProber : IDisposable
             }
         }
 
-        Wake();
+        if (confirmationQueued)
+        {
+            Wake(); // the loop may be sleeping until a later regular slot
+        }
+
         foreach (LogEvent e in events)
         {
             Log(e);
