@@ -14,9 +14,11 @@ namespace Flannel.Agent.Probing;
 /// </para>
 /// <para>
 /// Confirmation probes (after a result that contradicts a path's state) have their own queue, due after
-/// <see cref="FabricProbeOptions.ConfirmDelay"/>, paced at <see cref="ConfirmationSpacing"/>: at least one per
-/// second, or as fast as the regular probes when those are faster. The total rate is therefore bounded by twice
-/// the regular rate plus one per second, even when every peer fails at once. Not thread-safe.
+/// <see cref="FabricProbeOptions.ConfirmDelay"/>. When the regular probes come at least once a second, a due
+/// confirmation takes the next regular slot and the ring waits, so the rate never exceeds interval / peers, even when
+/// every peer fails at once (the round then takes longer). When they come less often (a small cluster), confirmations
+/// have their own stream at one per second. The total rate is bounded by max(peers / interval, the regular rate + 1/s).
+/// Not thread-safe.
 /// </para>
 /// </remarks>
 internal sealed class ProbePlanner
@@ -47,8 +49,8 @@ internal sealed class ProbePlanner
         }
     }
 
-    /// <summary>Time between two confirmation probes.</summary>
-    public TimeSpan ConfirmationSpacing => Spacing < s_slowestConfirmationSpacing ? Spacing : s_slowestConfirmationSpacing;
+    /// <summary>Time between two confirmation probes when they do not share the regular slots.</summary>
+    public static TimeSpan ConfirmationSpacing => s_slowestConfirmationSpacing;
 
     /// <summary>Makes <paramref name="peers"/> the ring: keeps the order of those already in it, inserts new ones at the cursor.</summary>
     public void SetPeers(IEnumerable<string> peers)
@@ -96,33 +98,39 @@ internal sealed class ProbePlanner
     public DateTimeOffset? NextDue(DateTimeOffset now)
     {
         DateTimeOffset? regular = _ring.Count == 0 ? null : _nextRegular ?? now;
-        DateTimeOffset? confirmation = null;
-        if (_confirmations.TryPeek(out _, out DateTimeOffset due))
+        if (!_confirmations.TryPeek(out _, out DateTimeOffset due))
         {
-            confirmation = _lastConfirmation is { } last && last + ConfirmationSpacing > due ? last + ConfirmationSpacing : due;
+            return regular;
         }
 
-        return (regular, confirmation) switch
+        // Sharing the regular slots: the next slot serves a due confirmation or else the ring.
+        if (SharesSlots && regular is not null)
         {
-            (null, null) => null,
-            ({ } r, null) => r,
-            (null, { } c) => c,
-            ({ } r, { } c) => r < c ? r : c,
-        };
+            return regular;
+        }
+
+        DateTimeOffset confirmation = _lastConfirmation is { } last && last + ConfirmationSpacing > due ? last + ConfirmationSpacing : due;
+        return regular is { } r && r < confirmation ? r : confirmation;
     }
 
-    /// <summary>Takes the probe due at <paramref name="now"/>, if any: a confirmation first, else the next peer in the ring.</summary>
+    /// <summary>Takes the probe due at <paramref name="now"/>, if any: a due confirmation first, else the next peer in the ring.</summary>
     public bool TryTake(DateTimeOffset now, out string peer, out bool isConfirmation)
     {
-        while (_confirmations.TryPeek(out string? queued, out DateTimeOffset due)
-            && due <= now
-            && (_lastConfirmation is not { } last || last + ConfirmationSpacing <= now))
+        DateTimeOffset slot = _nextRegular ?? now;
+        bool regularDue = _ring.Count > 0 && slot <= now;
+        bool confirmationAllowed = SharesSlots ? regularDue : _lastConfirmation is not { } last || last + ConfirmationSpacing <= now;
+        while (confirmationAllowed && _confirmations.TryPeek(out string? queued, out DateTimeOffset due) && due <= now)
         {
             _confirmations.Dequeue();
             _queued.Remove(queued);
             if (_members.Contains(queued))
             {
                 _lastConfirmation = now;
+                if (SharesSlots)
+                {
+                    AdvanceRegular(slot, now); // the confirmation used this slot; the ring waits
+                }
+
                 peer = queued;
                 isConfirmation = true;
                 return true;
@@ -130,8 +138,7 @@ internal sealed class ProbePlanner
         }
 
         isConfirmation = false;
-        DateTimeOffset slot = _nextRegular ?? now;
-        if (_ring.Count == 0 || slot > now)
+        if (!regularDue)
         {
             peer = string.Empty;
             return false;
@@ -139,11 +146,23 @@ internal sealed class ProbePlanner
 
         peer = _ring[_cursor];
         _cursor = (_cursor + 1) % _ring.Count;
+        AdvanceRegular(slot, now);
+        return true;
+    }
+
+    /// <summary>
+    /// With one slot per second or more, confirmations take regular slots (the ring waits), so the rate never exceeds
+    /// the regular one; with fewer, they have a stream of their own at one per second, so a small cluster confirms
+    /// a failure in seconds rather than one spacing later.
+    /// </summary>
+    private bool SharesSlots => Spacing <= s_slowestConfirmationSpacing;
+
+    private void AdvanceRegular(DateTimeOffset slot, DateTimeOffset now)
+    {
         TimeSpan spacing = Spacing;
         DateTimeOffset next = slot + spacing;
         DateTimeOffset earliest = now + (spacing / 2);
         _nextRegular = next > earliest ? next : earliest;
         _lastRegular = now;
-        return true;
     }
 }
