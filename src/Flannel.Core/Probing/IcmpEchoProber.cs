@@ -11,9 +11,20 @@ namespace Flannel.Agent.Probing;
 /// number. A reply completes its request with the round-trip time; an ICMP error quoting the request completes it
 /// as unreachable or prohibited; otherwise the timeout does.
 /// </summary>
+/// <remarks>
+/// Cost matters at thousands of peers, so a request is completed where its answer is found, without a hop through
+/// the thread pool: on the receive loop for an answer, and for timeouts by one sweep timer (every
+/// <see cref="SweepPeriod"/>, only while requests are outstanding) rather than a timer per request. A timeout is
+/// therefore up to one sweep period late.
+/// </remarks>
 public sealed class IcmpEchoProber : IEchoProber, IDisposable
 {
+    /// <summary>How often outstanding requests are checked for their timeout.</summary>
+    public static readonly TimeSpan SweepPeriod = TimeSpan.FromMilliseconds(50);
+
     private static readonly TimeSpan ReceiveRetryDelay = TimeSpan.FromMilliseconds(100);
+    private ITimer? _sweeper;
+    private bool _sweeping;
 
     private readonly Func<AddressFamily, IEchoChannel> _openChannel;
     private readonly TimeProvider _timeProvider;
@@ -54,7 +65,8 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
             return new EchoResult(EchoOutcome.SendFailed, TimeSpan.Zero, $"cannot open a raw ICMP socket: {e.Message} (needs CAP_NET_RAW)");
         }
 
-        var pending = new Pending(destination, _timeProvider.GetTimestamp());
+        long now = _timeProvider.GetTimestamp();
+        var pending = new Pending(destination, now, now + (long)(timeout.TotalSeconds * _timeProvider.TimestampFrequency));
         ushort sequence = family.Register(pending);
         try
         {
@@ -71,8 +83,7 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
                 return new EchoResult(EchoOutcome.SendFailed, TimeSpan.Zero, "the prober is closed");
             }
 
-            using var timer = new CancellationTokenSource(timeout, _timeProvider);
-            using CancellationTokenRegistration onTimeout = timer.Token.Register(static state => ((Pending)state!).Completion.TrySetResult(EchoResult.TimedOut), pending);
+            EnsureSweeping();
             using CancellationTokenRegistration onCancel = cancellationToken.Register(static state => ((Pending)state!).Completion.TrySetCanceled(), pending);
             return await pending.Completion.Task.ConfigureAwait(false);
         }
@@ -94,6 +105,7 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
 
             _isDisposed = true;
             _disposed.Cancel();
+            _sweeper?.Dispose();
             foreach (Family? family in new[] { _ipv4, _ipv6 })
             {
                 if (family is null)
@@ -106,6 +118,60 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
                 {
                     pending.Completion.TrySetResult(new EchoResult(EchoOutcome.SendFailed, TimeSpan.Zero, "the prober is closed"));
                 }
+            }
+        }
+    }
+
+    private void EnsureSweeping()
+    {
+        lock (_lock)
+        {
+            if (_sweeping || _isDisposed)
+            {
+                return;
+            }
+
+            _sweeping = true;
+            _sweeper ??= _timeProvider.CreateTimer(static state => ((IcmpEchoProber)state!).Sweep(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _sweeper.Change(SweepPeriod, SweepPeriod);
+        }
+    }
+
+    /// <summary>Times out the expired requests; stops the timer when nothing is outstanding.</summary>
+    private void Sweep()
+    {
+        long now = _timeProvider.GetTimestamp();
+        List<Pending>? expired = null;
+        foreach (Family? family in new[] { _ipv4, _ipv6 })
+        {
+            if (family is null)
+            {
+                continue;
+            }
+
+            foreach (Pending pending in family.Pending.Values)
+            {
+                if (pending.Deadline <= now)
+                {
+                    (expired ??= []).Add(pending);
+                }
+            }
+        }
+
+        lock (_lock)
+        {
+            if (Outstanding == 0 && _sweeping)
+            {
+                _sweeping = false;
+                _sweeper?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        if (expired is not null)
+        {
+            foreach (Pending pending in expired)
+            {
+                pending.Completion.TrySetResult(EchoResult.TimedOut);
             }
         }
     }
@@ -232,13 +298,16 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
         public void Dispose() => socket.Dispose();
     }
 
-    private sealed class Pending(IPAddress destination, long sentAt)
+    private sealed class Pending(IPAddress destination, long sentAt, long deadline)
     {
         public IPAddress Destination { get; } = destination;
 
         public long SentAt { get; } = sentAt;
 
-        public TaskCompletionSource<EchoResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public long Deadline { get; } = deadline;
+
+        // Continuations run where the request completes (the receive loop or the sweep): no thread-pool hop per probe.
+        public TaskCompletionSource<EchoResult> Completion { get; } = new();
     }
 
     private sealed class Family(IEchoChannel channel)
