@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Proves `dotnet add package Flannel.Core` works: packs the five libraries into a local feed, then creates a
-# tiny console project, adds Flannel.Core from that feed and builds it.
+# Proves `dotnet add package Flannel.Core` works: packs every library (and the Flannel.Testing kit) into a local
+# feed, then creates a tiny console project, adds Flannel.Core from that feed and builds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d)}
@@ -8,12 +8,16 @@ feed="$work/feed"
 consumer="$work/consumer"
 rm -rf "$feed" "$consumer"; mkdir -p "$feed" "$consumer"
 
-for p in Flannel.Core Flannel.Backends.Vxlan Flannel.Backends.HostGw Flannel.Store.Etcd Flannel.Store.Kube; do
-  dotnet pack "src/$p/$p.csproj" -c Release --no-build -o "$feed" -nologo >/dev/null
+packages=(src/Flannel.Core src/Flannel.Netlink src/Flannel.Reconciliation src/Flannel.Agent
+          src/Flannel.Backends.Vxlan src/Flannel.Backends.HostGw src/Flannel.Store.Etcd src/Flannel.Store.Kube
+          tests/Flannel.Testing)
+for dir in "${packages[@]}"; do
+  p=$(basename "$dir")
+  dotnet pack "$dir/$p.csproj" -c Release --no-build -o "$feed" -nologo >/dev/null
 done
 count=$(ls "$feed"/*.nupkg | grep -vc snupkg)
 echo "packed $count packages into $feed"
-[ "$count" -eq 5 ] || { echo "expected 5 packages" >&2; exit 1; }
+[ "$count" -eq "${#packages[@]}" ] || { echo "expected ${#packages[@]} packages" >&2; exit 1; }
 
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | head -1)
 cd "$consumer"

@@ -19,6 +19,9 @@ packages=(
   mmdebstrap umoci skopeo # scripts/build-image.sh: root file system from Debian packages, OCI image archive
   podman runc         # the container tests run the image with a real OCI runtime (no registry; crun refuses this
                       # kernel's hybrid cgroup layout, runc works)
+  wireguard-go        # userspace WireGuard: the kernel here has no wireguard module
+  wireguard-tools     # wg: the tests cross-check keys and devices with it (the product never calls it)
+  tcpdump             # the WireGuard e2e test captures the underlay to show only encrypted UDP crosses it
 )
 
 if [ "$(id -u)" -ne 0 ]; then

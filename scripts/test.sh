@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need, builds, runs every test project (unit tests and the
-# privileged kernel/etcd/CNI tests), checks that the packed Flannel.Core is consumable from a local feed,
-# and prints the closing line "N passed, N failed, N skipped".
+# The test command: installs what the tests need, builds, packs every library and checks that the packed
+# Flannel.Core is consumable from a local feed, runs every test project (the unit projects, which need no root,
+# and tests/Flannel.IntegrationTests and tests/Flannel.EndToEnd.Tests, which need root), and prints the closing
+# line "N passed, N failed, N skipped".
 #
 #   sudo ./scripts/test.sh            # everything
 #   sudo ./scripts/test.sh --no-deps  # skip apt-get (packages already installed)
@@ -29,7 +30,7 @@ echo "== restore and build (Release)"
 dotnet restore Flannel.sln || exit 1
 dotnet build Flannel.sln -c Release --no-restore -nologo || exit 1
 
-echo "== pack, and build a consumer of the packed Flannel.Core from a local feed"
+echo "== pack every library, and build a consumer of the packed Flannel.Core from a local feed"
 scripts/check-package.sh "$work" || exit 1
 
 echo "== test"

@@ -8,7 +8,6 @@ using Flannel.Backends;
 using Flannel.Backends.Vxlan;
 using Flannel.Configuration;
 using Flannel.Netlink;
-using Flannel.Networking;
 using Flannel.Subnets;
 using Microsoft.Extensions.Options;
 

@@ -1,14 +1,17 @@
 // flannel-demo: N flannel agents in ONE process, each bound to its own network namespace (its "node"), all sharing
 // one in-memory subnet registry (the "cluster"). This is what `scripts/demo.sh` runs by default; it is also the
-// smallest complete example of embedding Flannel.NET with AddFlannelAgent().
+// smallest complete example of running several agents in one process: each agent gets its own service collection
+// (its netlink namespace, store, backends, rules and options, registered with the same AddFlannel() calls as a single
+// agent) and they share one FlannelHealth. The libraries never build a service provider; this program does (NodeAgents).
 //
 //   flannel-demo --network-config '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}' \
 //                --node node1=NETNS1,/run/demo/node1/subnet.env --node node2=NETNS2,... [--iface eth0] [--ip-masq]
-//                [--healthz-port 8081]
-using Flannel.Health;
+using Flannel.Agent.Health;
+using Flannel.Agent.Metrics;
+using Flannel.Demo;
 using Flannel.Netlink;
 using Flannel.Subnets.InMemory;
-using Flannel.Traffic;
+using Flannel.Agent.Traffic;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -17,7 +20,6 @@ using Microsoft.Extensions.Logging.Console;
 string? networkConfig = null;
 string iface = "eth0";
 bool ipMasq = false;
-int healthzPort = 0;
 var nodes = new List<(string Name, string Namespace, string SubnetFile)>();
 for (int i = 0; i < args.Length; i++)
 {
@@ -32,9 +34,6 @@ for (int i = 0; i < args.Length; i++)
             break;
         case "--ip-masq":
             ipMasq = true;
-            break;
-        case "--healthz-port":
-            healthzPort = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture);
             break;
         case "--node":
             string spec = Next();
@@ -56,7 +55,7 @@ for (int i = 0; i < args.Length; i++)
 
 if (networkConfig is null || nodes.Count == 0)
 {
-    await Console.Error.WriteLineAsync("usage: flannel-demo --network-config JSON --node NAME=NETNS,SUBNETFILE [--node ...] [--iface eth0] [--ip-masq] [--healthz-port N]").ConfigureAwait(false);
+    await Console.Error.WriteLineAsync("usage: flannel-demo --network-config JSON --node NAME=NETNS,SUBNETFILE [--node ...] [--iface eth0] [--ip-masq]").ConfigureAwait(false);
     return 2;
 }
 
@@ -68,14 +67,19 @@ builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSe
 
 // The cluster: one registry shared by every agent's in-memory store.
 using var registry = new InMemorySubnetRegistry(networkConfig);
+var health = new FlannelHealth();
+builder.Services.AddSingleton(health);
+builder.Services.AddSingleton(sp => new FlannelMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
 foreach ((string name, string netns, string subnetFile) in nodes)
 {
-    builder.Services.AddFlannelAgent(name, flannel =>
+    builder.Services.AddNodeAgent(name, flannel =>
     {
         flannel.UseNetlink(_ => RtNetlink.OpenInNamespace(netns));
         flannel.AddInMemorySubnetStore(registry);
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();
+        flannel.AddAllocBackend();
+        flannel.AddExtensionBackend(o => o.NetworkNamespace = netns); // the commands program this node, not the process's namespace
         flannel.UseTrafficManager(_ => new NetworkNamespaceCommandRunner(netns));
         flannel.AddAgent(o =>
         {
@@ -86,8 +90,6 @@ foreach ((string name, string netns, string subnetFile) in nodes)
     });
 }
 
-builder.Services.AddFlannelHealthEndpoint(o => { o.Address = "127.0.0.1"; o.Port = healthzPort; });
 using IHost host = builder.Build();
-FlannelHealth health = host.Services.GetRequiredService<FlannelHealth>();
 await host.RunAsync().ConfigureAwait(false);
 return health.Failures.Count > 0 ? 1 : 0;

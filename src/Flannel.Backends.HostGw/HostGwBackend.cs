@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Net;
-using Flannel.Backends.Reconciliation;
+using Flannel.Reconciliation;
 using Flannel.Netlink;
 using Flannel.Subnets;
 using Microsoft.Extensions.Logging;

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using Flannel.Backends.Reconciliation;
+using Flannel.Reconciliation;
 using Flannel.Configuration;
 using Flannel.Netlink;
 using Flannel.Subnets;

@@ -1,9 +1,8 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
-using Flannel.Backends.Reconciliation;
+using Flannel.Reconciliation;
 using Flannel.Netlink;
-using Flannel.Networking;
 using Flannel.Subnets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;

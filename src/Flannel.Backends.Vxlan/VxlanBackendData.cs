@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using Flannel.Networking;
+using Flannel.Netlink;
 
 namespace Flannel.Backends.Vxlan;
 

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using Flannel.Netlink;
-using Flannel.Networking;
 
 namespace Flannel.Backends.Vxlan;
 

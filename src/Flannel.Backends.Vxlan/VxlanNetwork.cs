@@ -1,9 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
-using Flannel.Backends.Reconciliation;
+using Flannel.Reconciliation;
 using Flannel.Configuration;
 using Flannel.Netlink;
-using Flannel.Networking;
 using Flannel.Subnets;
 using Microsoft.Extensions.Logging;
 

@@ -1,7 +1,8 @@
+using System.Globalization;
 using System.Net.Security;
+using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using dotnet_etcd;
 using Etcdserverpb;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
@@ -9,37 +10,55 @@ using Grpc.Net.Client;
 using Grpc.Net.Client.Balancer;
 using Grpc.Net.Client.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Flannel.Store.Etcd;
 
 /// <summary>
-/// One gRPC channel to an etcd cluster, built here rather than by dotnet-etcd so that TLS, failover and
-/// authentication are explicit:
+/// The store's connection to an etcd cluster (<see cref="IEtcdKeyValue"/> over gRPC), built here rather than by
+/// dotnet-etcd so that TLS, failover, authentication and dead-stream detection are explicit:
 /// <list type="bullet">
-/// <item>every endpoint of the list is a subchannel of a static resolver with round-robin picking, so calls
-/// go to the members that are up;</item>
+/// <item>unary calls go through one channel whose subchannels are every endpoint of the list, picked round-robin
+/// among the members that are up; a call that never reached a member is retried on another;</item>
+/// <item>a watch is pinned to one member, through a channel of its own to that endpoint. It asks for a leader (a
+/// member that lost its leader ends the stream), and while it is quiet it sends etcd a progress request every
+/// <see cref="EtcdSubnetStoreOptions.WatchProgressInterval"/>: when nothing at all comes back within
+/// <see cref="EtcdSubnetStoreOptions.WatchTimeout"/> (a silently partitioned member answers nothing, and its
+/// TCP connection looks healthy), the watch fails and the next one goes to the next endpoint of the list;</item>
 /// <item>TLS is on when an endpoint says <c>https://</c> or a CA/cert/key is configured (dotnet-etcd does not
 /// enable TLS from the URL scheme). The client certificate and key come from PEM files; with a CA file the
 /// server must chain to that CA and match the endpoint name;</item>
 /// <item>with a user name, an auth token from <c>Authenticate</c> is stamped on every call by an interceptor
 /// and renewed when etcd reports it invalid;</item>
-/// <item>HTTP/2 keep-alive pings detect a dead connection under a long-lived watch.</item>
+/// <item>HTTP/2 keep-alive pings, while calls are active, close a dead connection so its member stops being
+/// picked. etcd refuses pings more often than every 5 s (<c>--grpc-keepalive-min-time</c>) and on idle connections,
+/// so the pings are every 5 s and only with active calls; the watch's progress requests do the fast detection.</item>
 /// </list>
-/// The channel is wrapped in dotnet-etcd's <see cref="EtcdClient"/> for unary calls; watches and
-/// keep-alives use the raw generated streaming clients, whose errors and revisions are fully visible.
 /// </summary>
-internal sealed class EtcdConnection : IDisposable
+internal sealed class EtcdConnection : IEtcdKeyValue
 {
     private static readonly Metadata RequireLeader = new() { { "hasleader", "true" } };
+
+    // How often the watchdog looks at a watch; small against the timeouts.
+    private static readonly TimeSpan WatchdogTick = TimeSpan.FromMilliseconds(250);
+    private readonly EtcdSubnetStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
     private readonly GrpcChannel _channel;
     private readonly TokenInterceptor? _tokens;
     private readonly Auth.AuthClient? _authClient;
+    private readonly KV.KVClient _kv;
+    private readonly Lease.LeaseClient _lease;
     private readonly string? _username;
     private readonly string? _password;
     private readonly SemaphoreSlim _authGate = new(1, 1);
+    private readonly Lock _watchChannelsLock = new();
+    private readonly (GrpcChannel Channel, Watch.WatchClient Client)?[] _watchChannels;
+    private int _watchEndpoint;
     private int _closedAfterHandshake;
 
-    public EtcdConnection(EtcdSubnetStoreOptions options)
+    public EtcdConnection(EtcdSubnetStoreOptions options, TimeProvider? timeProvider = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         IReadOnlyList<EtcdEndpoint> endpoints = EtcdEndpoint.ParseList(options.Endpoints, out string? error);
@@ -48,23 +67,14 @@ internal sealed class EtcdConnection : IDisposable
             throw new ArgumentException($"Endpoints '{options.Endpoints}': {error}.", nameof(options));
         }
 
+        _options = options;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
         Endpoints = endpoints;
         RequestTimeout = options.RequestTimeout;
         IsTls = endpoints.Any(e => e.Https == true) || !string.IsNullOrEmpty(options.CaFile) || !string.IsNullOrEmpty(options.CertFile);
-        var handler = new SocketsHttpHandler
-        {
-            EnableMultipleHttp2Connections = true,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(10),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.Always,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-        };
-        if (IsTls)
-        {
-            ConfigureTls(handler.SslOptions, options);
-            HasClientCertificate = handler.SslOptions.ClientCertificates is { Count: > 0 };
-        }
+        SocketsHttpHandler handler = CreateHandler();
+        HasClientCertificate = handler.SslOptions.ClientCertificates is { Count: > 0 };
 
         var resolver = new StaticResolverFactory(_ => endpoints.Select(e => new BalancerAddress(e.Host, e.Port)).ToArray());
         var services = new ServiceCollection();
@@ -100,26 +110,30 @@ internal sealed class EtcdConnection : IDisposable
             },
         });
 
-        CallInvoker invoker = _channel.CreateCallInvoker();
         if (!string.IsNullOrEmpty(options.Username))
         {
             _username = options.Username;
             _password = options.Password ?? string.Empty;
-            _authClient = new Auth.AuthClient(invoker);
+            _authClient = new Auth.AuthClient(_channel.CreateCallInvoker());
             _tokens = new TokenInterceptor();
-            invoker = invoker.Intercept(_tokens);
         }
 
-        Client = new EtcdClient(invoker);
-        KV = new KV.KVClient(invoker);
-        Watch = new Watch.WatchClient(invoker);
-        Lease = new Lease.LeaseClient(invoker);
+        CallInvoker invoker = Intercepted(_channel);
+        _kv = new KV.KVClient(invoker);
+        _lease = new Lease.LeaseClient(invoker);
+        _watchChannels = new (GrpcChannel, Watch.WatchClient)?[endpoints.Count];
+
+        // Watches of different processes start on different members; all of this process's watches move together.
+        _watchEndpoint = endpoints.Count == 1 ? 0 : Random.Shared.Next(endpoints.Count);
     }
 
     /// <summary>The parsed endpoints.</summary>
     public IReadOnlyList<EtcdEndpoint> Endpoints { get; }
 
-    /// <summary>True when the channel uses TLS.</summary>
+    /// <inheritdoc/>
+    public string EndpointsText => string.Join(',', Endpoints);
+
+    /// <inheritdoc/>
     public bool IsTls { get; }
 
     /// <summary>True when a client certificate is presented.</summary>
@@ -128,44 +142,272 @@ internal sealed class EtcdConnection : IDisposable
     /// <summary>The deadline of each unary call.</summary>
     public TimeSpan RequestTimeout { get; }
 
-    /// <summary>dotnet-etcd's client over this channel.</summary>
-    public EtcdClient Client { get; }
-
-    /// <summary>The raw KV client (transactions).</summary>
-    public KV.KVClient KV { get; }
-
-    /// <summary>The raw watch client (bidirectional stream).</summary>
-    public Watch.WatchClient Watch { get; }
-
-    /// <summary>The raw lease client (keep-alive stream).</summary>
-    public Lease.LeaseClient Lease { get; }
-
-    /// <summary>Metadata asking etcd to fail a stream when its member has no leader (clientv3's WithRequireLeader).</summary>
-    public static Metadata RequireLeaderHeaders => RequireLeader;
-
     /// <summary>The deadline for a unary call started now.</summary>
     public DateTime Deadline() => DateTime.UtcNow + RequestTimeout;
+
+    /// <inheritdoc/>
+    public Task<RangeResponse> RangeAsync(RangeRequest request, CancellationToken cancellationToken) =>
+        CallAsync((d, t) => _kv.RangeAsync(request, null, d, t).ResponseAsync, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<TxnResponse> TxnAsync(TxnRequest request, CancellationToken cancellationToken) =>
+        CallAsync((d, t) => _kv.TxnAsync(request, null, d, t).ResponseAsync, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<LeaseGrantResponse> LeaseGrantAsync(LeaseGrantRequest request, CancellationToken cancellationToken) =>
+        CallAsync((d, t) => _lease.LeaseGrantAsync(request, null, d, t).ResponseAsync, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<LeaseRevokeResponse> LeaseRevokeAsync(LeaseRevokeRequest request, CancellationToken cancellationToken) =>
+        CallAsync((d, t) => _lease.LeaseRevokeAsync(request, null, d, t).ResponseAsync, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<LeaseTimeToLiveResponse> LeaseTimeToLiveAsync(LeaseTimeToLiveRequest request, CancellationToken cancellationToken) =>
+        CallAsync((d, t) => _lease.LeaseTimeToLiveAsync(request, null, d, t).ResponseAsync, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<LeaseKeepAliveResponse> LeaseKeepAliveOnceAsync(long leaseId, CancellationToken cancellationToken) =>
+        CallAsync(
+            async (d, t) =>
+            {
+                using AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> call = _lease.LeaseKeepAlive(deadline: d, cancellationToken: t);
+                await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = leaseId }, t).ConfigureAwait(false);
+                if (!await call.ResponseStream.MoveNext(t).ConfigureAwait(false))
+                {
+                    throw new IOException("etcd closed the keep-alive stream without answering.");
+                }
+
+                await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+                return call.ResponseStream.Current;
+            },
+            cancellationToken);
+
+    /// <inheritdoc/>
+    public async IAsyncEnumerable<WatchResponse> WatchAsync(WatchCreateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        await EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
+        int index = Volatile.Read(ref _watchEndpoint);
+        EtcdEndpoint endpoint = Endpoints[index];
+        using var callCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var liveness = new WatchLiveness(_time);
+        using AsyncDuplexStreamingCall<WatchRequest, WatchResponse> call = WatchClient(index).Watch(RequireLeader, cancellationToken: callCancellation.Token);
+        using var stopWatchdog = new CancellationTokenSource();
+        Task watchdog = RunWatchdogAsync(call, liveness, callCancellation, stopWatchdog.Token);
+        bool failed = true;
+        try
+        {
+            string watchedKey = request.Key.ToStringUtf8();
+            string endpointText = endpoint.ToString();
+            Log.WatchOpened(_logger, watchedKey, endpointText, request.StartRevision);
+            try
+            {
+                await call.RequestStream.WriteAsync(new WatchRequest { CreateRequest = request }, callCancellation.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!cancellationToken.IsCancellationRequested && Explain(ex, liveness, endpoint) is { } explained)
+            {
+                throw explained;
+            }
+
+            while (true)
+            {
+                if (!await MoveNextAsync(call.ResponseStream, liveness, endpoint, callCancellation.Token, cancellationToken).ConfigureAwait(false))
+                {
+                    throw new IOException($"etcd at {endpoint} closed the watch stream.");
+                }
+
+                WatchResponse response = call.ResponseStream.Current;
+                failed = response.Canceled && response.CompactRevision == 0;
+                yield return response;
+                failed = true;
+            }
+        }
+        finally
+        {
+            await stopWatchdog.CancelAsync().ConfigureAwait(false);
+            await watchdog.ConfigureAwait(false);
+            if (failed && !cancellationToken.IsCancellationRequested && Endpoints.Count > 1)
+            {
+                // This member broke the watch or stopped answering: the next watch tries the next member.
+                Interlocked.CompareExchange(ref _watchEndpoint, (index + 1) % Endpoints.Count, index);
+            }
+        }
+    }
+
+    private async Task<bool> MoveNextAsync(
+        IAsyncStreamReader<WatchResponse> responses, WatchLiveness liveness, EtcdEndpoint endpoint, CancellationToken callToken, CancellationToken cancellationToken)
+    {
+        try
+        {
+            bool more = await responses.MoveNext(callToken).ConfigureAwait(false);
+            liveness.Answered();
+            return more;
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested && Explain(ex, liveness, endpoint) is { } explained)
+        {
+            throw explained;
+        }
+    }
+
+    /// <summary>
+    /// The failure of a watch step as the caller should see it, or null to let it through as it is: when the watchdog
+    /// cut the call because the member went silent, a <see cref="TimeoutException"/> saying so instead of the
+    /// cancellation it caused. Forgets an auth token etcd called invalid.
+    /// </summary>
+    private Exception? Explain(Exception ex, WatchLiveness liveness, EtcdEndpoint endpoint)
+    {
+        if (liveness.TimedOut)
+        {
+            return new TimeoutException(
+                $"etcd at {endpoint} did not answer the watch for {liveness.Limit.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture)} s" +
+                (liveness.Created ? "" : " (no reply to the watch request)"),
+                ex);
+        }
+
+        if (ex is RpcException rpc)
+        {
+            InvalidateToken(rpc);
+        }
+
+        // The call's own token was cancelled without the caller asking: the call is over, for the caller that is I/O.
+        return ex is OperationCanceledException ? new IOException($"the watch on etcd at {endpoint} was cut: {ex.Message}", ex) : null;
+    }
+
+    /// <summary>
+    /// Keeps a quiet watch talking: after <see cref="EtcdSubnetStoreOptions.WatchProgressInterval"/> without a
+    /// response it asks etcd for a progress notification (etcd 3.4+ answers at once), and when nothing has come for
+    /// <see cref="EtcdSubnetStoreOptions.WatchTimeout"/> — or, before the watch is created, for the shorter of that and
+    /// 3 s — it cancels the call.
+    /// </summary>
+    private async Task RunWatchdogAsync(
+        AsyncDuplexStreamingCall<WatchRequest, WatchResponse> call, WatchLiveness liveness, CancellationTokenSource callCancellation, CancellationToken stop)
+    {
+        TimeSpan createLimit = _options.WatchTimeout < TimeSpan.FromSeconds(3) ? _options.WatchTimeout : TimeSpan.FromSeconds(3);
+        DateTimeOffset lastRequest = _time.GetUtcNow();
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(WatchdogTick, _time, stop).ConfigureAwait(false);
+                DateTimeOffset now = _time.GetUtcNow();
+                TimeSpan silent = now - liveness.LastAnswer;
+                TimeSpan limit = liveness.Created ? _options.WatchTimeout : createLimit;
+                if (silent >= limit)
+                {
+                    liveness.Expire(limit);
+                    await callCancellation.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+
+                if (liveness.Created && silent >= _options.WatchProgressInterval && now - lastRequest >= _options.WatchProgressInterval)
+                {
+                    lastRequest = now;
+                    await call.RequestStream.WriteAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() }, stop).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RpcException or IOException or InvalidOperationException)
+        {
+            // Stopped, or the call is already over: the reader sees why.
+        }
+    }
+
+    /// <summary>When the watch last heard from etcd, whether it is created, and whether the watchdog gave up on it.</summary>
+    private sealed class WatchLiveness(TimeProvider time)
+    {
+        private long _lastAnswerTicks = time.GetUtcNow().UtcTicks;
+        private volatile bool _created;
+        private volatile bool _timedOut;
+
+        public DateTimeOffset LastAnswer => new(Interlocked.Read(ref _lastAnswerTicks), TimeSpan.Zero);
+
+        public bool Created => _created;
+
+        public bool TimedOut => _timedOut;
+
+        public TimeSpan Limit { get; private set; }
+
+        public void Answered()
+        {
+            Interlocked.Exchange(ref _lastAnswerTicks, time.GetUtcNow().UtcTicks);
+            _created = true;
+        }
+
+        public void Expire(TimeSpan limit)
+        {
+            Limit = limit;
+            _timedOut = true;
+        }
+    }
+
+    private Watch.WatchClient WatchClient(int index)
+    {
+        lock (_watchChannelsLock)
+        {
+            if (_watchChannels[index] is { } existing)
+            {
+                return existing.Client;
+            }
+
+            EtcdEndpoint endpoint = Endpoints[index];
+            string host = endpoint.Host.Contains(':', StringComparison.Ordinal) ? $"[{endpoint.Host}]" : endpoint.Host;
+            GrpcChannel channel = GrpcChannel.ForAddress(
+                string.Create(CultureInfo.InvariantCulture, $"{(IsTls ? "https" : "http")}://{host}:{endpoint.Port}"),
+                new GrpcChannelOptions
+                {
+                    HttpHandler = CreateHandler(),
+                    DisposeHttpClient = true,
+                    Credentials = IsTls ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
+                    MaxReceiveMessageSize = 64 * 1024 * 1024,
+                    ThrowOperationCanceledOnCancellation = true,
+                });
+            var client = new Watch.WatchClient(Intercepted(channel));
+            _watchChannels[index] = (channel, client);
+            return client;
+        }
+    }
+
+    private CallInvoker Intercepted(GrpcChannel channel) =>
+        _tokens is null ? channel.CreateCallInvoker() : channel.CreateCallInvoker().Intercept(_tokens);
+
+    private SocketsHttpHandler CreateHandler()
+    {
+        var handler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(5),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(5),
+            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        };
+        if (IsTls)
+        {
+            ConfigureTls(handler.SslOptions, _options);
+        }
+
+        return handler;
+    }
 
     /// <summary>
     /// Runs one unary call with a deadline, after making sure an auth token exists; when etcd says the token is
     /// no longer valid (simple tokens expire after 5 idle minutes by default), authenticates again and retries once.
     /// </summary>
-    public async Task<T> CallAsync<T>(Func<EtcdClient, DateTime, CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    private async Task<T> CallAsync<T>(Func<DateTime, CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(call);
         try
         {
             await EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
             T result;
             try
             {
-                result = await call(Client, Deadline(), cancellationToken).ConfigureAwait(false);
+                result = await call(Deadline(), cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException ex) when (_tokens is not null && IsInvalidToken(ex))
             {
                 _tokens.Token = null;
                 await EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
-                result = await call(Client, Deadline(), cancellationToken).ConfigureAwait(false);
+                result = await call(Deadline(), cancellationToken).ConfigureAwait(false);
             }
 
             Volatile.Write(ref _closedAfterHandshake, 0);
@@ -187,7 +429,7 @@ internal sealed class EtcdConnection : IDisposable
     }
 
     /// <summary>Obtains an auth token when authentication is configured and none is cached.</summary>
-    public async Task EnsureAuthenticatedAsync(CancellationToken cancellationToken)
+    private async Task EnsureAuthenticatedAsync(CancellationToken cancellationToken)
     {
         if (_tokens is null || _tokens.Token is not null)
         {
@@ -215,7 +457,7 @@ internal sealed class EtcdConnection : IDisposable
     }
 
     /// <summary>Forgets the auth token after a stream failed with an invalid token.</summary>
-    public void InvalidateToken(RpcException exception)
+    private void InvalidateToken(RpcException exception)
     {
         if (_tokens is not null && IsInvalidToken(exception))
         {
@@ -226,6 +468,14 @@ internal sealed class EtcdConnection : IDisposable
     public void Dispose()
     {
         _channel.Dispose();
+        lock (_watchChannelsLock)
+        {
+            foreach ((GrpcChannel channel, _) in _watchChannels.OfType<(GrpcChannel, Watch.WatchClient)>())
+            {
+                channel.Dispose();
+            }
+        }
+
         _authGate.Dispose();
     }
 

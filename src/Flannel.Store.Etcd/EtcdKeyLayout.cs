@@ -36,6 +36,27 @@ internal sealed class EtcdKeyLayout
     /// <summary>The etcd key of a lease.</summary>
     public string LeaseKey(IPNetwork? subnet, IPNetwork? ipv6Subnet) => SubnetsPrefix + SubnetKey.Format(subnet, ipv6Subnet);
 
+    /// <summary>A range request for every key under <paramref name="prefix"/> (etcd's prefix range: the end is the prefix with its last byte incremented).</summary>
+    public static Etcdserverpb.RangeRequest PrefixRange(string prefix) =>
+        new() { Key = Google.Protobuf.ByteString.CopyFromUtf8(prefix), RangeEnd = PrefixEnd(prefix) };
+
+    /// <summary>The range end that makes a range (or a watch) cover every key starting with <paramref name="prefix"/>.</summary>
+    public static Google.Protobuf.ByteString PrefixEnd(string prefix)
+    {
+        byte[] end = System.Text.Encoding.UTF8.GetBytes(prefix);
+        for (int i = end.Length - 1; i >= 0; i--)
+        {
+            if (end[i] < 0xff)
+            {
+                end[i]++;
+                return Google.Protobuf.ByteString.CopyFrom(end, 0, i + 1);
+            }
+        }
+
+        // Every byte is 0xff: "\0" means "to the end of the key space".
+        return Google.Protobuf.ByteString.CopyFrom(0);
+    }
+
     /// <summary>Parses a lease key read from etcd; false when it does not name a subnet.</summary>
     public bool TryParseLeaseKey(string key, out IPNetwork? subnet, out IPNetwork? ipv6Subnet)
     {

@@ -16,8 +16,9 @@ namespace Flannel.Store.Etcd;
 /// expiry) into Removed carrying the cached attributes;</item>
 /// <item>when etcd cancels the watch (compaction: the revision we resume from is gone), list again and emit
 /// a new snapshot for the consumer to diff;</item>
-/// <item>when the stream breaks (member down, connection lost), reconnect with backoff from 100 ms to 5 s and
-/// resume after the last revision seen.</item>
+/// <item>when the stream breaks or goes silent (member down, connection lost, a member partitioned away: see
+/// <see cref="EtcdConnection"/>), reconnect with backoff from 100 ms to 5 s, on the next member, and resume after the
+/// last revision seen.</item>
 /// </list>
 /// Keys that do not name a subnet and values that are not lease JSON are skipped with a warning naming the
 /// key; the watch goes on.
@@ -26,7 +27,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
 {
     private static readonly TimeSpan InitialBackoff = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
-    private readonly EtcdConnection _etcd;
+    private readonly IEtcdKeyValue _etcd;
     private readonly EtcdKeyLayout _keys;
     private readonly TimeSpan _ttl;
     private readonly ILogger _logger;
@@ -36,17 +37,18 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private readonly Dictionary<string, EtcdLeaseRecord> _cache = new(StringComparer.Ordinal);
     private readonly HashSet<(string Key, long Revision)> _reported = [];
     private const int MaxReported = 10_000;
-    private AsyncDuplexStreamingCall<WatchRequest, WatchResponse>? _call;
-    private CancellationTokenSource? _callCancellation;
+    private IAsyncEnumerator<WatchResponse>? _stream;
+    private CancellationTokenSource? _streamCancellation;
     private long _nextRevision;
     private bool _needsSnapshot = true;
     private TimeSpan _backoff = InitialBackoff;
 
-    /// <param name="reportHealth">
-    /// Told why the watch is down while it reconnects, and null once etcd answers again, so the agent's readiness
-    /// can fall back during an outage that this session otherwise hides by retrying.
-    /// </param>
-    public EtcdLeaseWatchSession(EtcdConnection etcd, EtcdKeyLayout keys, TimeSpan ttl, ILogger logger, TimeProvider time, string endpoints, Action<string?> reportHealth)
+    /// <summary>
+    /// Creates the session. <c>reportHealth</c> is told why the watch is down while it reconnects, and null once etcd
+    /// answers again, so the agent's readiness can fall back during an outage that this session otherwise hides by
+    /// retrying.
+    /// </summary>
+    public EtcdLeaseWatchSession(IEtcdKeyValue etcd, EtcdKeyLayout keys, TimeSpan ttl, ILogger logger, TimeProvider time, string endpoints, Action<string?> reportHealth)
     {
         _reportHealth = reportHealth;
         _etcd = etcd;
@@ -74,17 +76,13 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                     return snapshot;
                 }
 
-                if (_call is null)
-                {
-                    await OpenAsync(cancellationToken).ConfigureAwait(false);
-                }
-
-                if (!await _call!.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
+                _stream ??= Open(cancellationToken);
+                if (!await _stream.MoveNextAsync().ConfigureAwait(false))
                 {
                     throw new IOException("etcd closed the watch stream.");
                 }
 
-                WatchResponse response = _call.ResponseStream.Current;
+                WatchResponse response = _stream.Current;
                 _reportHealth(null);
                 if (response.Canceled || response.CompactRevision != 0)
                 {
@@ -103,13 +101,10 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
 
                 if (response.Events.Count == 0)
                 {
+                    // Created, or a progress notification. The resume revision does not move: the answer to a
+                    // progress request can run ahead of events not yet sent to a lagging watcher (etcd before 3.5.8),
+                    // and resuming from the last event is always right (a compacted one means listing again).
                     _backoff = InitialBackoff;
-                    // A progress notification: every event up to the header revision has been delivered.
-                    if (!response.Created)
-                    {
-                        _nextRevision = Math.Max(_nextRevision, response.Header.Revision + 1);
-                    }
-
                     continue;
                 }
 
@@ -128,11 +123,6 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                     throw permanent;
                 }
 
-                if (ex is RpcException rpc)
-                {
-                    _etcd.InvalidateToken(rpc);
-                }
-
                 await CloseAsync().ConfigureAwait(false);
                 _reportHealth($"the etcd lease watch on {_endpoints} is down ({ex.Message}); reconnecting");
                 Log.WatchInterrupted(_logger, _keys.SubnetsPrefix, _endpoints, _backoff, _nextRevision, ex.Message);
@@ -147,13 +137,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private async Task<LeaseWatchResult> SnapshotAsync(CancellationToken cancellationToken)
     {
         string prefix = _keys.SubnetsPrefix;
-        RangeResponse response = await _etcd.CallAsync(
-            (c, d, t) => c.GetAsync(
-                new RangeRequest { Key = ByteString.CopyFromUtf8(prefix), RangeEnd = ByteString.CopyFromUtf8(dotnet_etcd.EtcdClient.GetRangeEnd(prefix)) },
-                null,
-                d,
-                t),
-            cancellationToken).ConfigureAwait(false);
+        RangeResponse response = await _etcd.RangeAsync(EtcdKeyLayout.PrefixRange(prefix), cancellationToken).ConfigureAwait(false);
         _cache.Clear();
         DateTimeOffset now = _time.GetUtcNow();
         foreach (KeyValue kv in response.Kvs)
@@ -169,39 +153,45 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
         return LeaseWatchResult.FromSnapshot(_cache.Values.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => r.Lease).ToList());
     }
 
-    private async Task OpenAsync(CancellationToken cancellationToken)
+    private IAsyncEnumerator<WatchResponse> Open(CancellationToken cancellationToken)
     {
-        await _etcd.EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
-        _callCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        _call = _etcd.Watch.Watch(EtcdConnection.RequireLeaderHeaders, cancellationToken: _callCancellation.Token);
+        _streamCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         string prefix = _keys.SubnetsPrefix;
-        await _call.RequestStream.WriteAsync(
-            new WatchRequest
+        return _etcd.WatchAsync(
+            new WatchCreateRequest
             {
-                CreateRequest = new WatchCreateRequest
-                {
-                    Key = ByteString.CopyFromUtf8(prefix),
-                    RangeEnd = ByteString.CopyFromUtf8(dotnet_etcd.EtcdClient.GetRangeEnd(prefix)),
-                    StartRevision = _nextRevision,
-                    ProgressNotify = true,
-                },
+                Key = ByteString.CopyFromUtf8(prefix),
+                RangeEnd = EtcdKeyLayout.PrefixEnd(prefix),
+                StartRevision = _nextRevision,
+                ProgressNotify = true,
             },
-            cancellationToken).ConfigureAwait(false);
+            _streamCancellation.Token).GetAsyncEnumerator(_streamCancellation.Token);
     }
 
     private async Task CloseAsync()
     {
-        AsyncDuplexStreamingCall<WatchRequest, WatchResponse>? call = _call;
-        CancellationTokenSource? cts = _callCancellation;
-        _call = null;
-        _callCancellation = null;
+        IAsyncEnumerator<WatchResponse>? stream = _stream;
+        CancellationTokenSource? cts = _streamCancellation;
+        _stream = null;
+        _streamCancellation = null;
         if (cts is not null)
         {
             await cts.CancelAsync().ConfigureAwait(false);
-            cts.Dispose();
         }
 
-        call?.Dispose();
+        if (stream is not null)
+        {
+            try
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or RpcException or IOException)
+            {
+                // The stream is being abandoned; how it ended no longer matters.
+            }
+        }
+
+        cts?.Dispose();
     }
 
     private List<LeaseEvent> Apply(WatchResponse response)

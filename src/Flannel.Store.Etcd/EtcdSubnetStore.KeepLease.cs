@@ -178,20 +178,15 @@ public sealed partial class EtcdSubnetStore
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                await _etcd.EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
-                using var call = _etcd.Watch.Watch(EtcdConnection.RequireLeaderHeaders, cancellationToken: cancellationToken);
-                await call.RequestStream.WriteAsync(
-                    new WatchRequest { CreateRequest = new WatchCreateRequest { Key = keyBytes, StartRevision = next, ProgressNotify = true } },
-                    cancellationToken).ConfigureAwait(false);
                 bool ended = true;
-                while (await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
+                await foreach (WatchResponse response in _etcd.WatchAsync(
+                    new WatchCreateRequest { Key = keyBytes, StartRevision = next, ProgressNotify = true }, cancellationToken).ConfigureAwait(false))
                 {
-                    WatchResponse response = call.ResponseStream.Current;
                     backoff = TimeSpan.FromMilliseconds(100);
                     if (response.Canceled || response.CompactRevision != 0)
                     {
                         // History we would resume from is compacted: look at the key as it is now instead.
-                        RangeResponse now = await _etcd.CallAsync((c, d, t) => c.GetAsync(new RangeRequest { Key = keyBytes }, null, d, t), cancellationToken).ConfigureAwait(false);
+                        RangeResponse now = await _etcd.RangeAsync(new RangeRequest { Key = keyBytes }, cancellationToken).ConfigureAwait(false);
                         if (now.Kvs.Count == 0)
                         {
                             return LossReason.Deleted;
@@ -230,11 +225,6 @@ public sealed partial class EtcdSubnetStore
             catch (Exception ex) when (IsRetryCandidate(ex, cancellationToken))
             {
                 ThrowIfPermanent(ex);
-                if (ex is RpcException rpc)
-                {
-                    _etcd.InvalidateToken(rpc);
-                }
-
                 Log.WatchInterrupted(_logger, key, EndpointsText, backoff, next, ex.Message);
                 await Task.Delay(backoff, _time, cancellationToken).ConfigureAwait(false);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));

@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Etcdserverpb;
 using Flannel.Configuration;
-using Flannel.Health;
 using Flannel.Subnets;
 using Lease = Flannel.Subnets.Lease;
 using Google.Protobuf;
@@ -32,7 +31,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
     private volatile string? _watchDownReason;
 
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
-    private readonly EtcdConnection _etcd;
+    private readonly IEtcdKeyValue _etcd;
     private readonly bool _ownsConnection;
     private readonly EtcdSubnetStoreOptions _options;
     private readonly ILogger _logger;
@@ -45,11 +44,11 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
 
     /// <summary>Creates the store from validated options (the DI path).</summary>
     public EtcdSubnetStore(IOptions<EtcdSubnetStoreOptions> options, ILogger<EtcdSubnetStore>? logger = null, TimeProvider? timeProvider = null)
-        : this(new EtcdConnection((options ?? throw new ArgumentNullException(nameof(options))).Value), ownsConnection: true, options.Value, logger, timeProvider)
+        : this(new EtcdConnection((options ?? throw new ArgumentNullException(nameof(options))).Value, timeProvider, logger), ownsConnection: true, options.Value, logger, timeProvider)
     {
     }
 
-    internal EtcdSubnetStore(EtcdConnection connection, bool ownsConnection, EtcdSubnetStoreOptions options, ILogger? logger, TimeProvider? timeProvider)
+    internal EtcdSubnetStore(IEtcdKeyValue connection, bool ownsConnection, EtcdSubnetStoreOptions options, ILogger? logger, TimeProvider? timeProvider)
     {
         _etcd = connection;
         _ownsConnection = ownsConnection;
@@ -66,7 +65,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
     /// <summary>Counters for the acquisition benchmark and diagnostics.</summary>
     public EtcdSubnetStoreStatistics Statistics { get; } = new();
 
-    private string EndpointsText => string.Join(',', _etcd.Endpoints);
+    private string EndpointsText => _etcd.EndpointsText;
 
     /// <summary>
     /// Reads <c>&lt;prefix&gt;/config</c>. While it is missing or etcd is unreachable, retries with backoff
@@ -82,9 +81,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             RangeResponse? response = null;
             try
             {
-                response = await _etcd.CallAsync(
-                    (c, d, t) => c.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(_keys.ConfigKey) }, null, d, t),
-                    cancellationToken).ConfigureAwait(false);
+                response = await _etcd.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(_keys.ConfigKey) }, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (IsRetryCandidate(ex, cancellationToken))
             {
@@ -190,8 +187,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
     {
         ArgumentNullException.ThrowIfNull(lease);
         string key = _keys.LeaseKey(lease.Subnet, lease.IPv6Subnet);
-        RangeResponse current = await _etcd.CallAsync(
-            (c, d, t) => c.GetAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, null, d, t), cancellationToken).ConfigureAwait(false);
+        RangeResponse current = await _etcd.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8(key) }, cancellationToken).ConfigureAwait(false);
         byte[] value = LeaseJson.SerializeToUtf8Bytes(lease.Attributes);
         if (current.Kvs.Count == 0)
         {
@@ -246,7 +242,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             ModRevision = lease.Revision,
         });
         txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(key) } });
-        TxnResponse response = await _etcd.CallAsync((c, d, t) => c.TransactionAsync(txn, null, d, t), cancellationToken).ConfigureAwait(false);
+        TxnResponse response = await _etcd.TxnAsync(txn, cancellationToken).ConfigureAwait(false);
         if (!response.Succeeded)
         {
             Log.RevokeSkipped(_logger, key);
@@ -257,7 +253,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
         {
             try
             {
-                await _etcd.CallAsync((c, d, t) => c.LeaseRevokeAsync(new LeaseRevokeRequest { ID = leaseId }, null, d, t), cancellationToken).ConfigureAwait(false);
+                await _etcd.LeaseRevokeAsync(new LeaseRevokeRequest { ID = leaseId }, cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
             {
@@ -443,7 +439,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             TxnResponse response;
             try
             {
-                response = await _etcd.CallAsync((c, d, t) => c.TransactionAsync(txn, null, d, t), cancellationToken).ConfigureAwait(false);
+                response = await _etcd.TxnAsync(txn, cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException ex) when (EtcdErrors.IsLeaseNotFound(ex))
             {
@@ -490,11 +486,10 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
         // but only if no other key uses it (revoking deletes every attached key).
         try
         {
-            LeaseTimeToLiveResponse ttl = await _etcd.CallAsync(
-                (c, d, t) => c.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = leaseId, Keys = true }, null, d, t), cancellationToken).ConfigureAwait(false);
+            LeaseTimeToLiveResponse ttl = await _etcd.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = leaseId, Keys = true }, cancellationToken).ConfigureAwait(false);
             if (ttl.TTL > 0 && ttl.Keys.Count == 0)
             {
-                await _etcd.CallAsync((c, d, t) => c.LeaseRevokeAsync(new LeaseRevokeRequest { ID = leaseId }, null, d, t), cancellationToken).ConfigureAwait(false);
+                await _etcd.LeaseRevokeAsync(new LeaseRevokeRequest { ID = leaseId }, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (RpcException)
@@ -517,7 +512,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             Version = 0,
         });
         txn.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = keyBytes, Value = ByteString.CopyFrom(value), Lease = leaseId } });
-        return _etcd.CallAsync((c, d, t) => c.TransactionAsync(txn, null, d, t), cancellationToken);
+        return _etcd.TxnAsync(txn, cancellationToken);
     }
 
     private async Task<bool> CompareAndDeleteAsync(EtcdLeaseRecord record, CancellationToken cancellationToken)
@@ -531,7 +526,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             ModRevision = record.ModRevision,
         });
         txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ByteString.CopyFromUtf8(record.Key) } });
-        TxnResponse response = await _etcd.CallAsync((c, d, t) => c.TransactionAsync(txn, null, d, t), cancellationToken).ConfigureAwait(false);
+        TxnResponse response = await _etcd.TxnAsync(txn, cancellationToken).ConfigureAwait(false);
         return response.Succeeded;
     }
 
@@ -553,8 +548,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             }
 
             long ttlSeconds = (long)Math.Ceiling(_options.LeaseTtl.TotalSeconds);
-            LeaseGrantResponse grant = await _etcd.CallAsync(
-                (c, d, t) => c.LeaseGrantAsync(new LeaseGrantRequest { TTL = ttlSeconds }, null, d, t), cancellationToken).ConfigureAwait(false);
+            LeaseGrantResponse grant = await _etcd.LeaseGrantAsync(new LeaseGrantRequest { TTL = ttlSeconds }, cancellationToken).ConfigureAwait(false);
             _etcdLeaseExpiration = _time.GetUtcNow() + TimeSpan.FromSeconds(grant.TTL);
             Volatile.Write(ref _etcdLeaseId, grant.ID);
             Log.EtcdLeaseGranted(_logger, grant.ID, grant.TTL);
@@ -577,25 +571,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
     /// <summary>Sends one KeepAlive for <paramref name="leaseId"/>; returns the new expiration, or null when the etcd lease is gone.</summary>
     private async Task<DateTimeOffset?> KeepAliveOnceAsync(long leaseId, CancellationToken cancellationToken)
     {
-        await _etcd.EnsureAuthenticatedAsync(cancellationToken).ConfigureAwait(false);
-        using var call = _etcd.Lease.LeaseKeepAlive(deadline: _etcd.Deadline(), cancellationToken: cancellationToken);
-        try
-        {
-            await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = leaseId }, cancellationToken).ConfigureAwait(false);
-            if (!await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
-            {
-                throw new IOException("etcd closed the keep-alive stream without answering.");
-            }
-
-            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (RpcException ex)
-        {
-            _etcd.InvalidateToken(ex);
-            throw;
-        }
-
-        LeaseKeepAliveResponse response = call.ResponseStream.Current;
+        LeaseKeepAliveResponse response = await _etcd.LeaseKeepAliveOnceAsync(leaseId, cancellationToken).ConfigureAwait(false);
         if (response.TTL <= 0)
         {
             ForgetEtcdLease(leaseId);
@@ -615,13 +591,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
     internal async Task<(List<EtcdLeaseRecord> Records, long Revision)> ListAsync(CancellationToken cancellationToken)
     {
         string prefix = _keys.SubnetsPrefix;
-        RangeResponse response = await _etcd.CallAsync(
-            (c, d, t) => c.GetAsync(
-                new RangeRequest { Key = ByteString.CopyFromUtf8(prefix), RangeEnd = ByteString.CopyFromUtf8(dotnet_etcd.EtcdClient.GetRangeEnd(prefix)) },
-                null,
-                d,
-                t),
-            cancellationToken).ConfigureAwait(false);
+        RangeResponse response = await _etcd.RangeAsync(EtcdKeyLayout.PrefixRange(prefix), cancellationToken).ConfigureAwait(false);
         var records = new List<EtcdLeaseRecord>(response.Kvs.Count);
         DateTimeOffset now = _time.GetUtcNow();
         foreach (Mvccpb.KeyValue kv in response.Kvs)

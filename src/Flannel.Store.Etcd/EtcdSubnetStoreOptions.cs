@@ -62,6 +62,20 @@ public sealed class EtcdSubnetStoreOptions
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// While a watch has heard nothing for this long, it asks etcd for a progress notification (etcd 3.4+ answers at
+    /// once, with no events). Default 2 s; 100 ms to 10 min, and shorter than <see cref="WatchTimeout"/>.
+    /// </summary>
+    public TimeSpan WatchProgressInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// A watch that hears nothing at all from its etcd member for this long (not even the answer to a progress
+    /// request) is given up, and the next one opens on the next endpoint: a member that is silently partitioned
+    /// away keeps its TCP connection looking healthy. Default 5 s (200 ms to 1 h); a watch that is not created within
+    /// 3 s (or this, if shorter) is given up too.
+    /// </summary>
+    public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// How many lost creation races are retried quickly (with jitter) before the store backs off to slower
     /// retries; it never gives up while not cancelled. Default 10, flannel's <c>raceRetries</c>.
     /// </summary>

@@ -56,6 +56,12 @@ internal sealed class EtcdSubnetStoreOptionsValidator : IValidateOptions<EtcdSub
 
         CheckRange(failures, nameof(options.LeaseTtl), options.LeaseTtl, TimeSpan.FromSeconds(2), TimeSpan.FromDays(365));
         CheckRange(failures, nameof(options.RequestTimeout), options.RequestTimeout, TimeSpan.FromMilliseconds(50), TimeSpan.FromMinutes(10));
+        CheckRange(failures, nameof(options.WatchProgressInterval), options.WatchProgressInterval, TimeSpan.FromMilliseconds(100), TimeSpan.FromMinutes(10));
+        CheckRange(failures, nameof(options.WatchTimeout), options.WatchTimeout, TimeSpan.FromMilliseconds(200), TimeSpan.FromHours(1));
+        if (options.WatchProgressInterval >= options.WatchTimeout)
+        {
+            failures.Add($"WatchProgressInterval ({options.WatchProgressInterval}) must be shorter than WatchTimeout ({options.WatchTimeout}).");
+        }
 
         if (string.IsNullOrEmpty(options.Username) && !string.IsNullOrEmpty(options.Password))
         {

@@ -84,4 +84,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4021, Level = LogLevel.Debug, Message = "Renewed lease {Key} until {Expiration}")]
     public static partial void LeaseRenewed(ILogger logger, string key, DateTimeOffset expiration);
+
+    [LoggerMessage(EventId = 4022, Level = LogLevel.Information, Message = "Watching {Key} on etcd {Endpoint} from revision {Revision}")]
+    public static partial void WatchOpened(ILogger logger, string key, string endpoint, long revision);
 }

@@ -1,12 +1,8 @@
 using System.Net;
 using System.Runtime.CompilerServices;
 using Flannel.Configuration;
-using Flannel.Health;
 using Flannel.Store.Kube.Internal;
 using Flannel.Subnets;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -38,8 +34,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     private readonly TimeProvider _time;
     private readonly Func<string, string?> _environment;
     private readonly AnnotationNames _names;
-    private readonly Lazy<IKubernetes> _client;
-    private readonly bool _ownsClient;
+    private readonly Lazy<KubeApiClient> _api;
     private readonly SemaphoreSlim _nodeNameLock = new(1, 1);
     private readonly Lock _stateLock = new();
     private NetworkConfig? _config;
@@ -50,12 +45,12 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
 
     /// <summary>Creates the store from validated options (the DI constructor).</summary>
     public KubeSubnetStore(IOptions<KubeSubnetStoreOptions> options, ILogger<KubeSubnetStore> logger, TimeProvider timeProvider)
-        : this(options?.Value!, client: null, logger, timeProvider, Environment.GetEnvironmentVariable)
+        : this(options?.Value!, logger, timeProvider, Environment.GetEnvironmentVariable)
     {
     }
 
     internal KubeSubnetStore(
-        KubeSubnetStoreOptions options, IKubernetes? client, ILogger logger, TimeProvider timeProvider, Func<string, string?> environment)
+        KubeSubnetStoreOptions options, ILogger logger, TimeProvider timeProvider, Func<string, string?> environment)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(logger);
@@ -66,8 +61,9 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         _time = timeProvider;
         _environment = environment;
         _names = AnnotationNames.Create(options.AnnotationPrefix);
-        _ownsClient = client is null;
-        _client = client is null ? new Lazy<IKubernetes>(() => KubeClientFactory.Create(options)) : new Lazy<IKubernetes>(client);
+
+        // No client work (kubeconfig, TLS, HTTP) until the first call that talks to the API.
+        _api = new Lazy<KubeApiClient>(() => KubeClientFactory.Create(options, _names));
     }
 
     /// <summary>Raised when <see cref="State"/> changes (for example while waiting for a podCIDR).</summary>
@@ -118,9 +114,9 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         }
     }
 
-    private IKubernetes Client => _client.Value;
+    private KubeApiClient Api => _api.Value;
 
-    private NodeListWatcher Watcher => new(Client, _options, _time, _logger);
+    private NodeListWatcher Watcher => new(Api, _options, _time, _logger);
 
     /// <inheritdoc />
     /// <remarks>Reads net-conf.json and only parses it, as flannel's kube mode does (no SubnetLen/Min/Max checks: the
@@ -166,12 +162,12 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     public async ValueTask<NodeHints> GetNodeHintsAsync(IPAddress? publicIP, CancellationToken cancellationToken)
     {
         string name = await EnsureNodeNameAsync(cancellationToken).ConfigureAwait(false);
-        V1Node node;
+        KubeNode node;
         try
         {
-            node = await Client.CoreV1.ReadNodeAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            node = await Api.GetNodeAsync(name, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is HttpOperationException or HttpRequestException or IOException)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && NodeListWatcher.IsApiFailure(e))
         {
             Log.HintsUnavailable(_logger, name, NodeListWatcher.Describe(e));
             return NodeHints.None;
@@ -196,7 +192,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         ArgumentNullException.ThrowIfNull(request);
         NetworkConfig config = await GetNetworkConfigAsync(cancellationToken).ConfigureAwait(false);
         string name = await EnsureNodeNameAsync(cancellationToken).ConfigureAwait(false);
-        V1Node node = await WaitForPodCidrAsync(name, cancellationToken).ConfigureAwait(false);
+        KubeNode node = await WaitForPodCidrAsync(name, cancellationToken).ConfigureAwait(false);
 
         Lease lease;
         try
@@ -237,9 +233,9 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         bool conditionPending = _options.SetNodeNetworkUnavailable;
         Lease current = lease;
 
-        await foreach (NodeWatchItem item in Watcher.WatchAsync(OwnNodeSelector(name), cancellationToken).ConfigureAwait(false))
+        await foreach (NodeWatchItem item in Watcher.RunAsync(OwnNodeSelector(name), cancellationToken).ConfigureAwait(false))
         {
-            if (!TryReadOwnNode(item, name, out V1Node? node))
+            if (!TryReadOwnNode(item, name, out KubeNode? node))
             {
                 continue;
             }
@@ -257,7 +253,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
                 continue;
             }
 
-            if (!HasPodCidr(node))
+            if (!node.HasPodCidr)
             {
                 if (State != KubeNodeState.WaitingForPodCidr)
                 {
@@ -329,54 +325,50 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         NetworkConfig config = await GetNetworkConfigAsync(cancellationToken).ConfigureAwait(false);
         string self = await EnsureNodeNameAsync(cancellationToken).ConfigureAwait(false);
         PeerLeaseReader reader = new(_names, config.EnableIPv4, config.EnableIPv6);
-        Dictionary<string, Lease> leases = new(StringComparer.Ordinal);
-        Dictionary<string, string> problems = new(StringComparer.Ordinal);
+        Dictionary<string, PeerState> peers = new(StringComparer.Ordinal);
 
-        await foreach (NodeWatchItem item in Watcher.WatchAsync(fieldSelector: null, cancellationToken).ConfigureAwait(false))
+        await foreach (NodeWatchItem item in Watcher.RunAsync(fieldSelector: null, cancellationToken).ConfigureAwait(false))
         {
             if (item.IsList)
             {
-                HashSet<string> present = new(StringComparer.Ordinal);
-                foreach (V1Node node in item.Listed!)
+                HashSet<string> present = new(item.Listed!.Count, StringComparer.Ordinal);
+                foreach (KubeNode node in item.Listed!)
                 {
-                    string name = node.Metadata?.Name ?? "";
-                    if (name.Length == 0 || name == self)
+                    if (node.Name.Length == 0 || node.Name == self)
                     {
                         continue;
                     }
 
-                    present.Add(name);
-                    ApplyPeer(reader, node, leases, problems, events: null);
+                    present.Add(node.Name);
+                    ApplyPeer(reader, node, peers, events: null);
                 }
 
-                foreach (string gone in leases.Keys.Where(k => !present.Contains(k)).ToList())
+                foreach (string gone in peers.Keys.Where(k => !present.Contains(k)).ToList())
                 {
-                    leases.Remove(gone);
-                    problems.Remove(gone);
+                    peers.Remove(gone);
                 }
 
-                yield return LeaseWatchResult.FromSnapshot([.. leases.Values]);
+                yield return LeaseWatchResult.FromSnapshot([.. peers.Values.Where(p => p.Lease is not null).Select(p => p.Lease!)]);
                 continue;
             }
 
-            string nodeName = item.Node!.Metadata?.Name ?? "";
-            if (nodeName.Length == 0 || nodeName == self)
+            KubeNode changed = item.Node!;
+            if (changed.Name.Length == 0 || changed.Name == self)
             {
                 continue;
             }
 
             List<LeaseEvent> events = [];
-            if (item.Type == WatchEventType.Deleted)
+            if (item.Type == NodeEventType.Deleted)
             {
-                problems.Remove(nodeName);
-                if (leases.Remove(nodeName, out Lease? removed))
+                if (peers.Remove(changed.Name, out PeerState? removed) && removed.Lease is not null)
                 {
-                    events.Add(new LeaseEvent(LeaseEventType.Removed, removed));
+                    events.Add(new LeaseEvent(LeaseEventType.Removed, removed.Lease));
                 }
             }
             else
             {
-                ApplyPeer(reader, item.Node, leases, problems, events);
+                ApplyPeer(reader, changed, peers, events);
             }
 
             if (events.Count > 0)
@@ -389,28 +381,34 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     /// <summary>Disposes the API client when this store created it.</summary>
     public void Dispose()
     {
-        if (_ownsClient && _client.IsValueCreated)
+        if (_api.IsValueCreated)
         {
-            _client.Value.Dispose();
+            _api.Value.Dispose();
         }
 
         _nodeNameLock.Dispose();
     }
 
     /// <summary>
-    /// Folds one node into the peer leases. Emits Added when the lease is new or any lease-relevant field of an
-    /// enabled family changed (the fixed dual-stack filter: leases compare by value), a Removed of the old subnet
-    /// first when the podCIDR moved, and Removed when the node stops being managed. A node that cannot be read keeps
-    /// its last good lease, with one warning per distinct problem.
+    /// Folds one node into the peer leases. An update that leaves every field flannel reads as it was (a kubelet
+    /// heartbeat, a label, a foreign annotation) is dropped here, before any parsing. Otherwise: Added when the lease is
+    /// new or any lease-relevant field of an enabled family changed (the fixed dual-stack filter: leases compare by
+    /// value), a Removed of the old subnet first when the podCIDR moved, and Removed when the node stops being managed.
+    /// A node that cannot be read keeps its last good lease, with one warning per distinct problem.
     /// </summary>
-    private void ApplyPeer(
-        PeerLeaseReader reader, V1Node node, Dictionary<string, Lease> leases, Dictionary<string, string> problems, List<LeaseEvent>? events)
+    private void ApplyPeer(PeerLeaseReader reader, KubeNode node, Dictionary<string, PeerState> peers, List<LeaseEvent>? events)
     {
-        string name = node.Metadata!.Name;
+        string name = node.Name;
+        peers.TryGetValue(name, out PeerState? known);
+        if (known is not null && known.Node.HasSameFlannelFields(node))
+        {
+            return;
+        }
+
         if (!reader.IsManaged(node))
         {
-            problems.Remove(name);
-            if (leases.Remove(name, out Lease? unmanaged))
+            peers.Remove(name);
+            if (known?.Lease is { } unmanaged)
             {
                 events?.Add(new LeaseEvent(LeaseEventType.Removed, unmanaged));
             }
@@ -420,17 +418,17 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
 
         if (!reader.TryRead(node, out Lease? lease, out string? problem))
         {
-            if (!problems.TryGetValue(name, out string? known) || known != problem)
+            if (known?.Problem != problem)
             {
                 Log.NodeSkipped(_logger, name, problem);
-                problems[name] = problem;
             }
 
+            peers[name] = new PeerState(node, known?.Lease, problem);
             return;
         }
 
-        problems.Remove(name);
-        if (leases.TryGetValue(name, out Lease? old))
+        peers[name] = new PeerState(node, lease, Problem: null);
+        if (known?.Lease is { } old)
         {
             if (old == lease)
             {
@@ -443,9 +441,11 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
             }
         }
 
-        leases[name] = lease;
         events?.Add(new LeaseEvent(LeaseEventType.Added, lease));
     }
+
+    /// <summary>What the peer watch keeps per node: the fields flannel read last time, its last good lease, and its current problem.</summary>
+    private sealed record PeerState(KubeNode Node, Lease? Lease, string? Problem);
 
     private async Task<string> EnsureNodeNameAsync(CancellationToken cancellationToken)
     {
@@ -459,7 +459,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         {
             if (_nodeName is null)
             {
-                (string name, string source) = await KubeClientFactory.ResolveNodeNameAsync(Client, _options.NodeName, _environment, cancellationToken).ConfigureAwait(false);
+                (string name, string source) = await KubeClientFactory.ResolveNodeNameAsync(Api, _options.NodeName, _environment, cancellationToken).ConfigureAwait(false);
                 Log.NodeNameResolved(_logger, name, source);
                 _nodeName = name;
             }
@@ -472,11 +472,11 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         }
     }
 
-    private async Task<V1Node> WaitForPodCidrAsync(string name, CancellationToken cancellationToken)
+    private async Task<KubeNode> WaitForPodCidrAsync(string name, CancellationToken cancellationToken)
     {
-        await foreach (NodeWatchItem item in Watcher.WatchAsync(OwnNodeSelector(name), cancellationToken).ConfigureAwait(false))
+        await foreach (NodeWatchItem item in Watcher.RunAsync(OwnNodeSelector(name), cancellationToken).ConfigureAwait(false))
         {
-            if (!TryReadOwnNode(item, name, out V1Node? node))
+            if (!TryReadOwnNode(item, name, out KubeNode? node))
             {
                 continue;
             }
@@ -489,7 +489,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
                     SetState(KubeNodeState.WaitingForNode, $"node {name} does not exist yet");
                 }
             }
-            else if (!HasPodCidr(node))
+            else if (!node.HasPodCidr)
             {
                 if (State != KubeNodeState.WaitingForPodCidr)
                 {
@@ -499,7 +499,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
             }
             else
             {
-                Log.PodCidrAssigned(_logger, name, node.Spec.PodCIDRs is { Count: > 0 } ? node.Spec.PodCIDRs : node.Spec.PodCIDR);
+                Log.PodCidrAssigned(_logger, name, node.Spec.PodCidrs is { Count: > 0 } ? node.Spec.PodCidrs : node.Spec.PodCidr);
                 return node;
             }
         }
@@ -509,9 +509,6 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         throw new InvalidOperationException("The node watch ended unexpectedly.");
     }
 
-    private static bool HasPodCidr(V1Node node) =>
-        !string.IsNullOrEmpty(node.Spec?.PodCIDR) || node.Spec?.PodCIDRs is { Count: > 0 };
-
     private static string OwnNodeSelector(string name) => $"metadata.name={name}";
 
     /// <summary>
@@ -520,34 +517,34 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     /// other nodes' events anyway; taking one of those as ours would hand out that node's podCIDR as our lease. Such
     /// events are ignored (false) and logged once.
     /// </summary>
-    private bool TryReadOwnNode(NodeWatchItem item, string name, out V1Node? node)
+    private bool TryReadOwnNode(NodeWatchItem item, string name, out KubeNode? node)
     {
         if (item.IsList)
         {
             node = null;
-            foreach (V1Node listed in item.Listed!)
+            foreach (KubeNode listed in item.Listed!)
             {
-                if (listed.Metadata?.Name == name)
+                if (listed.Name == name)
                 {
                     node = listed;
                 }
                 else
                 {
-                    ReportForeignNode(name, listed.Metadata?.Name);
+                    ReportForeignNode(name, listed.Name);
                 }
             }
 
             return true;
         }
 
-        if (item.Node!.Metadata?.Name != name)
+        if (item.Node!.Name != name)
         {
-            ReportForeignNode(name, item.Node.Metadata?.Name);
+            ReportForeignNode(name, item.Node.Name);
             node = null;
             return false;
         }
 
-        node = item.Type == WatchEventType.Deleted ? null : item.Node;
+        node = item.Type == NodeEventType.Deleted ? null : item.Node;
         return true;
     }
 
@@ -560,9 +557,9 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     }
 
     /// <summary>The lease for this node's podCIDR(s), checked against the network config with flannel's error texts.</summary>
-    private Lease BuildOwnLease(V1Node node, NetworkConfig config, LeaseAttributes attributes)
+    private Lease BuildOwnLease(KubeNode node, NetworkConfig config, LeaseAttributes attributes)
     {
-        string name = node.Metadata?.Name ?? "";
+        string name = node.Name;
         IPNetwork? cidr4, cidr6;
         try
         {
@@ -616,13 +613,13 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
             IPv6Subnet = ipv6Subnet,
             Attributes = attributes,
             Expiration = _time.GetUtcNow() + LeaseLifetime,
-            Revision = long.TryParse(node.Metadata?.ResourceVersion, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long rv) ? rv : 0,
+            Revision = long.TryParse(node.ResourceVersion, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long rv) ? rv : 0,
         };
     }
 
-    private async Task PublishAnnotationsAsync(V1Node node, LeaseAttributes attributes, CancellationToken cancellationToken)
+    private async Task PublishAnnotationsAsync(KubeNode node, LeaseAttributes attributes, CancellationToken cancellationToken)
     {
-        string name = node.Metadata?.Name ?? "";
+        string name = node.Name;
         List<(string Annotation, string Value)> overrides = [];
         SortedDictionary<string, string> changed = NodePatches.ChangedAnnotations(node, _names, attributes, overrides);
         if (changed.Count == 0)
@@ -658,13 +655,13 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         {
             try
             {
-                await Client.CoreV1.PatchNodeStatusAsync(new V1Patch(body, V1Patch.PatchType.StrategicMergePatch), name, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await Api.PatchNodeStatusAsync(name, body, cancellationToken).ConfigureAwait(false);
                 return;
             }
-            catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is HttpOperationException or HttpRequestException or IOException or TaskCanceledException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && NodeListWatcher.IsApiFailure(e))
             {
                 string error = NodeListWatcher.Describe(e);
-                if (e is HttpOperationException { Response.StatusCode: HttpStatusCode.Forbidden })
+                if (e is KubeApiException { StatusCode: HttpStatusCode.Forbidden })
                 {
                     error += " (the service account needs the 'patch' verb on 'nodes/status'; see deploy/kube-flannel.yml)";
                 }
@@ -681,7 +678,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         }
     }
 
-    private IPAddress? ReadHintAddress(V1Node node, string annotation, System.Net.Sockets.AddressFamily family)
+    private IPAddress? ReadHintAddress(KubeNode node, string annotation, System.Net.Sockets.AddressFamily family)
     {
         string? text = NodeFields.Annotation(node, annotation);
         if (string.IsNullOrEmpty(text))
@@ -695,11 +692,11 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         }
 
         string kind = family == System.Net.Sockets.AddressFamily.InterNetwork ? "IPv4" : "IPv6";
-        Log.BadHintAnnotation(_logger, node.Metadata?.Name ?? "", annotation, $"\"{text}\" is not an {kind} address");
+        Log.BadHintAnnotation(_logger, node.Name, annotation, $"\"{text}\" is not an {kind} address");
         return null;
     }
 
-    private LeaseAttributes? ReadPreviousAttributes(V1Node node)
+    private LeaseAttributes? ReadPreviousAttributes(KubeNode node)
     {
         string? backendType = NodeFields.Annotation(node, _names.BackendType);
         string? data4 = ReadPreviousData(node, _names.BackendData);
@@ -711,7 +708,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
 
         NodeFields.TryParseAddress(NodeFields.Annotation(node, _names.PublicIP), System.Net.Sockets.AddressFamily.InterNetwork, out IPAddress? publicIP);
         NodeFields.TryParseAddress(NodeFields.Annotation(node, _names.PublicIPv6), System.Net.Sockets.AddressFamily.InterNetworkV6, out IPAddress? publicIPv6);
-        Log.PreviousAttributesFound(_logger, node.Metadata?.Name ?? "", backendType ?? "");
+        Log.PreviousAttributesFound(_logger, node.Name, backendType ?? "");
         return new LeaseAttributes
         {
             PublicIP = publicIP ?? IPAddress.Any,
@@ -722,7 +719,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
         };
     }
 
-    private string? ReadPreviousData(V1Node node, string annotation)
+    private string? ReadPreviousData(KubeNode node, string annotation)
     {
         string? text = NodeFields.Annotation(node, annotation);
         if (string.IsNullOrEmpty(text) || text == "null")
@@ -735,7 +732,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
             return text;
         }
 
-        Log.BadHintAnnotation(_logger, node.Metadata?.Name ?? "", annotation, $"\"{text}\" is not valid JSON");
+        Log.BadHintAnnotation(_logger, node.Name, annotation, $"\"{text}\" is not valid JSON");
         return null;
     }
 

@@ -52,4 +52,10 @@ public sealed class KubeSubnetStoreOptions
     /// from the last resourceVersion, as client-go's reflector does (it asks for 5–10 minutes).
     /// </summary>
     public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Nodes per page (<c>limit</c>) when the API server paginates a list (client-go's pager: 500). A list at
+    /// <c>resourceVersion=0</c> is answered from the watch cache in one piece whatever the limit.
+    /// </summary>
+    public int ListPageSize { get; set; } = 500;
 }

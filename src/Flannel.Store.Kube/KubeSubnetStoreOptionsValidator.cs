@@ -43,6 +43,11 @@ internal sealed class KubeSubnetStoreOptionsValidator : IValidateOptions<KubeSub
         CheckPositive(failures, nameof(options.PatchRetryTimeout), options.PatchRetryTimeout);
         CheckPositive(failures, nameof(options.WatchMinBackoff), options.WatchMinBackoff);
         CheckPositive(failures, nameof(options.WatchTimeout), options.WatchTimeout);
+        if (options.ListPageSize < 1)
+        {
+            failures.Add($"ListPageSize must be at least 1, not {options.ListPageSize}.");
+        }
+
         if (options.WatchMaxBackoff < options.WatchMinBackoff)
         {
             failures.Add($"WatchMaxBackoff ({options.WatchMaxBackoff}) must not be shorter than WatchMinBackoff ({options.WatchMinBackoff}).");

@@ -3,7 +3,6 @@ using System.Net.Sockets;
 using Flannel.Backends.Vxlan;
 using Flannel.Configuration;
 using Flannel.Netlink;
-using Flannel.Networking;
 using Flannel.Subnets;
 using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Options;

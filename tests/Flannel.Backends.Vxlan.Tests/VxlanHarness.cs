@@ -4,7 +4,6 @@ using Flannel.Backends;
 using Flannel.Backends.Vxlan;
 using Flannel.Configuration;
 using Flannel.Netlink;
-using Flannel.Networking;
 using Flannel.Subnets;
 using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Options;

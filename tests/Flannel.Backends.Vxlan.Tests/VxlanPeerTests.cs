@@ -1,7 +1,6 @@
 using System.Net;
 using Flannel.Backends.Vxlan;
 using Flannel.Netlink;
-using Flannel.Networking;
 using Flannel.Subnets;
 using static Flannel.Backends.Vxlan.Tests.VxlanHarness;
 

@@ -1,7 +1,6 @@
 using System.Net;
 using Flannel.Backends.Vxlan;
 using Flannel.Netlink;
-using Flannel.Networking;
 using static Flannel.Backends.Vxlan.Tests.VxlanHarness;
 
 namespace Flannel.Backends.Vxlan.Tests;

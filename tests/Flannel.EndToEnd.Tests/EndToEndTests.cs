@@ -1,5 +1,4 @@
 using System.Net;
-using Flannel.Traffic;
 using Flannel.Testing.Namespaces;
 
 namespace Flannel.EndToEnd.Tests;
@@ -130,7 +129,7 @@ public sealed class EndToEndTests
 
         // A node without pods (no cni0): its unused pod addresses are dropped instead of following the default route.
         Assert.Contains($"blackhole {subnet3}", await cluster.Nodes["node3"].RunCheckedAsync("ip", "route", "show", subnet3.ToString()), StringComparison.Ordinal);
-        CommandResult get = await cluster.Nodes["node3"].RunAsync("ip", "route", "get", subnet3.BaseAddress.ToString()[..^1] + "7");
+        ProcessResult get = await cluster.Nodes["node3"].RunAsync("ip", "route", "get", subnet3.BaseAddress.ToString()[..^1] + "7");
         Assert.NotEqual(0, get.ExitCode);
     }
 

@@ -4,7 +4,6 @@ using System.Net;
 using System.Text.Json;
 using Flannel.Testing;
 using Flannel.Testing.Namespaces;
-using Flannel.Traffic;
 
 namespace Flannel.EndToEnd.Tests;
 
@@ -177,7 +176,7 @@ internal sealed class VirtualCluster : IAsyncDisposable
 
     public static async Task<bool> PingAsync(NetworkNamespace from, IPAddress to)
     {
-        CommandResult ping = await from.RunAsync("ping", "-c", "2", "-W", "2", to.ToString());
+        ProcessResult ping = await from.RunAsync("ping", "-c", "2", "-W", "2", to.ToString());
         return ping.ExitCode == 0;
     }
 

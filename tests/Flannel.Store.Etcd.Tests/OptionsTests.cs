@@ -70,6 +70,8 @@ public sealed class OptionsTests
     [InlineData(nameof(EtcdSubnetStoreOptions.Password), "Password is set but Username is not")]
     [InlineData(nameof(EtcdSubnetStoreOptions.LeaseTtl), "LeaseTtl '00:00:01' must be between 00:00:02 and 365.00:00:00")]
     [InlineData(nameof(EtcdSubnetStoreOptions.RequestTimeout), "RequestTimeout '00:11:00' must be between 00:00:00.0500000 and 00:10:00")]
+    [InlineData(nameof(EtcdSubnetStoreOptions.WatchTimeout), "WatchProgressInterval (00:00:02) must be shorter than WatchTimeout (00:00:01)")]
+    [InlineData(nameof(EtcdSubnetStoreOptions.WatchProgressInterval), "WatchProgressInterval '00:00:00.0500000' must be between 00:00:00.1000000 and 00:10:00")]
     public async Task Invalid_options_fail_at_startup_naming_the_option(string field, string message)
     {
         var services = new ServiceCollection();
@@ -85,6 +87,8 @@ public sealed class OptionsTests
                 case nameof(o.Password): o.Password = "x"; break;
                 case nameof(o.LeaseTtl): o.LeaseTtl = TimeSpan.FromSeconds(1); break;
                 case nameof(o.RequestTimeout): o.RequestTimeout = TimeSpan.FromMinutes(11); break;
+                case nameof(o.WatchTimeout): o.WatchTimeout = TimeSpan.FromSeconds(1); break;
+                case nameof(o.WatchProgressInterval): o.WatchProgressInterval = TimeSpan.FromMilliseconds(50); break;
             }
         });
         using ServiceProvider provider = services.BuildServiceProvider();

@@ -1,10 +1,12 @@
+extern alias official;
+
 using System.Net;
 using System.Text.Json.Nodes;
 using Flannel.Store.Kube.Tests.ApiDouble;
 using Flannel.Store.Kube.Tests.Fixtures;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
+using official::k8s;
+using official::k8s.Autorest;
+using official::k8s.Models;
 
 namespace Flannel.Store.Kube.Tests;
 
@@ -191,6 +193,70 @@ public sealed class ApiDoubleTests : IAsyncLifetime
         KubernetesException expired = Assert.IsType<KubernetesException>(Assert.Single(errors));
         Assert.Equal(410, expired.Status.Code);
         Assert.Equal("Expired", expired.Status.Reason);
+    }
+
+    [Fact]
+    public async Task A_list_with_limit_pages_through_one_snapshot_with_continue_tokens_and_remainingItemCount()
+    {
+        _server.AddNode(NodeFixtures.Node("node-b", "198.18.0.12", "10.244.2.0/24"));
+        _server.AddNode(NodeFixtures.Node("node-c", "198.18.0.13", "10.244.3.0/24"));
+
+        V1NodeList first = await _client.CoreV1.ListNodeAsync(limit: 2, cancellationToken: KubeStoreHarness.Timeout());
+        _server.AddNode(NodeFixtures.Node("node-d", "198.18.0.14", "10.244.4.0/24")); // after the snapshot: not in this list
+        _server.DeleteNode("node-c");                                                // deleted after the snapshot: still in it
+        V1NodeList second = await _client.CoreV1.ListNodeAsync(continueParameter: first.Metadata.ContinueProperty, limit: 2, cancellationToken: KubeStoreHarness.Timeout());
+
+        Assert.Equal(["node-a", "node-b"], first.Items.Select(n => n.Metadata.Name));
+        Assert.Equal(1, first.Metadata.RemainingItemCount);
+        Assert.False(string.IsNullOrEmpty(first.Metadata.ContinueProperty));
+        Assert.Equal(["node-c"], second.Items.Select(n => n.Metadata.Name));
+        Assert.Null(second.Metadata.ContinueProperty);
+        Assert.Equal(first.Metadata.ResourceVersion, second.Metadata.ResourceVersion);
+    }
+
+    [Fact]
+    public async Task A_list_at_resourceVersion_0_comes_from_the_watch_cache_which_ignores_limit()
+    {
+        _server.AddNode(NodeFixtures.Node("node-b", "198.18.0.12", "10.244.2.0/24"));
+
+        V1NodeList cached = await _client.CoreV1.ListNodeAsync(resourceVersion: "0", limit: 1, cancellationToken: KubeStoreHarness.Timeout());
+        _server.WatchCacheDisabled = true;
+        V1NodeList fromEtcd = await _client.CoreV1.ListNodeAsync(resourceVersion: "0", limit: 1, cancellationToken: KubeStoreHarness.Timeout());
+
+        Assert.Equal(2, cached.Items.Count);
+        Assert.Null(cached.Metadata.ContinueProperty);
+        Assert.Single(fromEtcd.Items);
+        Assert.NotNull(fromEtcd.Metadata.ContinueProperty);
+    }
+
+    [Fact]
+    public async Task A_continue_token_into_a_compacted_snapshot_gets_410_Expired()
+    {
+        _server.AddNode(NodeFixtures.Node("node-b", "198.18.0.12", "10.244.2.0/24"));
+        V1NodeList first = await _client.CoreV1.ListNodeAsync(limit: 1, cancellationToken: KubeStoreHarness.Timeout());
+        _server.CompactHistory();
+
+        HttpOperationException expired = await Assert.ThrowsAsync<HttpOperationException>(() =>
+            _client.CoreV1.ListNodeAsync(continueParameter: first.Metadata.ContinueProperty, limit: 1, cancellationToken: KubeStoreHarness.Timeout()));
+
+        Assert.Equal(HttpStatusCode.Gone, expired.Response.StatusCode);
+        Assert.Contains("\"reason\":\"Expired\"", expired.Response.Content, StringComparison.Ordinal);
+        Assert.Contains("The provided continue parameter is too old", expired.Response.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_list_not_older_than_a_future_resourceVersion_times_out_with_504_and_a_past_one_gets_the_current_state()
+    {
+        long now = _server.ResourceVersion;
+
+        HttpOperationException tooLarge = await Assert.ThrowsAsync<HttpOperationException>(() =>
+            _client.CoreV1.ListNodeAsync(resourceVersion: (now + 10).ToString(System.Globalization.CultureInfo.InvariantCulture), cancellationToken: KubeStoreHarness.Timeout()));
+        V1NodeList past = await _client.CoreV1.ListNodeAsync(resourceVersion: "1", cancellationToken: KubeStoreHarness.Timeout());
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, tooLarge.Response.StatusCode);
+        Assert.Contains($"Too large resource version: {now + 10}, current: {now}", tooLarge.Response.Content, StringComparison.Ordinal);
+        Assert.Equal(now.ToString(System.Globalization.CultureInfo.InvariantCulture), past.Metadata.ResourceVersion);
+        Assert.Single(past.Items);
     }
 
     [Fact]

@@ -1,7 +1,9 @@
+extern alias official;
+
 using System.Text.Json.Nodes;
 using Flannel.Configuration;
-using k8s;
-using k8s.Models;
+using official::k8s;
+using official::k8s.Models;
 
 namespace Flannel.Store.Kube.Tests;
 

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
-using Flannel.Networking;
+using Flannel.Netlink;
 using Flannel.Store.Kube.Tests.ApiDouble;
 using Flannel.Store.Kube.Tests.Fixtures;
 using Flannel.Subnets;

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Flannel.Store.Kube.Tests.ApiDouble;
 using Flannel.Store.Kube.Tests.Fixtures;
 using Flannel.Subnets;
 
@@ -302,6 +303,100 @@ public class PeerWatchTests
         Assert.True(relisted.IsSnapshot);
         Assert.Equal([IPNetwork.Parse("10.244.4.0/24")], relisted.Snapshot!.Select(l => l.Subnet!.Value));
         Assert.Equal(2, ListRequests(h));
+    }
+
+    [Fact]
+    public async Task The_first_list_asks_the_watch_cache_like_a_reflector_and_the_watch_continues_from_its_resourceVersion()
+    {
+        await using KubeStoreHarness h = await StartWithPeersAsync();
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+        await watch.NextAsync();
+        _ = watch.Begin();
+        await KubeStoreHarness.WaitUntilAsync(() => h.Server.OpenWatches == 1, "the store watches the nodes");
+
+        RecordedRequest list = Assert.Single(h.Server.Requests, r => r.Path == "/api/v1/nodes" && !r.Query.Contains("watch=true", StringComparison.Ordinal));
+        Assert.Equal("?resourceVersion=0&limit=500", list.Query);
+        RecordedRequest watchRequest = h.Server.Requests.Single(r => r.Query.Contains("watch=true", StringComparison.Ordinal));
+        Assert.Equal(h.Server.ResourceVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), ResourceVersionOf(watchRequest.Query));
+    }
+
+    [Fact]
+    public async Task Without_a_watch_cache_the_list_is_paged_with_continue_tokens_into_one_snapshot()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(configure: o => o.ListPageSize = 2);
+        h.Server.WatchCacheDisabled = true;
+        for (int i = 2; i <= 6; i++)
+        {
+            h.Server.AddNode(NodeFixtures.Node($"node-{(char)('a' + i - 1)}", $"198.18.0.1{i}", $"10.244.{i}.0/24", Vxlan($"198.18.0.1{i}", $"0a:58:0a:f4:0{i}:01")));
+        }
+
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+        LeaseWatchResult snapshot = await watch.NextAsync();
+
+        Assert.Equal(5, snapshot.Snapshot!.Count);
+        string[] lists = [.. h.Server.Requests.Where(r => r.Path == "/api/v1/nodes" && !r.Query.Contains("watch=true", StringComparison.Ordinal)).Select(r => r.Query)];
+        Assert.Equal(3, lists.Length);
+        Assert.Equal("?resourceVersion=0&limit=2", lists[0]);
+        Assert.All(lists.Skip(1), q => Assert.Matches("^\\?limit=2&continue=[A-Za-z0-9_-]+$", q));
+    }
+
+    [Fact]
+    public async Task A_continue_token_that_expires_mid_list_is_answered_by_one_full_list()
+    {
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(configure: o => o.ListPageSize = 2);
+        h.Server.WatchCacheDisabled = true;
+        for (int i = 2; i <= 6; i++)
+        {
+            h.Server.AddNode(NodeFixtures.Node($"node-{(char)('a' + i - 1)}", $"198.18.0.1{i}", $"10.244.{i}.0/24", Vxlan($"198.18.0.1{i}", $"0a:58:0a:f4:0{i}:01")));
+        }
+
+        h.Server.CompactAfterListPages = 1;
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+        LeaseWatchResult snapshot = await watch.NextAsync();
+
+        Assert.Equal(5, snapshot.Snapshot!.Count);
+        string[] lists = [.. h.Server.Requests.Where(r => r.Path == "/api/v1/nodes" && !r.Query.Contains("watch=true", StringComparison.Ordinal)).Select(r => r.Query)];
+        Assert.Equal(3, lists.Length);
+        Assert.StartsWith("?limit=2&continue=", lists[1], StringComparison.Ordinal); // answered 410 Expired
+        Assert.Equal("?resourceVersion=0", lists[2]);
+        Assert.Contains(h.Logs.GetSnapshot(), r => r.Message == "The continue token of a paginated node list expired after 2 nodes; listing all nodes at once instead");
+    }
+
+    [Fact]
+    public async Task After_a_410_the_re_list_asks_for_state_not_older_than_the_last_one_seen_without_limit()
+    {
+        await using KubeStoreHarness h = await StartWithPeersAsync();
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+        await watch.NextAsync();
+        _ = watch.Begin();
+        await KubeStoreHarness.WaitUntilAsync(() => h.Server.OpenWatches == 1, "the store watches the nodes");
+        string seen = h.Server.ResourceVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        h.Server.ExpireWatches();
+        Assert.True((await watch.NextAsync()).IsSnapshot);
+
+        string relist = h.Server.Requests.Where(r => r.Path == "/api/v1/nodes" && !r.Query.Contains("watch=true", StringComparison.Ordinal)).Last().Query;
+        Assert.Equal($"?resourceVersion={seen}", relist);
+    }
+
+    [Fact]
+    public async Task Updates_that_change_nothing_flannel_reads_are_dropped_and_a_later_real_change_still_arrives()
+    {
+        await using KubeStoreHarness h = await StartWithPeersAsync();
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+        await watch.NextAsync();
+
+        for (int i = 0; i < 50; i++)
+        {
+            h.Server.UpdateNode("node-b", n => n["status"]!["conditions"]![3]!["lastHeartbeatTime"] = $"2026-11-27T08:{i:00}:02Z");
+            h.Server.UpdateNode("node-b", n => n["metadata"]!["labels"]!["heartbeat"] = i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            h.Server.UpdateNode("node-b", n => SetAnnotation(n, "kubectl.kubernetes.io/last-applied-configuration", new string('x', 4096) + i));
+        }
+
+        h.Server.UpdateNode("node-b", n => SetAnnotation(n, "flannel.alpha.coreos.com/public-ip", "198.18.0.122"));
+        LeaseWatchResult next = await watch.NextAsync();
+
+        Assert.Equal(IPAddress.Parse("198.18.0.122"), Assert.Single(next.Events).Lease.Attributes.PublicIP);
     }
 
     private static int ListRequests(KubeStoreHarness h) =>

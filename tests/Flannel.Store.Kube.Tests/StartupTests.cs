@@ -3,7 +3,6 @@ using Flannel.Configuration;
 using Flannel.Store.Kube.Tests.ApiDouble;
 using Flannel.Store.Kube.Tests.Fixtures;
 using Flannel.Subnets;
-using k8s;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -17,7 +16,6 @@ public class StartupTests
         KubeSubnetStoreOptions options = new() { ApiUrl = server.Url, NetConfigPath = netConfPath ?? "/nonexistent/net-conf.json" };
         return new KubeSubnetStore(
             options,
-            new Kubernetes(new KubernetesClientConfiguration { Host = server.Url }),
             NullLogger.Instance,
             TimeProvider.System,
             name => environment.GetValueOrDefault(name));

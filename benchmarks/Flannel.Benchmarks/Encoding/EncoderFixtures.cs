@@ -1,6 +1,5 @@
 using System.Net;
 using Flannel.Netlink;
-using Flannel.Networking;
 
 namespace Flannel.Benchmarks.Encoding;
 

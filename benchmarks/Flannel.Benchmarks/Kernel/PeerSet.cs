@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using Flannel.Networking;
+using Flannel.Netlink;
 
 namespace Flannel.Benchmarks.Kernel;
 

@@ -1,4 +1,4 @@
-using Flannel.Traffic;
+using Flannel.Agent.Traffic;
 
 namespace Flannel.Host.Cli;
 

@@ -9,7 +9,7 @@ using Flannel.Host.Hosting;
 using Flannel.Host.Status;
 using Flannel.Netlink;
 using Flannel.Subnets;
-using Flannel.Traffic;
+using Flannel.Agent.Traffic;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 

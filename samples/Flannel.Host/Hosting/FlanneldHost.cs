@@ -1,8 +1,9 @@
 using Flannel.Agent;
-using Flannel.Health;
+using Flannel.Agent.Health;
 using Flannel.Host.Cli;
 using Flannel.Netlink;
 using Flannel.Store.Kube;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -35,15 +36,41 @@ internal static class FlanneldHost
         return health.Failures.Count > 0 ? 1 : 0;
     }
 
-    /// <summary>Builds the host (exposed for tests).</summary>
+    /// <summary>
+    /// Builds the host (exposed for tests): a plain generic host, or with <c>--healthz-port</c> a Kestrel (slim
+    /// builder) application that serves only the health endpoint on <c>--healthz-ip</c>.
+    /// </summary>
     internal static IHost Build(FlanneldOptions options, Action<IServiceCollection>? overrides = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings
+        if (options.HealthzPort == 0)
+        {
+            HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                ApplicationName = "flanneld",
+                ContentRootPath = AppContext.BaseDirectory,
+            });
+            ConfigureServices(builder, options, overrides);
+            return builder.Build();
+        }
+
+        // No args: flanneld's flags are not ASP.NET Core configuration.
+        WebApplicationBuilder web = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             ApplicationName = "flanneld",
             ContentRootPath = AppContext.BaseDirectory,
+            Args = [],
         });
+        HealthEndpoints.Listen(web.WebHost, options.HealthzIP, options.HealthzPort);
+        ConfigureServices(web, options, overrides);
+        web.Services.AddHealthChecks().AddFlannelReadiness();
+        WebApplication app = web.Build();
+        HealthEndpoints.Map(app);
+        return app;
+    }
+
+    private static void ConfigureServices(IHostApplicationBuilder builder, FlanneldOptions options, Action<IServiceCollection>? overrides)
+    {
         ConfigureLogging(builder.Logging, options.Verbosity);
         builder.Services.Configure<HostOptions>(o =>
         {
@@ -58,18 +85,13 @@ internal static class FlanneldHost
         flannel.UseNetlink(_ => RtNetlink.Open());
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();
+        flannel.AddAllocBackend();
+        flannel.AddExtensionBackend();
         AddSubnetStore(flannel, options);
-
         flannel.UseTrafficManager();
         flannel.AddAgent(o => ApplyAgentOptions(o, options));
-        builder.Services.AddFlannelHealthEndpoint(o =>
-        {
-            o.Address = options.HealthzIP.ToString();
-            o.Port = options.HealthzPort;
-        });
         builder.Services.AddHostedService<SystemdNotifier>();
         overrides?.Invoke(builder.Services);
-        return builder.Build();
     }
 
     /// <summary>The store flanneld's flags name: etcd by default, the Kubernetes API with --kube-subnet-mgr (also used by <c>flanneld doctor</c>).</summary>

@@ -9,13 +9,13 @@ namespace Flannel.Configuration;
 
 public sealed partial record NetworkConfig
 {
-    /// <summary>The backend types Flannel.NET implements: <c>vxlan</c> and <c>host-gw</c>.</summary>
-    public static IReadOnlyList<string> SupportedBackendTypes { get; } = ["vxlan", "host-gw"];
+    /// <summary>The backend types Flannel.NET implements: <c>vxlan</c>, <c>host-gw</c>, <c>alloc</c> and <c>extension</c>.</summary>
+    public static IReadOnlyList<string> SupportedBackendTypes { get; } = ["vxlan", "host-gw", "alloc", "extension"];
 
     // Backends flannel has and Flannel.NET deliberately does not (so the error can say "not implemented"
     // rather than "unknown").
     private static readonly string[] s_flannelOnlyBackendTypes =
-        ["udp", "ipip", "wireguard", "ipsec", "alloc", "extension", "tencent-vpc"];
+        ["udp", "ipip", "wireguard", "ipsec", "tencent-vpc"];
 
     /// <summary>
     /// Parses net-conf.json with Go <c>encoding/json</c> semantics (case-insensitive keys, unknown keys
@@ -275,7 +275,7 @@ public sealed partial record NetworkConfig
         if (!SupportedBackendTypes.Contains(lowered))
         {
             string reason = s_flannelOnlyBackendTypes.Contains(lowered)
-                ? "is a flannel backend that Flannel.NET does not implement"
+                ? "is a flannel backend that is not implemented in Flannel.NET"
                 : "is an unknown backend type";
             throw new NetworkConfigException(
                 $"Backend.Type: \"{type}\" {reason}; supported backend types: {SupportedList}", "Backend.Type", type);

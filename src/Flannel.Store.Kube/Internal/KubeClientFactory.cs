@@ -1,6 +1,4 @@
 using k8s;
-using k8s.Autorest;
-using k8s.Models;
 
 namespace Flannel.Store.Kube.Internal;
 
@@ -10,7 +8,7 @@ namespace Flannel.Store.Kube.Internal;
 /// </summary>
 internal static class KubeClientFactory
 {
-    public static IKubernetes Create(KubeSubnetStoreOptions options)
+    public static KubeApiClient Create(KubeSubnetStoreOptions options, AnnotationNames names)
     {
         KubernetesClientConfiguration config;
         try
@@ -22,7 +20,7 @@ internal static class KubeClientFactory
             throw new KubeSubnetStoreException($"fail to create kubernetes config: {e.Message}", e);
         }
 
-        return new Kubernetes(config);
+        return new KubeApiClient(config, names);
     }
 
     private static KubernetesClientConfiguration BuildConfiguration(KubeSubnetStoreOptions options)
@@ -51,7 +49,7 @@ internal static class KubeClientFactory
     /// <c>POD_NAMESPACE/POD_NAME</c> and its <c>spec.nodeName</c>; each failure with flannel's error text.
     /// </summary>
     public static async Task<(string Name, string Source)> ResolveNodeNameAsync(
-        IKubernetes client, string? configured, Func<string, string?> environment, CancellationToken cancellationToken)
+        KubeApiClient api, string? configured, Func<string, string?> environment, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrEmpty(configured))
         {
@@ -70,17 +68,17 @@ internal static class KubeClientFactory
             throw new KubeSubnetStoreException("env variables POD_NAME and POD_NAMESPACE must be set");
         }
 
-        V1Pod pod;
+        string? fromPod;
         try
         {
-            pod = await client.CoreV1.ReadNamespacedPodAsync(podName, podNamespace, cancellationToken: cancellationToken).ConfigureAwait(false);
+            fromPod = await api.GetPodNodeNameAsync(podNamespace, podName, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is HttpOperationException or HttpRequestException or IOException)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && NodeListWatcher.IsApiFailure(e))
         {
             throw new KubeSubnetStoreException($"error retrieving pod spec for '{podNamespace}/{podName}': {NodeListWatcher.Describe(e)}", e);
         }
 
-        return pod.Spec?.NodeName is { Length: > 0 } fromPod
+        return fromPod is { Length: > 0 }
             ? (fromPod, $"pod {podNamespace}/{podName}")
             : throw new KubeSubnetStoreException($"node name not present in pod spec '{podNamespace}/{podName}'");
     }

@@ -72,4 +72,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 5021, Level = LogLevel.Warning,
         Message = "Ignoring an event for node {OtherNode} on the watch of node {NodeName} (fieldSelector metadata.name={NodeName}): the server or a proxy did not apply the field selector. Further such events are ignored silently")]
     public static partial void ForeignNodeOnOwnWatch(ILogger logger, string nodeName, string otherNode);
+
+    [LoggerMessage(EventId = 5022, Level = LogLevel.Information, Message = "The continue token of a paginated node list expired after {Nodes} nodes; listing all nodes at once instead")]
+    public static partial void ListContinueExpired(ILogger logger, int nodes);
 }

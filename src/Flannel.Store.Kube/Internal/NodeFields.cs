@@ -4,28 +4,26 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Flannel.Networking;
-using k8s.Models;
 
 namespace Flannel.Store.Kube.Internal;
 
 /// <summary>Reads the flannel-relevant fields of a Node: its pod CIDRs and annotation values, strictly.</summary>
 internal static class NodeFields
 {
-    public static string? Annotation(V1Node node, string name) =>
-        node.Metadata?.Annotations is { } annotations && annotations.TryGetValue(name, out string? value) ? value : null;
+    public static string? Annotation(KubeNode node, string name) => node.Annotation(name);
 
     /// <summary>
     /// The node's pod CIDRs split by family, with flannel's rules: <c>spec.podCIDRs</c> when present (one or two
     /// entries), else <c>spec.podCIDR</c>. Returns false when no podCIDR is assigned yet.
     /// </summary>
     /// <exception cref="FormatException">Three or more CIDRs (flannel's text), or a value that is not a CIDR.</exception>
-    public static bool TryGetPodCidrs(V1Node node, out IPNetwork? ipv4, out IPNetwork? ipv6)
+    public static bool TryGetPodCidrs(KubeNode node, out IPNetwork? ipv4, out IPNetwork? ipv6)
     {
         ipv4 = null;
         ipv6 = null;
-        string name = node.Metadata?.Name ?? "";
-        string? single = node.Spec?.PodCIDR;
-        IList<string>? many = node.Spec?.PodCIDRs;
+        string name = node.Name;
+        string? single = node.Spec.PodCidr;
+        IReadOnlyList<string>? many = node.Spec.PodCidrs;
         if (string.IsNullOrEmpty(single) && (many is null || many.Count == 0))
         {
             return false;
@@ -51,8 +49,8 @@ internal static class NodeFields
     }
 
     /// <summary>The pod CIDRs as one string for logs: <c>10.244.1.0/24,fd00:10:244:1::/64</c>.</summary>
-    public static string DescribePodCidrs(V1Node node) =>
-        node.Spec?.PodCIDRs is { Count: > 0 } many ? string.Join(',', many) : node.Spec?.PodCIDR ?? "";
+    public static string DescribePodCidrs(KubeNode node) =>
+        node.Spec.PodCidrs is { Count: > 0 } many ? string.Join(',', many) : node.Spec.PodCidr ?? "";
 
     /// <summary>
     /// Parses a CIDR the way Go's <c>net.ParseCIDR</c> does for flannel: the host bits are dropped

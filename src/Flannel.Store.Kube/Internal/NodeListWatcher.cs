@@ -1,80 +1,125 @@
 using System.Net;
 using System.Runtime.CompilerServices;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
 using Microsoft.Extensions.Logging;
 
 namespace Flannel.Store.Kube.Internal;
 
-/// <summary>One item of <see cref="NodeListWatcher"/>: the full list (first, and after a re-list) or one change.</summary>
-internal readonly record struct NodeWatchItem(IReadOnlyList<V1Node>? Listed, WatchEventType Type, V1Node? Node)
+/// <summary>One item of <see cref="NodeListWatcher.RunAsync"/>: the full list (first, and after a re-list) or one change.</summary>
+internal readonly record struct NodeWatchItem(IReadOnlyList<KubeNode>? Listed, NodeEventType Type, KubeNode? Node)
 {
     public bool IsList => Listed is not null;
 }
 
+/// <summary>A complete list of nodes and the resourceVersion it is consistent at (where a watch continues from).</summary>
+internal sealed record NodeSnapshot(IReadOnlyList<KubeNode> Nodes, string ResourceVersion, bool Paginated);
+
 /// <summary>
-/// A list-then-watch loop over nodes, the part of client-go's reflector flannel relies on: list, watch from the
-/// list's resourceVersion with bookmarks, resume from the last seen resourceVersion when the server ends the
-/// watch, re-list when the resourceVersion has expired (an ERROR event with Status 410, which KubernetesClient
-/// reports to <c>onError</c> and then simply ends the stream), and back off exponentially on failures.
+/// client-go's reflector for nodes, the part flannel relies on, in two steps. <see cref="ListAsync"/> lists the way a
+/// reflector does: the first list asks for <c>resourceVersion=0</c> (served from the API server's watch cache, never
+/// a quorum read of etcd on every agent's start) with <c>limit</c>, follows <c>continue</c> tokens when the server
+/// paginates, and re-lists in full when a continue token has expired. <see cref="WatchAsync"/> watches from a
+/// resourceVersion with bookmarks. <see cref="RunAsync"/> combines them: list, watch, resume from the last seen
+/// resourceVersion when the server ends the watch, re-list when that resourceVersion has expired (410), and back off
+/// exponentially on failures.
 /// </summary>
-internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions options, TimeProvider time, ILogger logger)
+internal sealed class NodeListWatcher(KubeApiClient api, KubeSubnetStoreOptions options, TimeProvider time, ILogger logger)
 {
-    public async IAsyncEnumerable<NodeWatchItem> WatchAsync(string? fieldSelector, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// Lists all pages of nodes at <paramref name="resourceVersion"/>: <c>"0"</c> = any (the watch cache), <c>""</c> =
+    /// the latest (a consistent read), a number = not older than that.
+    /// </summary>
+    /// <param name="fieldSelector">The field selector (the own node's name), or null for every node.</param>
+    /// <param name="resourceVersion">The resourceVersion to list at (see the summary).</param>
+    /// <param name="paginate">Send <c>limit</c>. client-go leaves it off for a re-list at a known resourceVersion,
+    /// so that the watch cache can answer, unless the server has shown that it paginates (no watch cache).</param>
+    /// <param name="cancellationToken">Cancels the list.</param>
+    public async Task<NodeSnapshot> ListAsync(string? fieldSelector, string resourceVersion, bool paginate, CancellationToken cancellationToken)
     {
-        string? resourceVersion = null;
-        TimeSpan backoff = options.WatchMinBackoff;
+        int limit = paginate ? options.ListPageSize : 0;
+        NodeListPage page = await api.ListNodesAsync(fieldSelector, resourceVersion, limit, continueToken: null, cancellationToken).ConfigureAwait(false);
+        if (page.Continue is null)
+        {
+            return new NodeSnapshot(page.Items, page.ResourceVersion, Paginated: false);
+        }
+
+        List<KubeNode> nodes = [.. page.Items];
+        string listedAt = page.ResourceVersion;
+        while (page.Continue is { } token)
+        {
+            try
+            {
+                // Later pages belong to the first page's snapshot; they take no resourceVersion of their own.
+                page = await api.ListNodesAsync(fieldSelector, resourceVersion: null, limit, token, cancellationToken).ConfigureAwait(false);
+            }
+            catch (KubeApiException e) when (e.StatusCode == HttpStatusCode.Gone)
+            {
+                // The snapshot the token points into was compacted away: one full list instead (client-go's pager).
+                Log.ListContinueExpired(logger, nodes.Count);
+                NodeListPage full = await api.ListNodesAsync(fieldSelector, resourceVersion, limit: 0, continueToken: null, cancellationToken).ConfigureAwait(false);
+                return new NodeSnapshot(full.Items, full.ResourceVersion, Paginated: true);
+            }
+
+            nodes.AddRange(page.Items);
+        }
+
+        return new NodeSnapshot(nodes, listedAt, Paginated: true);
+    }
+
+    /// <summary>One watch connection from <paramref name="resourceVersion"/>; ends when the server ends it or sends an ERROR.</summary>
+    public IAsyncEnumerable<NodeWatchEvent> WatchAsync(string? fieldSelector, string resourceVersion, CancellationToken cancellationToken) =>
+        api.WatchNodesAsync(fieldSelector, resourceVersion, (int)Math.Max(1, options.WatchTimeout.TotalSeconds), cancellationToken);
+
+    public async IAsyncEnumerable<NodeWatchItem> RunAsync(string? fieldSelector, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         string what = fieldSelector ?? "all nodes";
+        TimeSpan backoff = options.WatchMinBackoff;
+
+        // The resourceVersion the next list asks for: "0" first, the last one seen after a watch expired, and ""
+        // (a consistent read) when the server could not serve that one.
+        string listFrom = "0";
+        bool serverPaginates = false;
+        string? watchFrom = null;
         bool sawEventSinceList = false;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (resourceVersion is null)
+            if (watchFrom is null)
             {
-                V1NodeList? list = null;
+                NodeSnapshot? snapshot = null;
                 try
                 {
-                    list = await client.CoreV1.ListNodeAsync(fieldSelector: fieldSelector, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    bool paginate = listFrom is "" or "0" || serverPaginates;
+                    snapshot = await ListAsync(fieldSelector, listFrom, paginate, cancellationToken).ConfigureAwait(false);
                 }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                catch (KubeApiException e) when (listFrom.Length > 0 && (e.StatusCode == HttpStatusCode.Gone || e.Reason is "Timeout" or "Expired"))
+                {
+                    // Too old or too new for the watch cache: ask etcd for the latest state instead, at once.
+                    Log.NodeListFailed(logger, what, TimeSpan.Zero, e.Message);
+                    listFrom = "";
+                    continue;
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsApiFailure(e))
                 {
                     Log.NodeListFailed(logger, what, backoff, Describe(e));
                 }
 
-                if (list is null)
+                if (snapshot is null)
                 {
                     await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
                     backoff = Next(backoff);
                     continue;
                 }
 
-                resourceVersion = list.Metadata?.ResourceVersion ?? "";
+                serverPaginates |= snapshot.Paginated && listFrom == "0";
+                watchFrom = snapshot.ResourceVersion;
                 sawEventSinceList = false;
-                yield return new NodeWatchItem(list.Items is null ? [] : [.. list.Items], default, null);
+                yield return new NodeWatchItem(snapshot.Nodes, default, null);
             }
 
-            KubernetesException? statusError = null;
+            string? expired = null;
             Exception? streamError = null;
-            IAsyncEnumerable<(WatchEventType, V1Node)> stream = client.CoreV1.WatchListNodeAsync(
-                allowWatchBookmarks: true,
-                fieldSelector: fieldSelector,
-                resourceVersion: resourceVersion,
-                timeoutSeconds: (int)Math.Max(1, options.WatchTimeout.TotalSeconds),
-                onError: e =>
-                {
-                    if (e is KubernetesException k)
-                    {
-                        statusError ??= k;
-                    }
-                    else
-                    {
-                        streamError ??= e;
-                    }
-                },
-                cancellationToken: cancellationToken);
-
-            IAsyncEnumerator<(WatchEventType, V1Node)> events = stream.GetAsyncEnumerator(cancellationToken);
+            string? failure = null;
+            IAsyncEnumerator<NodeWatchEvent> events = WatchAsync(fieldSelector, watchFrom, cancellationToken).GetAsyncEnumerator(cancellationToken);
             try
             {
                 while (true)
@@ -84,9 +129,9 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
                     {
                         more = await events.MoveNextAsync().ConfigureAwait(false);
                     }
-                    catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                    catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsApiFailure(e))
                     {
-                        streamError ??= e;
+                        streamError = e;
                         break;
                     }
 
@@ -95,20 +140,34 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
                         break;
                     }
 
-                    (WatchEventType type, V1Node node) = events.Current;
-                    if (node?.Metadata?.ResourceVersion is { Length: > 0 } seen)
+                    NodeWatchEvent item = events.Current;
+                    if (item.Type == NodeEventType.Error)
                     {
-                        resourceVersion = seen;
+                        if (item.ErrorCode == (int)HttpStatusCode.Gone)
+                        {
+                            expired = item.ErrorMessage;
+                        }
+                        else
+                        {
+                            failure = item.ErrorMessage;
+                        }
+
+                        break;
+                    }
+
+                    if (item.ResourceVersion.Length > 0)
+                    {
+                        watchFrom = item.ResourceVersion;
                     }
 
                     backoff = options.WatchMinBackoff;
                     sawEventSinceList = true;
-                    if (type == WatchEventType.Bookmark || node is null)
+                    if (item.Type == NodeEventType.Bookmark)
                     {
                         continue;
                     }
 
-                    yield return new NodeWatchItem(null, type, node);
+                    yield return new NodeWatchItem(null, item.Type, item.Node);
                 }
             }
             finally
@@ -123,26 +182,29 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
                 }
             }
 
-            if (statusError is not null)
+            if (expired is not null || streamError is KubeApiException { StatusCode: HttpStatusCode.Gone })
             {
-                if (statusError.Status?.Code == (int)HttpStatusCode.Gone)
+                // The watch cache no longer has our resourceVersion: whatever happened meanwhile is only visible by
+                // listing again, not older than what we saw (so the watch cache can answer). Re-list at once; this is
+                // the normal 410 path, not a failure. Only a 410 straight after a fresh list (a server that cannot
+                // serve its own resourceVersion) backs off.
+                Log.WatchExpired(logger, what, watchFrom, expired ?? "410 Gone");
+                listFrom = watchFrom;
+                watchFrom = null;
+                if (!sawEventSinceList)
                 {
-                    // The watch cache no longer has our resourceVersion: whatever happened meanwhile is only
-                    // visible by listing again. Re-list at once; this is the normal 410 path, not a failure. Only a
-                    // 410 straight after a fresh list (a server that cannot serve its own resourceVersion) backs off.
-                    Log.WatchExpired(logger, what, resourceVersion ?? "", statusError.Status.Message ?? "");
-                    resourceVersion = null;
-                    if (!sawEventSinceList)
-                    {
-                        await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
-                        backoff = Next(backoff);
-                    }
-
-                    continue;
+                    await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
+                    backoff = Next(backoff);
                 }
 
-                Log.WatchFailed(logger, what, backoff, $"{statusError.Status?.Code} {statusError.Status?.Reason}: {statusError.Status?.Message}");
-                resourceVersion = null;
+                continue;
+            }
+
+            if (failure is not null)
+            {
+                Log.WatchFailed(logger, what, backoff, failure);
+                listFrom = watchFrom;
+                watchFrom = null;
                 await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
                 backoff = Next(backoff);
                 continue;
@@ -150,13 +212,6 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
 
             if (streamError is not null)
             {
-                if (streamError is HttpOperationException { Response.StatusCode: HttpStatusCode.Gone })
-                {
-                    Log.WatchExpired(logger, what, resourceVersion ?? "", "410 Gone");
-                    resourceVersion = null;
-                    continue;
-                }
-
                 // A dropped connection: resume from the last resourceVersion we saw, after a pause.
                 Log.WatchFailed(logger, what, backoff, Describe(streamError));
                 await Task.Delay(backoff, time, cancellationToken).ConfigureAwait(false);
@@ -165,42 +220,21 @@ internal sealed class NodeListWatcher(IKubernetes client, KubeSubnetStoreOptions
             }
 
             // The server closed the watch (timeoutSeconds or its own limit): resume where we were.
-            Log.WatchResumed(logger, what, resourceVersion ?? "");
+            Log.WatchResumed(logger, what, watchFrom);
         }
     }
 
     private TimeSpan Next(TimeSpan backoff) =>
         backoff * 2 > options.WatchMaxBackoff ? options.WatchMaxBackoff : backoff * 2;
 
+    /// <summary>What a call to the API can fail with, short of cancellation: an API answer, the network, bad JSON.</summary>
+    internal static bool IsApiFailure(Exception e) =>
+        e is KubeApiException or HttpRequestException or IOException or System.Text.Json.JsonException or TaskCanceledException;
+
     /// <summary>An API failure in one line: <c>404 NotFound: pods "x" not found</c> (the Status message when the body is one).</summary>
     internal static string Describe(Exception e) => e switch
     {
-        HttpOperationException h => $"{(int)h.Response.StatusCode} {h.Response.StatusCode}: {StatusMessage(h.Response.Content)}",
+        KubeApiException k => k.Message,
         _ => $"{e.GetType().Name}: {e.Message}",
     };
-
-    private static string StatusMessage(string? body)
-    {
-        if (string.IsNullOrEmpty(body))
-        {
-            return "(no body)";
-        }
-
-        try
-        {
-            using System.Text.Json.JsonDocument status = System.Text.Json.JsonDocument.Parse(body);
-            if (status.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
-                && status.RootElement.TryGetProperty("message", out System.Text.Json.JsonElement message)
-                && message.ValueKind == System.Text.Json.JsonValueKind.String)
-            {
-                return message.GetString()!;
-            }
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            // Not a Status object (a proxy's HTML page, say): show it as it came.
-        }
-
-        return body.Length > 500 ? body[..500] : body;
-    }
 }

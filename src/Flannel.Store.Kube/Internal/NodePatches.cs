@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using Flannel.Subnets;
-using k8s.Models;
 
 namespace Flannel.Store.Kube.Internal;
 
@@ -17,9 +16,12 @@ internal static class NodePatches
     /// wireguard, host-gw and extension; a user's <c>public-ip(v6)-overwrite</c> wins over the detected address;
     /// <c>kube-subnet-manager: "true"</c>. Returns only the annotations whose value differs from the node's.
     /// </summary>
+    /// <param name="node">The node as the API server last returned it.</param>
+    /// <param name="names">The annotation names under the configured prefix.</param>
+    /// <param name="attributes">The lease attributes to publish.</param>
     /// <param name="overrides">Receives (annotation, value) for each public IP taken from an overwrite annotation.</param>
     public static SortedDictionary<string, string> ChangedAnnotations(
-        V1Node node, AnnotationNames names, LeaseAttributes attributes, List<(string Annotation, string Value)>? overrides = null)
+        KubeNode node, AnnotationNames names, LeaseAttributes attributes, List<(string Annotation, string Value)>? overrides = null)
     {
         Dictionary<string, string> desired = new(StringComparer.Ordinal);
         string backendType = attributes.BackendType ?? "";
@@ -104,7 +106,7 @@ internal static class NodePatches
             + "\"reason\":\"FlannelIsUp\",\"message\":\"Flannel is running on this node\"}]}}";
     }
 
-    private static string PublicAddress(V1Node node, string overwriteAnnotation, string detected, List<(string, string)>? overrides)
+    private static string PublicAddress(KubeNode node, string overwriteAnnotation, string detected, List<(string, string)>? overrides)
     {
         string? overwrite = NodeFields.Annotation(node, overwriteAnnotation);
         if (string.IsNullOrEmpty(overwrite))

@@ -2,7 +2,6 @@ using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 using Flannel.Subnets;
-using k8s.Models;
 
 namespace Flannel.Store.Kube.Internal;
 
@@ -14,12 +13,12 @@ namespace Flannel.Store.Kube.Internal;
 internal sealed class PeerLeaseReader(AnnotationNames names, bool enableIPv4, bool enableIPv6)
 {
     /// <summary>True when the node runs a kube-mode flannel (<c>kube-subnet-manager: "true"</c>); other nodes are ignored.</summary>
-    public bool IsManaged(V1Node node) => NodeFields.Annotation(node, names.KubeSubnetManager) == "true";
+    public bool IsManaged(KubeNode node) => NodeFields.Annotation(node, names.KubeSubnetManager) == "true";
 
-    public bool TryRead(V1Node node, [NotNullWhen(true)] out Lease? lease, [NotNullWhen(false)] out string? problem)
+    public bool TryRead(KubeNode node, [NotNullWhen(true)] out Lease? lease, [NotNullWhen(false)] out string? problem)
     {
         lease = null;
-        string name = node.Metadata?.Name ?? "";
+        string name = node.Name;
         IPNetwork? subnet4, subnet6;
         try
         {
@@ -90,7 +89,7 @@ internal sealed class PeerLeaseReader(AnnotationNames names, bool enableIPv4, bo
     }
 
     private static bool TryReadAddress(
-        V1Node node, string annotation, AddressFamily family, [NotNullWhen(true)] out IPAddress? address, [NotNullWhen(false)] out string? problem)
+        KubeNode node, string annotation, AddressFamily family, [NotNullWhen(true)] out IPAddress? address, [NotNullWhen(false)] out string? problem)
     {
         string? text = NodeFields.Annotation(node, annotation);
         if (NodeFields.TryParseAddress(text, family, out address))
@@ -106,7 +105,7 @@ internal sealed class PeerLeaseReader(AnnotationNames names, bool enableIPv4, bo
         return false;
     }
 
-    private static bool TryReadBackendData(V1Node node, string annotation, out string? data, [NotNullWhen(false)] out string? problem)
+    private static bool TryReadBackendData(KubeNode node, string annotation, out string? data, [NotNullWhen(false)] out string? problem)
     {
         string? text = NodeFields.Annotation(node, annotation);
         problem = null;

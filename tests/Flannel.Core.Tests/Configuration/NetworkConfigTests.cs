@@ -97,17 +97,26 @@ public sealed class NetworkConfigParseTests
     [InlineData("ipip")]
     [InlineData("wireguard")]
     [InlineData("ipsec")]
-    [InlineData("alloc")]
-    [InlineData("extension")]
     [InlineData("tencent-vpc")]
     [InlineData("UDP")]
     public void Flannel_backends_that_are_not_implemented_are_rejected_naming_the_supported_types(string type)
     {
         var ex = Assert.Throws<NetworkConfigException>(
             () => NetworkConfig.Parse($$$"""{"Network":"10.244.0.0/16","Backend":{"Type":"{{{type}}}"}}"""));
-        Assert.Equal($"Backend.Type: \"{type}\" is a flannel backend that Flannel.NET does not implement; supported backend types: vxlan, host-gw", ex.Message);
+        Assert.Equal($"Backend.Type: \"{type}\" is a flannel backend that is not implemented in Flannel.NET; supported backend types: vxlan, host-gw, alloc, extension", ex.Message);
         Assert.Equal("Backend.Type", ex.Field);
         Assert.Equal(type, ex.Value);
+    }
+
+    [Theory]
+    [InlineData("alloc")]
+    [InlineData("extension")]
+    [InlineData("Extension")]
+    public void Alloc_and_extension_are_accepted_with_their_backend_object_kept_for_the_backend(string type)
+    {
+        NetworkConfig config = NetworkConfig.Parse($$$"""{"Network":"10.244.0.0/16","Backend":{"Type":"{{{type}}}","SubnetAddCommand":"ip route replace $SUBNET via $PUBLIC_IP"}}""");
+        Assert.Equal(type.ToLowerInvariant(), config.BackendType);
+        Assert.Equal($$$"""{"Type":"{{{type}}}","SubnetAddCommand":"ip route replace $SUBNET via $PUBLIC_IP"}""", config.Backend);
     }
 
     [Fact]
@@ -115,17 +124,17 @@ public sealed class NetworkConfigParseTests
     {
         var ex = Assert.Throws<NetworkConfigException>(
             () => NetworkConfig.Parse("""{"Network":"10.244.0.0/16","Backend":{"Type":"carrier-pigeon"}}"""));
-        Assert.Equal("Backend.Type: \"carrier-pigeon\" is an unknown backend type; supported backend types: vxlan, host-gw", ex.Message);
+        Assert.Equal("Backend.Type: \"carrier-pigeon\" is an unknown backend type; supported backend types: vxlan, host-gw, alloc, extension", ex.Message);
     }
 
     [Theory]
-    [InlineData("""{"Port": 8472}""", """Backend: {"Port":8472} has no "Type"; supported backend types: vxlan, host-gw""")]
-    [InlineData("""{"Type": ""}""", """Backend: {"Type":""} has no "Type"; supported backend types: vxlan, host-gw""")]
-    [InlineData("""{"Type": null}""", """Backend: {"Type":null} has no "Type"; supported backend types: vxlan, host-gw""")]
+    [InlineData("""{"Port": 8472}""", """Backend: {"Port":8472} has no "Type"; supported backend types: vxlan, host-gw, alloc, extension""")]
+    [InlineData("""{"Type": ""}""", """Backend: {"Type":""} has no "Type"; supported backend types: vxlan, host-gw, alloc, extension""")]
+    [InlineData("""{"Type": null}""", """Backend: {"Type":null} has no "Type"; supported backend types: vxlan, host-gw, alloc, extension""")]
     // flannel's texts: parseBackendType wraps the error of json.Unmarshal into struct { Type string } (go1.19 output).
-    [InlineData("""{"Type": 7}""", """Backend.Type: 7 is not a string ("error decoding Backend property of config: json: cannot unmarshal number into Go struct field .Type of type string"); supported backend types: vxlan, host-gw""")]
-    [InlineData("""{"type": true}""", """Backend.Type: true is not a string ("error decoding Backend property of config: json: cannot unmarshal bool into Go struct field .Type of type string"); supported backend types: vxlan, host-gw""")]
-    [InlineData("""{"Type": {}}""", """Backend.Type: {} is not a string ("error decoding Backend property of config: json: cannot unmarshal object into Go struct field .Type of type string"); supported backend types: vxlan, host-gw""")]
+    [InlineData("""{"Type": 7}""", """Backend.Type: 7 is not a string ("error decoding Backend property of config: json: cannot unmarshal number into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, alloc, extension""")]
+    [InlineData("""{"type": true}""", """Backend.Type: true is not a string ("error decoding Backend property of config: json: cannot unmarshal bool into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, alloc, extension""")]
+    [InlineData("""{"Type": {}}""", """Backend.Type: {} is not a string ("error decoding Backend property of config: json: cannot unmarshal object into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, alloc, extension""")]
     [InlineData("\"vxlan\"", """Backend: "vxlan" is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal string into Go value of type struct { Type string }")""")]
     [InlineData("7", """Backend: 7 is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal number into Go value of type struct { Type string }")""")]
     [InlineData("[1]", """Backend: [1] is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal array into Go value of type struct { Type string }")""")]

@@ -1,11 +1,13 @@
 using Flannel.Agent;
-using Flannel.Health;
 using Flannel.Host.Cli;
 using Flannel.Host.Hosting;
 using Flannel.Store.Etcd;
 using Flannel.Store.Kube;
 using Flannel.Subnets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -51,10 +53,31 @@ public sealed class FlanneldHostTests
         EtcdSubnetStoreOptions etcd = host.Services.GetRequiredService<IOptions<EtcdSubnetStoreOptions>>().Value;
         Assert.Equal("http://198.18.0.254:2379", etcd.Endpoints);
         Assert.Equal("/test/network", etcd.Prefix);
-        HealthServerOptions health = host.Services.GetRequiredService<IOptions<HealthServerOptions>>().Value;
-        Assert.Equal(("127.0.0.1", 8081), (health.Address, health.Port));
-        Assert.Contains(host.Services.GetServices<IHostedService>(), s => s is HealthServer);
+        // --healthz-port makes it a Kestrel application bound to --healthz-ip:--healthz-port only.
+        Assert.IsType<WebApplication>(host);
+        KestrelServerOptions kestrel = host.Services.GetRequiredService<IOptions<KestrelServerOptions>>().Value;
+        Assert.Equal("127.0.0.1:8081", Assert.Single(KestrelEndpoints(kestrel)));
+        Assert.NotNull(host.Services.GetRequiredService<HealthCheckService>());
         Assert.NotNull(host.Services.GetRequiredService<FlannelAgent>());
+    }
+
+    [Fact]
+    public void Without_healthz_port_no_web_server_is_built()
+    {
+        FlanneldOptions options = FlanneldCommandLine.Parse(["--etcd-endpoints=http://198.18.0.254:2379"], new Dictionary<string, string>());
+        using IHost host = FlanneldHost.Build(options);
+        Assert.IsNotType<WebApplication>(host);
+        Assert.Null(host.Services.GetService<Microsoft.AspNetCore.Hosting.Server.IServer>());
+    }
+
+    /// <summary>The endpoints configured in code (KestrelServerOptions keeps them in an internal list).</summary>
+    private static IEnumerable<string> KestrelEndpoints(KestrelServerOptions kestrel)
+    {
+        var property = typeof(KestrelServerOptions).GetProperty("CodeBackedListenOptions", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
+        foreach (object listen in (System.Collections.IEnumerable)property.GetValue(kestrel)!)
+        {
+            yield return ((ListenOptions)listen).IPEndPoint!.ToString();
+        }
     }
 
     [Fact]

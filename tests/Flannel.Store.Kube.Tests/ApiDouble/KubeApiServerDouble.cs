@@ -18,7 +18,11 @@ public sealed record RecordedRequest(string Method, string Path, string Query, s
 /// A TEST DOUBLE of kube-apiserver (not a real API server): Kestrel on 127.0.0.1 with an ephemeral port, serving the
 /// slice of the core/v1 API flannel's kube mode uses, with the real server's semantics for that slice:
 /// <list type="bullet">
-/// <item><c>GET /api/v1/nodes</c> list (a NodeList with <c>metadata.resourceVersion</c>; <c>fieldSelector=metadata.name=X</c>),
+/// <item><c>GET /api/v1/nodes</c> list (a NodeList with <c>metadata.resourceVersion</c>; <c>fieldSelector=metadata.name=X</c>)
+/// with the list semantics of <c>resourceVersion</c>: unset or <c>""</c> is a consistent read, <c>"0"</c> is "any" and
+/// served from the watch cache, which ignores <c>limit</c>, a number N is "not older than N" (504 "Too large resource
+/// version" when N is ahead of the server); <c>limit</c> paginates a consistent snapshot with <c>continue</c> tokens and
+/// <c>remainingItemCount</c>, and a token whose snapshot has been compacted gets 410 Expired;
 /// and the same URL with <c>watch=true</c>: newline-delimited <c>{"type":…,"object":…}</c> events flushed one by one,
 /// replayed from the requested resourceVersion (or synthetic ADDED events for none / "0"), BOOKMARK events when
 /// <c>allowWatchBookmarks=true</c>, <c>timeoutSeconds</c>, and an ERROR event carrying Status 410 "Expired" when the
@@ -51,6 +55,9 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
     private long _resourceVersion = 1000;
     private long _compactedThrough;
 
+    // The snapshots paginated lists read from (what etcd's MVCC keeps until compaction), by resourceVersion.
+    private readonly Dictionary<long, SortedDictionary<string, JsonObject>> _snapshots = [];
+
     private KubeApiServerDouble()
     {
     }
@@ -78,6 +85,15 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
     /// watches every node anyway. Applies to requests made after it is set.
     /// </summary>
     public bool IgnoreFieldSelectors { get; set; }
+
+    /// <summary>
+    /// Behaves like an API server without a watch cache (<c>--watch-cache=false</c>): a list at
+    /// <c>resourceVersion=0</c> is then read from etcd and honours <c>limit</c>.
+    /// </summary>
+    public bool WatchCacheDisabled { get; set; }
+
+    /// <summary>When set, the history is compacted right after this many more list pages with a continue token have been served.</summary>
+    public int? CompactAfterListPages { get; set; }
 
     /// <summary>The current resourceVersion.</summary>
     public long ResourceVersion
@@ -195,6 +211,7 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
         {
             _compactedThrough = ++_resourceVersion;
             _history.Clear();
+            _snapshots.Clear();
         }
     }
 
@@ -339,7 +356,7 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
                     return;
             }
         }
-        catch (PatchRejectedException e)
+        catch (ApiStatusException e)
         {
             await WriteStatusAsync(context, e.StatusCode, e.Reason, e.Message);
         }
@@ -384,20 +401,111 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
             return;
         }
 
+        IQueryCollection query = context.Request.Query;
+        string requested = query["resourceVersion"].ToString();
+        string continueToken = query["continue"].ToString();
+        int limit = 0;
+        if (query.ContainsKey("limit") && (!int.TryParse(query["limit"], NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 0))
+        {
+            await WriteStatusAsync(context, 400, "BadRequest", $"invalid limit: {query["limit"]}");
+            return;
+        }
+
         JsonObject list;
         lock (_gate)
         {
-            JsonArray items = [];
-            foreach ((string name, JsonObject node) in _nodes)
+            long snapshotVersion;
+            SortedDictionary<string, JsonObject> source;
+            string after = "";
+            if (continueToken.Length > 0)
             {
-                if (onlyName is null || onlyName == name)
+                if (requested.Length > 0 && requested != "0")
                 {
-                    JsonObject item = (JsonObject)node.DeepClone();
+                    throw new ApiStatusException(400, "BadRequest", "specifying resource version is not allowed when using continue");
+                }
 
-                    // List items carry no kind/apiVersion on the wire; the list does.
-                    item.Remove("kind");
-                    item.Remove("apiVersion");
-                    items.Add(item);
+                if (!TryDecodeContinue(continueToken, out snapshotVersion, out after))
+                {
+                    throw new ApiStatusException(400, "BadRequest", $"continue key is not valid: {continueToken}");
+                }
+
+                if (snapshotVersion < _compactedThrough || !_snapshots.TryGetValue(snapshotVersion, out source!))
+                {
+                    throw new ApiStatusException(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.");
+                }
+            }
+            else
+            {
+                if (requested.Length > 0 && requested != "0")
+                {
+                    if (!long.TryParse(requested, NumberStyles.None, CultureInfo.InvariantCulture, out long notOlderThan))
+                    {
+                        throw new ApiStatusException(400, "BadRequest", $"invalid resource version: {requested}");
+                    }
+
+                    if (notOlderThan > _resourceVersion)
+                    {
+                        // What the watch cache answers after waiting in vain for the revision to arrive.
+                        throw new ApiStatusException(504, "Timeout", $"Too large resource version: {notOlderThan}, current: {_resourceVersion}");
+                    }
+                }
+
+                // "0" is served by the watch cache, which returns everything at once whatever the limit.
+                if (requested == "0" && !WatchCacheDisabled)
+                {
+                    limit = 0;
+                }
+
+                snapshotVersion = _resourceVersion;
+                source = _nodes;
+            }
+
+            JsonArray items = [];
+            string? next = null;
+            int remaining = 0;
+            foreach ((string name, JsonObject node) in source)
+            {
+                if (string.CompareOrdinal(name, after) <= 0 || (onlyName is not null && onlyName != name))
+                {
+                    continue;
+                }
+
+                if (limit > 0 && items.Count == limit)
+                {
+                    remaining++;
+                    continue;
+                }
+
+                JsonObject item = (JsonObject)node.DeepClone();
+
+                // List items carry no kind/apiVersion on the wire; the list does.
+                item.Remove("kind");
+                item.Remove("apiVersion");
+                items.Add(item);
+                next = name;
+            }
+
+            JsonObject metadata = new() { ["resourceVersion"] = snapshotVersion.ToString(CultureInfo.InvariantCulture) };
+            if (remaining > 0)
+            {
+                if (!_snapshots.ContainsKey(snapshotVersion))
+                {
+                    _snapshots[snapshotVersion] = new SortedDictionary<string, JsonObject>(
+                        source.ToDictionary(p => p.Key, p => (JsonObject)p.Value.DeepClone()), StringComparer.Ordinal);
+                }
+
+                metadata["continue"] = EncodeContinue(snapshotVersion, next!);
+                metadata["remainingItemCount"] = remaining;
+                if (CompactAfterListPages is int pages)
+                {
+                    CompactAfterListPages = pages > 1 ? pages - 1 : null;
+                    if (pages <= 1)
+                    {
+                        CompactHistory();
+                    }
                 }
             }
 
@@ -405,12 +513,43 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
             {
                 ["kind"] = "NodeList",
                 ["apiVersion"] = "v1",
-                ["metadata"] = new JsonObject { ["resourceVersion"] = _resourceVersion.ToString(CultureInfo.InvariantCulture) },
+                ["metadata"] = metadata,
                 ["items"] = items,
             };
         }
 
         await WriteJsonAsync(context, 200, list);
+    }
+
+    /// <summary>kube-apiserver's continue token: unpadded base64url of <c>{"v":"meta.k8s.io/v1","rv":N,"start":"&lt;key&gt;\u0000"}</c>.</summary>
+    private static string EncodeContinue(long resourceVersion, string lastName)
+    {
+        string json = new JsonObject { ["v"] = "meta.k8s.io/v1", ["rv"] = resourceVersion, ["start"] = lastName + "\u0000" }.ToJsonString();
+        return Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+
+    private static bool TryDecodeContinue(string token, out long resourceVersion, out string after)
+    {
+        resourceVersion = 0;
+        after = "";
+        try
+        {
+            string base64 = token.Replace('-', '+').Replace('_', '/');
+            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
+            JsonObject decoded = JsonNode.Parse(Convert.FromBase64String(base64))!.AsObject();
+            if (decoded["v"]?.GetValue<string>() != "meta.k8s.io/v1" || decoded["rv"] is null || decoded["start"] is null)
+            {
+                return false;
+            }
+
+            resourceVersion = decoded["rv"]!.GetValue<long>();
+            after = decoded["start"]!.GetValue<string>().TrimEnd('\0');
+            return resourceVersion > 0;
+        }
+        catch (Exception e) when (e is FormatException or JsonException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private async Task WatchNodesAsync(HttpContext context)
@@ -554,24 +693,24 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
         {
             if (!_nodes.TryGetValue(name, out JsonObject? current))
             {
-                throw new PatchRejectedException(404, "NotFound", $"nodes \"{name}\" not found");
+                throw new ApiStatusException(404, "NotFound", $"nodes \"{name}\" not found");
             }
 
             JsonNode? patched = mediaType switch
             {
                 "application/merge-patch+json" => PatchSemantics.MergePatch(current, patch),
                 "application/strategic-merge-patch+json" => PatchSemantics.StrategicMergePatch(current, patch),
-                _ => PatchSemantics.JsonPatch(current, patch as JsonArray ?? throw new PatchRejectedException(400, "BadRequest", "json patch must be an array")),
+                _ => PatchSemantics.JsonPatch(current, patch as JsonArray ?? throw new ApiStatusException(400, "BadRequest", "json patch must be an array")),
             };
             if (patched is not JsonObject updated)
             {
-                throw new PatchRejectedException(422, "Invalid", "the patched object is not a JSON object");
+                throw new ApiStatusException(422, "Invalid", "the patched object is not a JSON object");
             }
 
             string currentVersion = current["metadata"]!["resourceVersion"]!.GetValue<string>();
             if ((patch as JsonObject)?["metadata"]?["resourceVersion"] is JsonValue precondition && precondition.GetValue<string>() != currentVersion)
             {
-                throw new PatchRejectedException(
+                throw new ApiStatusException(
                     409, "Conflict", $"Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; please apply your changes to the latest version and try again");
             }
 
@@ -601,7 +740,7 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
     {
         if (node["metadata"] is not JsonObject metadata)
         {
-            throw new PatchRejectedException(422, "Invalid", "metadata: Required value");
+            throw new ApiStatusException(422, "Invalid", "metadata: Required value");
         }
 
         foreach (string map in new[] { "annotations", "labels" })
@@ -612,14 +751,14 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
                 {
                     if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.String)
                     {
-                        throw new PatchRejectedException(
+                        throw new ApiStatusException(
                             400, "BadRequest", $"json: cannot unmarshal {value?.GetValueKind().ToString().ToLowerInvariant() ?? "null"} into Go struct field ObjectMeta.metadata.{map} of type string (key {key})");
                     }
                 }
             }
             else if (metadata[map] is not null)
             {
-                throw new PatchRejectedException(400, "BadRequest", $"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{map} of type map[string]string");
+                throw new ApiStatusException(400, "BadRequest", $"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{map} of type map[string]string");
             }
         }
 
@@ -629,7 +768,7 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
             {
                 if (condition?["type"] is not JsonValue)
                 {
-                    throw new PatchRejectedException(422, "Invalid", "status.conditions.type: Required value");
+                    throw new ApiStatusException(422, "Invalid", "status.conditions.type: Required value");
                 }
             }
         }

@@ -2,8 +2,8 @@ using System.Text.Json.Nodes;
 
 namespace Flannel.Store.Kube.Tests.ApiDouble;
 
-/// <summary>A patch the real API server would refuse (it answers 400 or 422 with the message).</summary>
-public sealed class PatchRejectedException(int statusCode, string reason, string message) : Exception(message)
+/// <summary>An API answer with a Status object: a rejected patch, a bad list request, an expired continue token.</summary>
+public sealed class ApiStatusException(int statusCode, string reason, string message) : Exception(message)
 {
     public int StatusCode { get; } = statusCode;
 
@@ -82,7 +82,7 @@ public static class PatchSemantics
 
         if (directive is not (null or "merge"))
         {
-            throw new PatchRejectedException(400, "BadRequest", $"unknown patch type: {directive} in map: {patchObject.ToJsonString()}");
+            throw new ApiStatusException(400, "BadRequest", $"unknown patch type: {directive} in map: {patchObject.ToJsonString()}");
         }
 
         JsonObject result = target is JsonObject t ? (JsonObject)t.DeepClone() : new JsonObject();
@@ -174,7 +174,7 @@ public static class PatchSemantics
         {
             if (item is not JsonObject element || element[mergeKey] is not JsonNode keyValue)
             {
-                throw new PatchRejectedException(
+                throw new ApiStatusException(
                     400, "BadRequest", $"map: {item?.ToJsonString() ?? "null"} does not contain declared merge key: {mergeKey}");
             }
 
@@ -265,7 +265,7 @@ public static class PatchSemantics
                 case "test":
                     if (!JsonNode.DeepEquals(Get(document, path), operation["value"]))
                     {
-                        throw new PatchRejectedException(422, "Invalid", $"testing value {path} failed");
+                        throw new ApiStatusException(422, "Invalid", $"testing value {path} failed");
                     }
 
                     break;
@@ -288,7 +288,7 @@ public static class PatchSemantics
         return document;
     }
 
-    private static PatchRejectedException Invalid(string message) => new(422, "Invalid", message);
+    private static ApiStatusException Invalid(string message) => new(422, "Invalid", message);
 
     private static string[] Segments(string pointer) =>
         pointer.Length == 0 ? [] : pointer[1..].Split('/').Select(s => s.Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal)).ToArray();

@@ -313,7 +313,7 @@ public sealed class FakeNetlink : INetlink
                 throw Error("RTM_NEWLINK", Eexist, spec.Name);
             }
 
-            string kind = spec.Kind switch { LinkKind.Bridge => "bridge", LinkKind.Veth => "veth", _ => "dummy" };
+            string kind = spec.Kind switch { LinkKind.Bridge => "bridge", LinkKind.Veth => "veth", LinkKind.WireGuard => "wireguard", _ => "dummy" };
             var link = new LinkInfo
             {
                 Index = _nextIndex++,

@@ -2,8 +2,6 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Flannel.Traffic;
-using Xunit;
 
 namespace Flannel.Testing.Namespaces;
 
@@ -19,7 +17,7 @@ namespace Flannel.Testing.Namespaces;
 /// <c>ip -j</c> / <c>bridge -j</c> output as JSON.
 /// </para>
 /// <para>
-/// Typical use (the caller must be root; gate the test with <see cref="Privileged.RequireRoot"/> first):
+/// Typical use (the caller must be root; gate the test on that first):
 /// <code>
 /// await using var ns = await NetworkNamespace.CreateAsync();
 /// await ns.RunCheckedAsync("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1");
@@ -52,10 +50,10 @@ public sealed class NetworkNamespace : IAsyncDisposable
     /// <param name="prefix">Name prefix; keep it short (names are at most 255 bytes, but <c>ip</c> output is easier to read).</param>
     public static async Task<NetworkNamespace> CreateAsync(string prefix = "fnt")
     {
-        CancellationToken cancellationToken = TestCancellation;
+        CancellationToken cancellationToken = CancellationToken.None;
         ArgumentException.ThrowIfNullOrEmpty(prefix);
         string name = $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
-        CommandResult created = await RunProcessAsync(["ip", "netns", "add", name], cancellationToken).ConfigureAwait(false);
+        ProcessResult created = await RunProcessAsync(["ip", "netns", "add", name], cancellationToken).ConfigureAwait(false);
         if (created.ExitCode != 0)
         {
             throw new InvalidOperationException($"ip netns add {name} failed ({created.ExitCode}): {created.StandardError.Trim()}");
@@ -77,10 +75,10 @@ public sealed class NetworkNamespace : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="argv"/> inside the namespace and returns its exit code and output. Bound to the current
-    /// test's cancellation token and a 60-second timeout.
+    /// Runs <paramref name="argv"/> inside the namespace and returns its exit code and output, with a 60-second
+    /// timeout.
     /// </summary>
-    public Task<CommandResult> RunAsync(params string[] argv)
+    public Task<ProcessResult> RunAsync(params string[] argv)
     {
         ArgumentNullException.ThrowIfNull(argv);
         if (argv.Length == 0)
@@ -88,7 +86,7 @@ public sealed class NetworkNamespace : IAsyncDisposable
             throw new ArgumentException("Give at least the program to run.", nameof(argv));
         }
 
-        return RunProcessAsync(["ip", "netns", "exec", Name, .. argv], TestCancellation);
+        return RunProcessAsync(["ip", "netns", "exec", Name, .. argv], CancellationToken.None);
     }
 
     /// <summary>
@@ -97,7 +95,7 @@ public sealed class NetworkNamespace : IAsyncDisposable
     /// </summary>
     public async Task<string> RunCheckedAsync(params string[] argv)
     {
-        CommandResult result = await RunAsync(argv).ConfigureAwait(false);
+        ProcessResult result = await RunAsync(argv).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"`{string.Join(' ', argv)}` in {Name} exited {result.ExitCode}: {result.StandardError.Trim()} {result.StandardOutput.Trim()}");
@@ -151,21 +149,18 @@ public sealed class NetworkNamespace : IAsyncDisposable
             return;
         }
 
-        CommandResult deleted = await RunProcessAsync(["ip", "netns", "del", Name], CancellationToken.None).ConfigureAwait(false);
+        ProcessResult deleted = await RunProcessAsync(["ip", "netns", "del", Name], CancellationToken.None).ConfigureAwait(false);
         if (deleted.ExitCode != 0 && File.Exists(Path))
         {
             throw new InvalidOperationException($"ip netns del {Name} failed ({deleted.ExitCode}): {deleted.StandardError.Trim()}");
         }
     }
 
-    /// <summary>The running test's token (CancellationToken.None outside a test): cancelling a test stops its commands.</summary>
-    private static CancellationToken TestCancellation => TestContext.Current.CancellationToken;
-
     /// <summary>Runs a program (argv[0] looked up on PATH) and captures its output. Never uses a shell.</summary>
-    public static async Task<CommandResult> RunProcessAsync(string[] argv, CancellationToken cancellationToken)
+    public static async Task<ProcessResult> RunProcessAsync(string[] argv, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(argv);
-        var start = new ProcessStartInfo(Privileged.FindExecutable(argv[0]) ?? argv[0])
+        var start = new ProcessStartInfo(FindExecutable(argv[0]) ?? argv[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -194,6 +189,34 @@ public sealed class NetworkNamespace : IAsyncDisposable
             throw;
         }
 
-        return new CommandResult(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+        return new ProcessResult(process.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+    }
+
+    /// <summary>Finds an executable on PATH, then in /usr/sbin and /sbin (or checks an absolute path); null when absent.</summary>
+    public static string? FindExecutable(string executable)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(executable);
+        if (System.IO.Path.IsPathRooted(executable))
+        {
+            return File.Exists(executable) ? executable : null;
+        }
+
+        string path = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        foreach (string dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries).Concat(["/usr/sbin", "/sbin"]))
+        {
+            string candidate = System.IO.Path.Combine(dir, executable);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
     }
 }
+
+/// <summary>A finished process: its exit code and its captured output.</summary>
+/// <param name="ExitCode">The exit code.</param>
+/// <param name="StandardOutput">Everything written to stdout.</param>
+/// <param name="StandardError">Everything written to stderr.</param>
+public sealed record ProcessResult(int ExitCode, string StandardOutput, string StandardError);

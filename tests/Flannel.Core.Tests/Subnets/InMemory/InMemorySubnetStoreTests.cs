@@ -1,6 +1,5 @@
 using System.Net;
 using Flannel.Configuration;
-using Flannel.Networking;
 using Flannel.Subnets;
 using Flannel.Subnets.InMemory;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,0 +1,130 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Flannel.Agent.Metrics;
+
+/// <summary>
+/// The agent's instruments on the <c>Flannel</c> meter (System.Diagnostics.Metrics), exported by whatever
+/// listener the host wires (OpenTelemetry, <c>dotnet-counters</c>). Every measurement carries an <c>agent</c> tag so
+/// that several agents in one process stay distinguishable.
+/// </summary>
+/// <remarks>
+/// Instruments: <c>flannel.peers</c> (remote leases programmed), <c>flannel.lease.age</c> (seconds since the own
+/// lease was acquired or renewed), <c>flannel.netlink.programmed_objects</c> (successful kernel writes by
+/// operation), <c>flannel.netlink.errors</c> (kernel refusals by operation and errno), <c>flannel.lease_watch.restarts</c> (store watch re-lists and reconnects) and
+/// <c>flannel.lease_events.apply_duration</c> (time a backend took to program one batch of lease events).
+/// Drift repairs, reconciliation passes and device recreations are counted by the backends themselves on the
+/// <c>Flannel.Backends</c> meter (<c>flannel.backend.repairs</c>, …).
+/// </remarks>
+public sealed class FlannelMetrics : IDisposable
+{
+    /// <summary>The meter name.</summary>
+    public const string MeterName = "Flannel";
+
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly ConcurrentDictionary<string, AgentGauges> _agents = new(StringComparer.Ordinal);
+    private readonly Counter<long> _programmedObjects;
+    private readonly Counter<long> _netlinkErrors;
+    private readonly Counter<long> _watchRestarts;
+    private readonly Histogram<double> _applyDuration;
+
+    /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>, or on an own meter when null.</summary>
+    public FlannelMetrics(IMeterFactory? meterFactory = null)
+    {
+        if (meterFactory is null)
+        {
+            _meter = new Meter(MeterName);
+            _ownsMeter = true;
+        }
+        else
+        {
+            _meter = meterFactory.Create(MeterName);
+        }
+
+        _programmedObjects = _meter.CreateCounter<long>("flannel.netlink.programmed_objects", "{object}", "Kernel objects (routes, neighbours, FDB entries, addresses, links) written successfully.");
+        _netlinkErrors = _meter.CreateCounter<long>("flannel.netlink.errors", "{error}", "Netlink requests the kernel refused, by operation and errno.");
+        _watchRestarts = _meter.CreateCounter<long>("flannel.lease_watch.restarts", "{restart}", "Times the lease watch failed and was restarted, or re-listed the store.");
+        _applyDuration = _meter.CreateHistogram<double>("flannel.lease_events.apply_duration", "s", "Time the backend took to program one batch of lease events.");
+        _meter.CreateObservableGauge("flannel.peers", ObservePeers, "{peer}", "Remote leases currently known to the agent.");
+        _meter.CreateObservableGauge("flannel.lease.age", ObserveLeaseAge, "s", "Seconds since this node's lease was acquired or last renewed.");
+    }
+
+    /// <summary>Registers an agent's gauges; the returned handle updates them.</summary>
+    public AgentGauges RegisterAgent(string agentName, TimeProvider timeProvider)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(agentName);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        return _agents.GetOrAdd(agentName, name => new AgentGauges(name, timeProvider));
+    }
+
+    /// <summary>Counts a kernel write that succeeded.</summary>
+    public void RecordProgrammed(string agentName, string operation) =>
+        _programmedObjects.Add(1, new TagList { { "agent", agentName }, { "operation", operation } });
+
+    /// <summary>Counts a kernel refusal by errno name (e.g. <c>EEXIST</c>).</summary>
+    public void RecordNetlinkError(string agentName, string operation, string errno) =>
+        _netlinkErrors.Add(1, new TagList { { "agent", agentName }, { "operation", operation }, { "errno", errno } });
+
+    /// <summary>Counts a lease watch restart; <paramref name="reason"/> is <c>error</c> or <c>relist</c>.</summary>
+    public void RecordWatchRestart(string agentName, string reason) =>
+        _watchRestarts.Add(1, new TagList { { "agent", agentName }, { "reason", reason } });
+
+    /// <summary>Records how long a backend took to program one batch of lease events.</summary>
+    public void RecordApplyDuration(string agentName, TimeSpan duration, int events) =>
+        _applyDuration.Record(duration.TotalSeconds, new TagList { { "agent", agentName }, { "events", events } });
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_ownsMeter)
+        {
+            _meter.Dispose();
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObservePeers() =>
+        _agents.Values.Select(a => new Measurement<int>(a.Peers, new KeyValuePair<string, object?>("agent", a.AgentName)));
+
+    private IEnumerable<Measurement<double>> ObserveLeaseAge() =>
+        _agents.Values
+            .Where(a => a.LeaseAge is not null)
+            .Select(a => new Measurement<double>(a.LeaseAge!.Value.TotalSeconds, new KeyValuePair<string, object?>("agent", a.AgentName)));
+
+    /// <summary>One agent's gauge values.</summary>
+    public sealed class AgentGauges
+    {
+        private readonly TimeProvider _timeProvider;
+        private long _leaseRenewedAtTicks = -1;
+        private int _peers;
+
+        internal AgentGauges(string agentName, TimeProvider timeProvider)
+        {
+            AgentName = agentName;
+            _timeProvider = timeProvider;
+        }
+
+        /// <summary>The agent's name.</summary>
+        public string AgentName { get; }
+
+        /// <summary>Remote leases currently known.</summary>
+        public int Peers => Volatile.Read(ref _peers);
+
+        /// <summary>Time since the own lease was acquired or renewed; null before the first lease.</summary>
+        public TimeSpan? LeaseAge
+        {
+            get
+            {
+                long ticks = Interlocked.Read(ref _leaseRenewedAtTicks);
+                return ticks < 0 ? null : _timeProvider.GetUtcNow() - new DateTimeOffset(ticks, TimeSpan.Zero);
+            }
+        }
+
+        /// <summary>Sets the number of remote leases.</summary>
+        public void SetPeers(int peers) => Volatile.Write(ref _peers, peers);
+
+        /// <summary>Notes that the own lease was acquired or renewed now.</summary>
+        public void LeaseRenewed() => Interlocked.Exchange(ref _leaseRenewedAtTicks, _timeProvider.GetUtcNow().UtcTicks);
+    }
+}

@@ -1,0 +1,150 @@
+using System.Text.Json.Serialization;
+
+namespace Flannel.Store.Kube.Internal;
+
+/// <summary>
+/// The part of a core/v1 Node that flannel reads: name, resourceVersion, the flannel annotations, and the pod CIDRs.
+/// Deserialised straight from the API's JSON (<see cref="KubeJson"/>); every other field of the node (labels,
+/// conditions, images, addresses, managed fields, foreign annotations) is skipped by the reader and never kept, so a
+/// 5 KB node costs a few hundred bytes here.
+/// </summary>
+internal class KubeNode
+{
+    [JsonPropertyName("metadata")]
+    public NodeMetadata Metadata { get; init; } = new();
+
+    [JsonPropertyName("spec")]
+    public NodeSpec Spec { get; init; } = new();
+
+    [JsonIgnore]
+    public string Name => Metadata.Name;
+
+    [JsonIgnore]
+    public string ResourceVersion => Metadata.ResourceVersion;
+
+    [JsonIgnore]
+    public bool HasPodCidr => !string.IsNullOrEmpty(Spec.PodCidr) || Spec.PodCidrs is { Count: > 0 };
+
+    /// <summary>A flannel annotation's value, or null when the node does not carry it.</summary>
+    public string? Annotation(string name) => Metadata.Annotations.Values.TryGetValue(name, out string? value) ? value : null;
+
+    /// <summary>
+    /// True when everything flannel reads is the same as in <paramref name="other"/> (the resourceVersion aside):
+    /// an update of such a node (a heartbeat, a label, a condition) changes nothing for flannel.
+    /// </summary>
+    public bool HasSameFlannelFields(KubeNode other) =>
+        Name == other.Name
+        && Spec.PodCidr == other.Spec.PodCidr
+        && (Spec.PodCidrs ?? []).SequenceEqual(other.Spec.PodCidrs ?? [], StringComparer.Ordinal)
+        && Metadata.Annotations.Values.Count == other.Metadata.Annotations.Values.Count
+        && Metadata.Annotations.Values.All(a => other.Metadata.Annotations.Values.TryGetValue(a.Key, out string? v) && v == a.Value);
+}
+
+internal sealed class NodeMetadata
+{
+    [JsonPropertyName("name")]
+    public string Name { get; init; } = "";
+
+    [JsonPropertyName("resourceVersion")]
+    public string ResourceVersion { get; init; } = "";
+
+    [JsonPropertyName("annotations")]
+    public FlannelAnnotations Annotations { get; init; } = FlannelAnnotations.Empty;
+}
+
+internal sealed class NodeSpec
+{
+    [JsonPropertyName("podCIDR")]
+    public string? PodCidr { get; init; }
+
+    [JsonPropertyName("podCIDRs")]
+    public IReadOnlyList<string>? PodCidrs { get; init; }
+}
+
+/// <summary>
+/// The annotations of a node that flannel reads; the others are dropped while reading
+/// (<see cref="FlannelAnnotationsConverter"/>), whatever their size.
+/// </summary>
+internal sealed class FlannelAnnotations(Dictionary<string, string> values)
+{
+    public static FlannelAnnotations Empty { get; } = new(new Dictionary<string, string>(0, StringComparer.Ordinal));
+
+    public IReadOnlyDictionary<string, string> Values { get; } = values;
+}
+
+/// <summary>A watch event's object: a Node, or for an ERROR event a Status (kind, code, reason, message).</summary>
+internal sealed class WatchObject : KubeNode
+{
+    [JsonPropertyName("kind")]
+    public string? Kind { get; init; }
+
+    [JsonPropertyName("code")]
+    public int Code { get; init; }
+
+    [JsonPropertyName("reason")]
+    public string? Reason { get; init; }
+
+    [JsonPropertyName("message")]
+    public string? Message { get; init; }
+}
+
+/// <summary>One line of a watch stream: <c>{"type":"ADDED|MODIFIED|DELETED|BOOKMARK|ERROR","object":{…}}</c>.</summary>
+internal sealed class WatchEventDto
+{
+    [JsonPropertyName("type")]
+    public string Type { get; init; } = "";
+
+    [JsonPropertyName("object")]
+    public WatchObject? Object { get; init; }
+}
+
+/// <summary>A NodeList: its list metadata and the items, read one by one from the response stream.</summary>
+internal sealed class NodeListDto
+{
+    [JsonPropertyName("metadata")]
+    public ListMetadata Metadata { get; init; } = new();
+
+    [JsonPropertyName("items")]
+    public List<KubeNode>? Items { get; init; }
+}
+
+internal sealed class ListMetadata
+{
+    [JsonPropertyName("resourceVersion")]
+    public string ResourceVersion { get; init; } = "";
+
+    [JsonPropertyName("continue")]
+    public string? Continue { get; init; }
+
+    [JsonPropertyName("remainingItemCount")]
+    public long? RemainingItemCount { get; init; }
+}
+
+/// <summary>An API error body (<c>kind: Status</c>).</summary>
+internal sealed class StatusDto
+{
+    [JsonPropertyName("kind")]
+    public string? Kind { get; init; }
+
+    [JsonPropertyName("code")]
+    public int Code { get; init; }
+
+    [JsonPropertyName("reason")]
+    public string? Reason { get; init; }
+
+    [JsonPropertyName("message")]
+    public string? Message { get; init; }
+}
+
+/// <summary>The one field of a Pod flannel reads: <c>spec.nodeName</c>.</summary>
+internal sealed class PodDto
+{
+    [JsonPropertyName("spec")]
+    public PodSpecDto Spec { get; init; } = new();
+}
+
+internal sealed class PodSpecDto
+{
+    [JsonPropertyName("nodeName")]
+    public string? NodeName { get; init; }
+}

@@ -1,0 +1,231 @@
+using System.Net;
+using Flannel.Agent;
+using Flannel.Subnets;
+
+namespace Flannel.Agent.Tests;
+
+public sealed class FlannelAgentTests
+{
+    private static readonly TimeSpan Second = TimeSpan.FromSeconds(1);
+
+    private static Lease Remote(string subnet, string publicIP, string data = "{\"Id\":2}") => new()
+    {
+        Subnet = IPNetwork.Parse(subnet),
+        Attributes = new LeaseAttributes { PublicIP = IPAddress.Parse(publicIP), BackendType = "fake", BackendData = data },
+        Expiration = DateTimeOffset.UnixEpoch.AddDays(1),
+    };
+
+    [Fact]
+    public async Task Startup_follows_flanneld_order_and_becomes_ready_only_after_subnet_env()
+    {
+        await using var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        await h.WaitUntilAsync(() => h.Log.Calls.Contains("run") && h.Log.Calls.Contains("keep"), what: "run and keep");
+
+        string[] startup = [.. h.Log.Calls.Take(7)];
+        Assert.Equal(["config", "hints", "register", "acquire", "configure-lease", "traffic"], startup[..6]);
+        Assert.True(h.Agent.Readiness.IsReady);
+        Assert.Equal(
+            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n",
+            await File.ReadAllTextAsync(h.SubnetFile, TestContext.Current.CancellationToken));
+        if (OperatingSystem.IsLinux())
+        {
+            Assert.Equal(Convert.ToInt32("644", 8), (int)File.GetUnixFileMode(h.SubnetFile));
+        }
+        Assert.Equal("eth0", h.Backend.Context!.ExternalInterface.Name);
+        Assert.Equal(IPAddress.Parse("198.18.0.2"), h.Backend.Context.ExternalInterface.PublicIP);
+        Assert.Equal(IPAddress.Parse("198.18.0.2"), h.Store.HintsAskedFor);
+    }
+
+    [Fact]
+    public async Task Not_ready_while_the_config_is_unavailable_then_retries_with_backoff()
+    {
+        await using var h = new AgentHarness();
+        h.Store.ConfigFailuresLeft = 3;
+        await h.StartAsync();
+        await h.WaitUntilAsync(() => h.Log.Calls.Count(c => c == "config") == 1, what: "first config read");
+        Assert.False(h.Agent.Readiness.IsReady);
+        Assert.Contains("etcd unavailable", h.Agent.Readiness.NotReadyReason, StringComparison.Ordinal);
+        Assert.False(File.Exists(h.SubnetFile));
+
+        // Backoff doubles from 1 s: 1 s, 2 s, 4 s.
+        await h.WaitUntilAsync(() => h.Agent.Started.IsCompleted, step: Second, what: "startup after retries");
+        Assert.Equal(4, h.Log.Calls.Count(c => c == "config"));
+        Assert.True(h.Agent.Readiness.IsReady);
+    }
+
+    [Fact]
+    public async Task Previous_subnet_env_is_offered_to_the_store_and_passed_to_traffic_rules()
+    {
+        await using var h = new AgentHarness();
+        await File.WriteAllTextAsync(h.SubnetFile, "FLANNEL_NETWORK=10.0.0.0/8\nFLANNEL_SUBNET=10.244.9.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n", TestContext.Current.CancellationToken);
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+
+        Assert.Equal(IPNetwork.Parse("10.244.9.0/24"), h.Store.LastRequest!.PreviousSubnet);
+        Assert.True(h.Traffic!.Requests.TryPeek(out TrafficRulesRequest? first));
+        Assert.Equal(IPNetwork.Parse("10.0.0.0/8"), first.PreviousNetwork);
+        Assert.Equal(IPNetwork.Parse("10.244.9.0/24"), first.PreviousSubnet);
+        Assert.Equal(IPNetwork.Parse("10.244.7.0/24"), first.Lease.Subnet);
+        Assert.False(first.IsResync);
+    }
+
+    [Fact]
+    public async Task Remote_leases_reach_the_backend_without_the_own_lease_and_removals_carry_cached_attributes()
+    {
+        await using var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Lease own = h.Agent.OwnLease!;
+        Lease peer = Remote("10.244.2.0/24", "198.18.0.3");
+        h.Store.Publish(LeaseWatchResult.FromSnapshot([own, peer]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 1, what: "snapshot batch");
+        LeaseEvent added = Assert.Single(h.Backend.Network.Batches[0]);
+        Assert.Equal(LeaseEventType.Added, added.Type);
+        Assert.Equal(peer, added.Lease);
+
+        // A renewal re-delivers the unchanged lease: nothing to program. A removal without attributes carries the cached ones.
+        h.Store.Publish(LeaseWatchResult.FromEvents([new LeaseEvent(LeaseEventType.Added, peer with { Expiration = DateTimeOffset.UnixEpoch.AddDays(2) })]));
+        h.Store.Publish(LeaseWatchResult.FromEvents([new LeaseEvent(LeaseEventType.Removed, new Lease { Subnet = peer.Subnet, Attributes = new LeaseAttributes() })]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 2, what: "removal batch");
+        LeaseEvent removed = Assert.Single(h.Backend.Network.Batches[1]);
+        Assert.Equal(LeaseEventType.Removed, removed.Type);
+        Assert.Equal("198.18.0.3", removed.Lease.Attributes.PublicIP.ToString());
+    }
+
+    [Fact]
+    public async Task Readiness_drops_while_the_watch_is_down_and_the_resumed_snapshot_removes_leases_deleted_meanwhile()
+    {
+        await using var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Lease a = Remote("10.244.2.0/24", "198.18.0.3");
+        Lease b = Remote("10.244.3.0/24", "198.18.0.4");
+        h.Store.Publish(LeaseWatchResult.FromSnapshot([a, b]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 1, what: "snapshot");
+
+        h.Store.FailWatch(new IOException("connection reset"));
+        await h.WaitUntilAsync(() => !h.Agent.Readiness.IsReady, what: "readiness to drop");
+        Assert.Contains("connection reset", h.Agent.Readiness.NotReadyReason, StringComparison.Ordinal);
+
+        await h.WaitUntilAsync(() => h.Store.WatchStarts == 2, step: Second, what: "watch restart");
+        h.Store.Publish(LeaseWatchResult.FromSnapshot([a]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 2, what: "resumed snapshot");
+        LeaseEvent removed = Assert.Single(h.Backend.Network.Batches[1]);
+        Assert.Equal(LeaseEventType.Removed, removed.Type);
+        Assert.Equal(b.Subnet, removed.Lease.Subnet);
+        Assert.True(h.Agent.Readiness.IsReady);
+        Assert.False(h.Backend.Network.RunEnded);
+    }
+
+    [Fact]
+    public async Task Store_reported_problems_make_the_agent_not_ready()
+    {
+        await using var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Assert.True(h.Health.IsReady);
+        h.Store.NotReadyReason = "node \"n1\" has no podCIDR yet";
+        Assert.False(h.Health.IsReady);
+        Assert.Equal("node \"n1\" has no podCIDR yet", h.Health.NotReadyReason);
+        h.Store.NotReadyReason = null;
+        Assert.True(h.Health.IsReady);
+    }
+
+    [Fact]
+    public async Task A_changed_own_lease_reprograms_the_device_rules_and_subnet_env()
+    {
+        await using var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        await h.WaitUntilAsync(() => h.Log.Calls.Contains("keep"), what: "keep lease");
+        Lease old = h.Agent.OwnLease!;
+
+        await h.Store.KeepChannel.Writer.WriteAsync(old with { Expiration = old.Expiration!.Value.AddDays(1) }, TestContext.Current.CancellationToken);
+        await h.WaitUntilAsync(() => h.Agent.OwnLease!.Expiration == old.Expiration!.Value.AddDays(1), what: "renewal");
+        Assert.Single(h.Backend.Network.ConfiguredLeases);
+
+        Lease moved = old with { Subnet = IPNetwork.Parse("10.244.42.0/24") };
+        await h.Store.KeepChannel.Writer.WriteAsync(moved, TestContext.Current.CancellationToken);
+        await h.WaitUntilAsync(() => h.Backend.Network.ConfiguredLeases.Count == 2, what: "reconfiguration");
+        await h.WaitUntilAsync(() => File.ReadAllText(h.SubnetFile).Contains("10.244.42.1/24", StringComparison.Ordinal), what: "subnet.env rewrite");
+        Assert.Equal(moved.Subnet, h.Backend.Network.ConfiguredLeases[1].Subnet);
+        TrafficRulesRequest rules = h.Traffic!.Requests.Last(r => !r.IsResync);
+        Assert.Equal(moved.Subnet, rules.Lease.Subnet);
+        Assert.Equal(old.Subnet, rules.PreviousSubnet);
+
+        // Later watch events for the new own subnet are not peers.
+        h.Store.Publish(LeaseWatchResult.FromSnapshot([moved, old]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 1, what: "snapshot");
+        Assert.Equal(old.Subnet, Assert.Single(h.Backend.Network.Batches[0]).Lease.Subnet);
+    }
+
+    [Fact]
+    public async Task Traffic_rules_and_blackhole_route_are_resynced_every_period()
+    {
+        await using var h = new AgentHarness(o => { o.IpBlackholeRoute = true; o.IptablesResync = TimeSpan.FromSeconds(5); });
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        TrafficRulesRequest first = Assert.Single(h.Traffic!.Requests);
+        Assert.True(first.BlackholeRoute);
+        Assert.Equal(IPNetwork.Parse("10.244.7.0/24"), first.Lease.Subnet);
+
+        // One implementation: the traffic manager's add-if-absent route, never a netlink replace by the agent, which
+        // would overwrite cni0's route for the same prefix.
+        Assert.Empty(h.Netlink.ReplacedRoutes);
+
+        await h.WaitUntilAsync(() => h.Traffic!.Requests.Count(r => r.IsResync) >= 2, step: Second, what: "two resyncs");
+        Assert.All(h.Traffic!.Requests, r => Assert.True(r.BlackholeRoute));
+        Assert.Empty(h.Netlink.ReplacedRoutes);
+    }
+
+    [Fact]
+    public async Task Stopping_leaves_the_lease_and_subnet_env_in_place()
+    {
+        var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        await h.Agent.StopAsync(CancellationToken.None);
+        Assert.False(h.Store.Revoked);
+        Assert.True(File.Exists(h.SubnetFile));
+        Assert.False(h.Agent.Readiness.IsReady);
+        Assert.Empty(h.Health.Failures);
+        await h.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task An_unknown_backend_type_fails_the_agent_with_the_supported_types()
+    {
+        await using var h = new AgentHarness();
+        h.Store.Config = h.Store.Config with { BackendType = "udp" };
+        await h.StartAsync();
+        await h.WaitUntilAsync(() => h.Health.Failures.Count == 1, what: "failure");
+        Exception error = h.Health.Failures[0].Error;
+        Assert.Contains("unknown backend type: udp", error.Message, StringComparison.Ordinal);
+        Assert.Contains("fake", error.Message, StringComparison.Ordinal);
+        Assert.False(h.Health.IsReady);
+        Assert.False(File.Exists(h.SubnetFile));
+    }
+
+    [Fact]
+    public async Task Node_hints_override_the_public_ip()
+    {
+        await using var h = new AgentHarness();
+        h.Netlink.AddAddress(2, "198.18.0.50/24");
+        h.Store.Hints = new NodeHints { PublicIP = IPAddress.Parse("198.18.0.50") };
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Assert.Equal(IPAddress.Parse("198.18.0.50"), h.Backend.Context!.ExternalInterface.PublicIP);
+        Assert.Equal(IPAddress.Parse("198.18.0.50"), h.Store.LastRequest!.Attributes.PublicIP);
+    }
+
+    [Fact]
+    public async Task Without_a_traffic_rule_manager_the_agent_still_starts()
+    {
+        await using var h = new AgentHarness(withTrafficRules: false);
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Assert.True(h.Agent.Readiness.IsReady);
+    }
+}

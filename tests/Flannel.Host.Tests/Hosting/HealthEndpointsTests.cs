@@ -1,0 +1,73 @@
+using System.Net;
+using Flannel.Agent.Health;
+using Flannel.Host.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Flannel.Host.Tests.Hosting;
+
+public sealed class HealthEndpointsTests
+{
+    [Fact]
+    public async Task Healthz_and_readyz_answer_with_flannels_texts_and_follow_readiness()
+    {
+        var health = new FlannelHealth();
+        AgentReadiness readiness = health.Register("node-1");
+        await using WebApplication app = Build(health);
+        await app.StartAsync(TestContext.Current.CancellationToken);
+        var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        using var client = new HttpClient { BaseAddress = baseAddress };
+        CancellationToken ct = TestContext.Current.CancellationToken;
+
+        using (HttpResponseMessage healthz = await client.GetAsync(new Uri("/healthz", UriKind.Relative), ct))
+        {
+            Assert.Equal((HttpStatusCode.OK, "flanneld is running"), (healthz.StatusCode, await healthz.Content.ReadAsStringAsync(ct)));
+            Assert.Equal("text/plain", healthz.Content.Headers.ContentType!.MediaType);
+        }
+
+        using (HttpResponseMessage notReady = await client.GetAsync(new Uri("/readyz", UriKind.Relative), ct))
+        {
+            Assert.Equal((HttpStatusCode.ServiceUnavailable, "flanneld is not ready yet"), (notReady.StatusCode, await notReady.Content.ReadAsStringAsync(ct)));
+            Assert.Equal("starting", Assert.Single(notReady.Headers.GetValues(HealthEndpoints.NotReadyHeader)));
+        }
+
+        readiness.MarkStarted();
+        using (HttpResponseMessage ready = await client.GetAsync(new Uri("/readyz", UriKind.Relative), ct))
+        {
+            Assert.Equal((HttpStatusCode.OK, "flanneld is ready"), (ready.StatusCode, await ready.Content.ReadAsStringAsync(ct)));
+            Assert.False(ready.Headers.Contains(HealthEndpoints.NotReadyHeader));
+        }
+
+        readiness.SetWatchProblem("the lease watch failed: etcd “down”");
+        using (HttpResponseMessage down = await client.GetAsync(new Uri("/readyz", UriKind.Relative), ct))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, down.StatusCode);
+            Assert.Equal("the lease watch failed: etcd ?down?", Assert.Single(down.Headers.GetValues(HealthEndpoints.NotReadyHeader)));
+        }
+
+        using (HttpResponseMessage missing = await client.GetAsync(new Uri("/metrics", UriKind.Relative), ct))
+        {
+            Assert.Equal((HttpStatusCode.NotFound, "404 page not found\n"), (missing.StatusCode, await missing.Content.ReadAsStringAsync(ct)));
+        }
+
+        // Go's handlers answer any method.
+        using HttpResponseMessage post = await client.PostAsync(new Uri("/healthz", UriKind.Relative), null, ct);
+        Assert.Equal(HttpStatusCode.OK, post.StatusCode);
+        await app.StopAsync(ct);
+    }
+
+    private static WebApplication Build(FlannelHealth health)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        HealthEndpoints.Listen(builder.WebHost, IPAddress.Loopback, 0);
+        builder.Services.AddSingleton(health);
+        builder.Services.AddHealthChecks().AddFlannelReadiness();
+        WebApplication app = builder.Build();
+        HealthEndpoints.Map(app);
+        return app;
+    }
+}
