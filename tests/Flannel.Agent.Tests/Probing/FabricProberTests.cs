@@ -113,7 +113,19 @@ public sealed class FabricProberTests
         private readonly Dictionary<IPAddress, EchoResult> _broken = [];
         private readonly Lock _lock = new();
 
-        public List<(IPAddress Destination, IPAddress? Source)> Sent { get; } = [];
+        private readonly List<(IPAddress Destination, IPAddress? Source)> _sent = [];
+
+        /// <summary>A copy of what was sent so far (the prober adds from other threads).</summary>
+        public List<(IPAddress Destination, IPAddress? Source)> Sent
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return [.. _sent];
+                }
+            }
+        }
 
         public void Break(IPAddress destination, EchoResult? result = null)
         {
@@ -135,7 +147,7 @@ public sealed class FabricProberTests
         {
             lock (_lock)
             {
-                Sent.Add((destination, source));
+                _sent.Add((destination, source));
                 return ValueTask.FromResult(_broken.TryGetValue(destination, out EchoResult r) ? r : EchoResult.Reply(TimeSpan.FromMilliseconds(0.3)));
             }
         }
