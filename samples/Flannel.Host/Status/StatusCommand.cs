@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Flannel.Agent.Probing;
 using Flannel.Agent.Status;
+using Flannel.Backends;
 
 namespace Flannel.Host.Status;
 
@@ -159,11 +160,11 @@ internal static class StatusCommand
         return text.ToString();
     }
 
-    private static string KernelText(KernelStatus kernel) => kernel.State switch
+    private static string KernelText(PeerKernelStatus kernel) => kernel.State switch
     {
-        KernelState.Programmed => "programmed",
-        KernelState.Missing => "missing",
-        KernelState.Drifted => "drifted",
+        PeerKernelState.Programmed => "programmed",
+        PeerKernelState.Missing => "missing",
+        PeerKernelState.Drifted => "drifted",
         _ => "unknown",
     };
 

@@ -1,4 +1,5 @@
 using System.Net;
+using Flannel.Backends;
 using System.Net.Sockets;
 using Flannel.Agent.Status;
 using Flannel.Subnets;
@@ -67,7 +68,7 @@ internal sealed partial class FabricProber : IDisposable
     }
 
     /// <summary>The kernel state of a peer, for the overlay-failure log line (supplied by the agent).</summary>
-    public Func<string, KernelStatus>? KernelStatusOf { get; set; }
+    public Func<string, PeerKernelStatus>? KernelStatusOf { get; set; }
 
     /// <summary>Probes in flight now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
@@ -381,7 +382,7 @@ internal sealed partial class FabricProber : IDisposable
         string peerText = $"{lease.Key} (public IP {PublicAddress(lease)})";
         if (e.Path == "overlay-only")
         {
-            KernelStatus kernel = KernelStatusOf?.Invoke(lease.Key) ?? new KernelStatus(KernelState.Unknown);
+            PeerKernelStatus kernel = KernelStatusOf?.Invoke(lease.Key) ?? PeerKernelStatus.Unknown;
             LogOverlayOnly(_logger, _agentName, peerText, e.Target?.Destination, e.Target?.Source, LikelyCauses(kernel));
             return;
         }
@@ -415,13 +416,13 @@ internal sealed partial class FabricProber : IDisposable
         return true;
     }
 
-    private static string LikelyCauses(KernelStatus kernel)
+    private static string LikelyCauses(PeerKernelStatus kernel)
     {
         string causes = "likely causes: the vxlan UDP port (8472) filtered between the nodes, an MTU mismatch on the path, or a missing neighbour/FDB entry";
         return kernel.State switch
         {
-            KernelState.Missing or KernelState.Drifted => $"kernel state for this peer is {kernel.State.ToString().ToLowerInvariant()} ({kernel.Detail}); {causes}",
-            KernelState.Programmed => $"its kernel objects are programmed, so {causes.Replace(", or a missing neighbour/FDB entry", " (or a stale FDB entry on the peer)", StringComparison.Ordinal)}",
+            PeerKernelState.Missing or PeerKernelState.Drifted => $"kernel state for this peer is {kernel.State.ToString().ToLowerInvariant()} ({kernel.Detail}); {causes}",
+            PeerKernelState.Programmed => $"its kernel objects are programmed, so {causes.Replace(", or a missing neighbour/FDB entry", " (or a stale FDB entry on the peer)", StringComparison.Ordinal)}",
             _ => causes,
         };
     }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Flannel.Agent.Probing;
+using Flannel.Backends;
 
 namespace Flannel.Agent.Status;
 
@@ -113,31 +114,6 @@ public sealed record StoreStatus(bool Healthy, string? Problem);
 /// <param name="PeersPerSecond">The resulting probe rate (peers per second; each costs an overlay and an underlay request).</param>
 public sealed record ProbeSettings(double IntervalSeconds, double TimeoutMilliseconds, double PeersPerSecond);
 
-/// <summary>What the kernel holds for a peer, from the reconciliation engine's last diff.</summary>
-public enum KernelState
-{
-    /// <summary>The backend has not reported yet, or does not report kernel state.</summary>
-    [JsonStringEnumMemberName("unknown")]
-    Unknown,
-
-    /// <summary>Every object the peer needs (route, neighbour, FDB entry, …) is in the kernel as desired.</summary>
-    [JsonStringEnumMemberName("programmed")]
-    Programmed,
-
-    /// <summary>Objects the peer needs are missing and could not be added.</summary>
-    [JsonStringEnumMemberName("missing")]
-    Missing,
-
-    /// <summary>Objects exist but differ from the desired state and could not be fixed.</summary>
-    [JsonStringEnumMemberName("drifted")]
-    Drifted,
-}
-
-/// <summary>A peer's kernel objects.</summary>
-/// <param name="State">Programmed, missing or drifted.</param>
-/// <param name="Detail">What is missing or different, or what the last repair did (e.g. <c>route re-added 12 s ago</c>); null when nothing to say.</param>
-public sealed record KernelStatus(KernelState State, string? Detail = null);
-
 /// <summary>Whether a peer is reachable overall, and if not, how it fails.</summary>
 public enum PeerHealth
 {
@@ -169,7 +145,7 @@ public sealed record PeerStatus
     public PeerHealth Health { get; init; }
 
     /// <summary>What the kernel holds for it.</summary>
-    public required KernelStatus Kernel { get; init; }
+    public required PeerKernelStatus Kernel { get; init; }
 
     /// <summary>ICMP from our overlay address to its overlay address; null when the backend has no overlay device (host-gw) or probing is off.</summary>
     public PathStatus? Overlay { get; init; }
@@ -257,7 +233,7 @@ public sealed record FabricSummary
         int overlayOnly = peers.Count(p => p.Health == PeerHealth.OverlayOnlyFailure);
         int unreachable = peers.Count(p => p.Health == PeerHealth.Unreachable);
         int unknown = peers.Count(p => p.Health == PeerHealth.Unknown);
-        int kernel = peers.Count(p => p.Kernel.State is KernelState.Missing or KernelState.Drifted);
+        int kernel = peers.Count(p => p.Kernel.State is PeerKernelState.Missing or PeerKernelState.Drifted);
         var parts = new List<string> { $"{reachable}/{peers.Count} peers reachable" };
         if (overlayOnly > 0)
         {

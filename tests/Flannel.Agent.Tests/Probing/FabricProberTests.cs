@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Flannel.Agent.Probing;
 using Flannel.Agent.Status;
+using Flannel.Backends;
 using Flannel.Subnets;
 using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Logging;
@@ -184,7 +185,7 @@ public sealed class FabricProberTests
     public async Task A_broken_overlay_is_detected_within_one_interval_logged_once_with_causes_and_recovers()
     {
         using var h = new Harness();
-        h.Prober.KernelStatusOf = _ => new KernelStatus(KernelState.Programmed);
+        h.Prober.KernelStatusOf = _ => new PeerKernelStatus(PeerKernelState.Programmed);
         h.Prober.SetPeers([Peer(2), Peer(3)]);
         using var stop = new CancellationTokenSource();
         Task run = h.Prober.RunAsync(stop.Token);

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Flannel.Agent.Probing;
 using Flannel.Agent.Status;
+using Flannel.Backends;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Flannel.Core.Tests.Status;
@@ -65,7 +66,7 @@ public sealed class StatusSocketTests : IAsyncLifetime
                 {
                     Lease = new LeaseStatus { Key = "10.244.2.0-24", Subnet = "10.244.2.0/24", PublicIP = "198.18.0.12", BackendType = "vxlan", BackendData = JsonDocument.Parse("""{"VNI":1,"VtepMAC":"0e:00:00:00:00:02"}""").RootElement },
                     Health = PeerHealth.OverlayOnlyFailure,
-                    Kernel = new KernelStatus(KernelState.Programmed),
+                    Kernel = new PeerKernelStatus(PeerKernelState.Programmed),
                     Overlay = new PathStatus { State = Reachability.Unreachable, Target = "10.244.2.0", Source = "10.244.1.0", Last = "no reply", LossPercent = 100, Samples = 3, Sent = 3 },
                     Underlay = new PathStatus { State = Reachability.Reachable, Target = "198.18.0.12", RttMs = new RttStatus(0.2, 0.1, 0.2, 0.3), LossPercent = 0, Samples = 3, Sent = 3, Received = 3 },
                 },
