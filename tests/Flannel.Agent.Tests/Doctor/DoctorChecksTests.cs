@@ -7,7 +7,7 @@ using Flannel.Networking;
 using Flannel.SubnetEnv;
 using Flannel.Subnets;
 
-namespace Flannel.Core.Tests.Doctor;
+namespace Flannel.Agent.Tests.Doctor;
 
 /// <summary>
 /// Each doctor check against facts as a healthy node 1 of a 3-node vxlan cluster shows them (eth0 198.18.0.11 MTU

@@ -9,7 +9,7 @@ using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Flannel.Core.Tests.Probing;
+namespace Flannel.Agent.Tests.Probing;
 
 /// <summary>
 /// The prober end to end against a fake network (a fake <see cref="IEchoProber"/> that answers per destination) and

@@ -5,7 +5,7 @@ using Flannel.Agent.Probing;
 using Flannel.Netlink.Icmp;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Flannel.Core.Tests.Probing;
+namespace Flannel.Agent.Tests.Probing;
 
 /// <summary>The prober's matching of answers to requests, against a scripted socket and a fake clock.</summary>
 public sealed class IcmpEchoProberTests

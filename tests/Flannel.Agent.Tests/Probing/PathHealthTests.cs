@@ -1,6 +1,6 @@
 using Flannel.Agent.Probing;
 
-namespace Flannel.Core.Tests.Probing;
+namespace Flannel.Agent.Tests.Probing;
 
 /// <summary>A path's state machine: thresholds, confirmation requests, flapping suppression, RTT and loss.</summary>
 public sealed class PathHealthTests

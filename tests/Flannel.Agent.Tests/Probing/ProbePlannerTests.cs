@@ -1,6 +1,6 @@
 using Flannel.Agent.Probing;
 
-namespace Flannel.Core.Tests.Probing;
+namespace Flannel.Agent.Tests.Probing;
 
 /// <summary>The probe pacing: every peer once per interval, evenly spread, never a burst, bounded when everything fails.</summary>
 public sealed class ProbePlannerTests

@@ -6,7 +6,7 @@ using Flannel.Agent.Status;
 using Flannel.Backends;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Flannel.Core.Tests.Status;
+namespace Flannel.Agent.Tests.Status;
 
 /// <summary>
 /// The status socket over a real unix socket in a temp directory: the document, the file mode, and hostile

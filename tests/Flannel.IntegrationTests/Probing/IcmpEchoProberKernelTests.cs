@@ -4,7 +4,7 @@ using Flannel.Agent.Probing;
 using Flannel.Testing;
 using Flannel.Testing.Namespaces;
 
-namespace Flannel.Core.Tests.Probing;
+namespace Flannel.IntegrationTests.Probing;
 
 /// <summary>
 /// The raw ICMP prober against the real kernel: two namespaces joined by a veth (198.18.0.1 ↔ 198.18.0.2), the

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Flannel.Netlink.Icmp;
 
-namespace Flannel.Core.Tests.Netlink;
+namespace Flannel.Netlink.Tests;
 
 /// <summary>
 /// The echo request the probes send and the decoder of what a raw ICMP socket receives. The request bytes are
