@@ -33,6 +33,7 @@ public sealed class FlannelMetrics : IDisposable
     private readonly Counter<long> _watchRestarts;
     private readonly Counter<long> _leaseAcquisitions;
     private readonly Counter<long> _leaseRenewals;
+    private readonly Counter<long> _rejectedLeases;
     private readonly Histogram<double> _applyDuration;
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>, or on an own meter when null.</summary>
@@ -53,6 +54,7 @@ public sealed class FlannelMetrics : IDisposable
         _watchRestarts = _meter.CreateCounter<long>("flannel.lease_watch.restarts", "{restart}", "Times the lease watch failed and was restarted, or re-listed the store.");
         _leaseAcquisitions = _meter.CreateCounter<long>("flannel.lease.acquisitions", "{lease}", "Subnet leases acquired for this node (at start, and again when the store lost the lease).");
         _leaseRenewals = _meter.CreateCounter<long>("flannel.lease.renewals", "{lease}", "Renewals of this node's subnet lease.");
+        _rejectedLeases = _meter.CreateCounter<long>("flannel.leases.rejected", "{lease}", "Remote leases refused by an admission rule (outside the network, overlapping, own public IP, backend rules), counted once per lease and rule.");
         _applyDuration = _meter.CreateHistogram<double>(
             "flannel.lease_events.apply_duration",
             "s",
@@ -100,6 +102,10 @@ public sealed class FlannelMetrics : IDisposable
     /// <summary>Counts a lease watch restart; <paramref name="reason"/> is <c>error</c> or <c>relist</c>.</summary>
     public void RecordWatchRestart(string agentName, string reason) =>
         _watchRestarts.Add(1, new TagList { { "agent", agentName }, { "reason", reason } });
+
+    /// <summary>Counts a remote lease refused by the admission rule <paramref name="rule"/>.</summary>
+    public void RecordLeaseRejected(string agentName, string rule) =>
+        _rejectedLeases.Add(1, new TagList { { "agent", agentName }, { "rule", rule } });
 
     /// <summary>Records how long a backend took to program one batch of lease events.</summary>
     public void RecordApplyDuration(string agentName, TimeSpan duration) =>
