@@ -31,9 +31,11 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
     private readonly NetworkConfig _networkConfig;
     private readonly VxlanRouteMode _routeMode;
     private readonly NexthopIdAllocator _nexthopIds = new();
+    private readonly ISysctl? _sysctl;
 
     public VxlanNetwork(
         INetlink netlink,
+        ISysctl? sysctl,
         TimeProvider timeProvider,
         VxlanBackendOptions options,
         BackendMetrics metrics,
@@ -46,6 +48,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
         : base(VxlanBackend.TypeName, netlink, timeProvider, options.ResyncInterval, metrics, logger)
     {
         _networkConfig = networkConfig;
+        _sysctl = sysctl;
         _config = config;
         _routeMode = options.RouteMode;
         _v4 = v4;
@@ -90,7 +93,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
         IPNetwork? ownSubnet = v4 ? OwnLease?.Subnet : OwnLease?.IPv6Subnet;
         if (ownSubnet is { } subnet)
         {
-            await device.ConfigureAsync(Netlink, subnet, v4 ? _networkConfig.Network : _networkConfig.IPv6Network, cancellationToken).ConfigureAwait(false);
+            await device.ConfigureAsync(Netlink, subnet, v4 ? _networkConfig.Network : _networkConfig.IPv6Network, Logger, cancellationToken).ConfigureAwait(false);
         }
         else
         {
@@ -99,16 +102,22 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
 
         if (!v4)
         {
-            await DisableRouterAdvertisementsAsync(Netlink, device, Logger, cancellationToken).ConfigureAwait(false);
+            await DisableRouterAdvertisementsAsync(_sysctl, device, Logger, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>flannel sets accept_ra=0 on the v6 device and ignores failures; so do we, but we log them.</summary>
-    internal static async ValueTask DisableRouterAdvertisementsAsync(INetlink netlink, VxlanDevice device, ILogger logger, CancellationToken cancellationToken)
+    internal static async ValueTask DisableRouterAdvertisementsAsync(ISysctl? sysctl, VxlanDevice device, ILogger logger, CancellationToken cancellationToken)
     {
+        if (sysctl is null)
+        {
+            LogSysctlFailed(logger, device.Name, "no ISysctl is registered for the node's namespace");
+            return;
+        }
+
         try
         {
-            await netlink.WriteSysctlAsync($"net/ipv6/conf/{device.Name}/accept_ra", "0", cancellationToken).ConfigureAwait(false);
+            await sysctl.WriteAsync($"net/ipv6/conf/{device.Name}/accept_ra", "0", cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NetlinkException)
         {
@@ -171,7 +180,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
                 LogRepairingDevice(Logger, device.Name);
             }
 
-            await device.EnsureAsync(Netlink, cancellationToken).ConfigureAwait(false);
+            await device.EnsureAsync(Netlink, Logger, cancellationToken).ConfigureAwait(false);
             await ConfigureDeviceAsync(device, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -208,8 +217,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
 
             foreach (FdbEntryInfo entry in await Netlink.ListFdbEntriesAsync(device.Index, cancellationToken).ConfigureAwait(false))
             {
-                const byte NtfSelf = 0x02;
-                if (entry.IsPermanent && entry.Destination is { } destination && (entry.Flags & NtfSelf) != 0)
+                if (entry.IsPermanent && entry.Destination is { } destination && (entry.Flags & NeighborFlags.Self) != 0)
                 {
                     owned.Add(KernelObject.ForFdbEntry(
                         new FdbEntrySpec { LinkIndex = device.Index, MacAddress = entry.MacAddress, Destination = destination },
@@ -308,7 +316,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
     private async ValueTask<bool> IsOnLinkInUnderlayAsync(VxlanDevice device, IPAddress publicIP, CancellationToken cancellationToken)
     {
         RouteInfo? route = await Netlink.GetRouteToAsync(publicIP, cancellationToken).ConfigureAwait(false);
-        return route is { Gateway: null, Type: 1 } && route.LinkIndex != device.Index;
+        return route is { Gateway: null, Type: RouteType.Unicast } && route.LinkIndex != device.Index;
     }
 
     private static bool Contains(IPNetwork outer, IPNetwork inner) =>

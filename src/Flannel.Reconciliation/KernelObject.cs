@@ -83,8 +83,8 @@ public sealed class KernelObject
         return new KernelObject(
             new KernelObjectKey(KernelObjectKind.Neighbor, (spec.LinkIndex, spec.Address)),
             new NeighborContent(spec.LinkLayerAddress, isPermanent),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceNeighbor, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteNeighbor, spec),
+            new NeighborReplace(spec),
+            new NeighborDelete(spec),
             owner,
             $"neigh {spec.Address} lladdr {spec.LinkLayerAddress} dev #{spec.LinkIndex}");
     }
@@ -96,8 +96,8 @@ public sealed class KernelObject
         return new KernelObject(
             new KernelObjectKey(KernelObjectKind.FdbEntry, (spec.LinkIndex, spec.MacAddress, spec.Destination)),
             new FdbContent(isPermanent),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceFdbEntry, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteFdbEntry, spec),
+            new FdbEntryReplace(spec),
+            new FdbEntryDelete(spec),
             owner,
             $"fdb {spec.MacAddress} dev #{spec.LinkIndex} dst {spec.Destination}");
     }
@@ -109,8 +109,8 @@ public sealed class KernelObject
         return new KernelObject(
             new KernelObjectKey(KernelObjectKind.Nexthop, spec.Id),
             new NexthopContent(spec.Gateway, spec.LinkIndex, spec.OnLink),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceNexthop, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteNexthop, spec.Id),
+            new NexthopReplace(spec),
+            new NexthopDelete(spec.Id),
             owner,
             $"nexthop id {spec.Id} via {spec.Gateway} dev #{spec.LinkIndex}{(spec.OnLink ? " onlink" : string.Empty)}");
     }
@@ -122,8 +122,8 @@ public sealed class KernelObject
         return new KernelObject(
             new KernelObjectKey(KernelObjectKind.Route, (spec.Table, spec.Destination)),
             new RouteContent(spec.Gateway, spec.LinkIndex, spec.OnLink, spec.NexthopId),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceRoute, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteRoute, spec),
+            new RouteReplace(spec),
+            new RouteDelete(spec),
             owner,
             DescribeRoute(spec.Destination, spec.Gateway, spec.LinkIndex, spec.OnLink, spec.NexthopId, spec.Table));
     }
@@ -146,8 +146,8 @@ public sealed class KernelObject
         return new KernelObject(
             new KernelObjectKey(KernelObjectKind.Route, (info.Table, info.Destination)),
             new RouteContent(info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceRoute, delete),
-            new NetlinkOperation(NetlinkOperationKind.DeleteRoute, delete),
+            new RouteReplace(delete),
+            new RouteDelete(delete),
             owner: null,
             DescribeRoute(info.Destination, info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId, info.Table) + $" proto {info.Protocol}");
     }

@@ -474,7 +474,7 @@ public abstract partial class ReconcilingNetwork : INetwork
         var batch = new NetlinkBatch(plan.Steps.Count);
         foreach (PlannedStep step in plan.Steps)
         {
-            Add(batch, step.Operation);
+            batch.Add(step.Operation);
         }
 
         NetlinkBatchResult result = await Netlink.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
@@ -534,7 +534,7 @@ public abstract partial class ReconcilingNetwork : INetwork
         var batch = new NetlinkBatch(rollback.Steps.Count);
         foreach (PlannedStep step in rollback.Steps)
         {
-            Add(batch, step.Operation);
+            batch.Add(step.Operation);
         }
 
         if (batch.Count > 0)
@@ -547,22 +547,6 @@ public abstract partial class ReconcilingNetwork : INetwork
                     LogOperationFailed(Logger, BackendType, RepairAction.Deleted, rollback.Steps[i].Target.Description, error.Message);
                 }
             }
-        }
-    }
-
-    private static void Add(NetlinkBatch batch, NetlinkOperation operation)
-    {
-        switch (operation.Kind)
-        {
-            case NetlinkOperationKind.ReplaceRoute: batch.ReplaceRoute((RouteSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteRoute: batch.DeleteRoute((RouteSpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceNeighbor: batch.ReplaceNeighbor((NeighborSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteNeighbor: batch.DeleteNeighbor((NeighborSpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceFdbEntry: batch.ReplaceFdbEntry((FdbEntrySpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteFdbEntry: batch.DeleteFdbEntry((FdbEntrySpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceNexthop: batch.ReplaceNexthop((NexthopSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteNexthop: batch.DeleteNexthop((uint)operation.Spec); break;
-            default: throw new UnreachableException($"Unknown netlink operation {operation.Kind}.");
         }
     }
 
