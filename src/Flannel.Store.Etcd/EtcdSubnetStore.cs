@@ -93,13 +93,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             {
                 string json = response.Kvs[0].Value.ToStringUtf8();
                 NetworkConfig config = NetworkConfig.Parse(json).Validate();
-                if (!config.EnableIPv4)
-                {
-                    throw new NetworkConfigException(
-                        "EnableIPv4 is false, but flannel's etcd key format (10.244.1.0-24[&fd00::-64]) always has an IPv4 part; the etcd store needs IPv4.",
-                        "EnableIPv4", "false");
-                }
-
+                // IPv6-only (EnableIPv4 false) is stored in flannel's key form 0.0.0.0-0&fd00:10:244:1::-64 (SubnetKey).
                 _config = config;
                 return config;
             }

@@ -148,4 +148,57 @@ public sealed class EndToEndTests
         Assert.True(await VirtualCluster.PingAsync(pod1, ip2), $"pod on node1 cannot reach {ip2} on node3");
         Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"pod on node3 cannot reach {ip1} on node1");
     }
+
+    [Fact]
+    public async Task DualStack_vxlan_pods_ping_over_IPv4_and_IPv6_both_ways()
+    {
+        VirtualCluster.RequirePrerequisites();
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan", ClusterFamilies.DualStack);
+        (NetworkNamespace pod1, IPAddress ip1) = await cluster.AddPodAsync("node1", "pod-a");
+        (NetworkNamespace pod2, IPAddress ip2) = await cluster.AddPodAsync("node2", "pod-b");
+        IPAddress ip1v6 = await VirtualCluster.PodIPv6Async(pod1);
+        IPAddress ip2v6 = await VirtualCluster.PodIPv6Async(pod2);
+
+        foreach (string node in cluster.Nodes.Keys)
+        {
+            string env = await File.ReadAllTextAsync(cluster.SubnetFile(node));
+            Assert.Contains("FLANNEL_IPV6_NETWORK=fd00:10:244::/56\n", env, StringComparison.Ordinal);
+            Assert.Contains($"FLANNEL_IPV6_SUBNET={cluster.Subnet6(node).BaseAddress}1/64\n", env, StringComparison.Ordinal);
+        }
+
+        // flannel-v6.1 carries the IPv6 overlay: an onlink route, a permanent neighbour and an FDB entry to the peer's IPv6 underlay address.
+        NetworkNamespace node1 = cluster.Nodes["node1"];
+        IPNetwork peer6 = cluster.Subnet6("node2");
+        Assert.Contains($"via {peer6.BaseAddress} dev flannel-v6.1", await node1.RunCheckedAsync("ip", "-6", "route", "show", peer6.ToString()), StringComparison.Ordinal);
+        Assert.Contains("PERMANENT", await node1.RunCheckedAsync("ip", "-6", "neigh", "show", peer6.BaseAddress.ToString(), "dev", "flannel-v6.1"), StringComparison.Ordinal);
+        Assert.Contains($"dst {cluster.NodeIPv6Addresses["node2"]}", await node1.RunCheckedAsync("bridge", "fdb", "show", "dev", "flannel-v6.1"), StringComparison.Ordinal);
+
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip2), $"IPv4: pod on node1 cannot reach {ip2}");
+        Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"IPv4: pod on node2 cannot reach {ip1}");
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip2v6), $"IPv6: pod on node1 cannot reach {ip2v6}");
+        Assert.True(await VirtualCluster.PingAsync(pod2, ip1v6), $"IPv6: pod on node2 cannot reach {ip1v6}");
+    }
+
+    [Fact]
+    public async Task IPv6Only_hostgw_pods_ping_over_IPv6_with_etcd_in_flannels_key_format()
+    {
+        VirtualCluster.RequirePrerequisites();
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync("host-gw", ClusterFamilies.IPv6Only);
+        (NetworkNamespace pod1, IPAddress ip1) = await cluster.AddPodAsync("node1", "pod-a");
+        (NetworkNamespace pod3, IPAddress ip3) = await cluster.AddPodAsync("node3", "pod-c");
+        Assert.Equal(System.Net.Sockets.AddressFamily.InterNetworkV6, ip1.AddressFamily);
+
+        // flannel's key for an IPv6-only lease: the empty IPv4 part, then the IPv6 subnet.
+        IPNetwork subnet3 = cluster.Subnet6("node3");
+        string keys = await cluster.EtcdctlAsync("get", "--prefix", "--keys-only", $"{VirtualCluster.Prefix}/subnets");
+        Assert.Contains($"{VirtualCluster.Prefix}/subnets/0.0.0.0-0&{subnet3.BaseAddress}-{subnet3.PrefixLength}", keys, StringComparison.Ordinal);
+        string env = await File.ReadAllTextAsync(cluster.SubnetFile("node1"));
+        Assert.DoesNotContain("FLANNEL_NETWORK=", env, StringComparison.Ordinal);
+        Assert.StartsWith("FLANNEL_IPV6_NETWORK=fd00:10:244::/56\n", env, StringComparison.Ordinal);
+
+        string route = await cluster.Nodes["node1"].RunCheckedAsync("ip", "-6", "route", "show", subnet3.ToString());
+        Assert.Contains($"via {cluster.NodeIPv6Addresses["node3"]} dev eth0", route, StringComparison.Ordinal);
+        Assert.True(await VirtualCluster.PingAsync(pod1, ip3), $"pod on node1 cannot reach {ip3} on node3");
+        Assert.True(await VirtualCluster.PingAsync(pod3, ip1), $"pod on node3 cannot reach {ip1} on node1");
+    }
 }

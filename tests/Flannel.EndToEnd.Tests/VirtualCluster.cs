@@ -16,7 +16,6 @@ namespace Flannel.EndToEnd.Tests;
 /// </summary>
 internal sealed class VirtualCluster : IAsyncDisposable
 {
-    public const string EtcdUrl = "http://198.18.0.254:2379";
     public const string Prefix = "/coreos.com/network";
 
     private readonly string _work = Directory.CreateTempSubdirectory("flannel-e2e-").FullName;
@@ -24,13 +23,32 @@ internal sealed class VirtualCluster : IAsyncDisposable
     private readonly Dictionary<string, Process> _flanneld = new(StringComparer.Ordinal);
     private Process? _etcd;
 
-    private VirtualCluster(string backend, IReadOnlyList<string> flanneldArguments)
+    private VirtualCluster(string backend, ClusterFamilies families, IReadOnlyList<string> flanneldArguments)
     {
         Backend = backend;
+        Families = families;
         FlanneldArguments = flanneldArguments;
     }
 
     public string Backend { get; }
+
+    /// <summary>Which address families the underlay and the pod networks use.</summary>
+    public ClusterFamilies Families { get; }
+
+    public bool HasIPv4 => Families != ClusterFamilies.IPv6Only;
+
+    public bool HasIPv6 => Families != ClusterFamilies.IPv4;
+
+    /// <summary>etcd on the bridge namespace: over IPv4, or over IPv6 in an IPv6-only cluster.</summary>
+    public string EtcdUrl => HasIPv4 ? "http://198.18.0.254:2379" : "http://[fd00:198:18::fe]:2379";
+
+    /// <summary>The network config written to etcd.</summary>
+    public string NetworkConfigJson => Families switch
+    {
+        ClusterFamilies.DualStack => $$$"""{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"{{{Backend}}}"}}""",
+        ClusterFamilies.IPv6Only => $$$"""{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"{{{Backend}}}"}}""",
+        _ => $$$"""{"Network":"10.244.0.0/16","Backend":{"Type":"{{{Backend}}}"}}""",
+    };
 
     /// <summary>Flags every flanneld gets beyond the defaults (etcd, subnet file, eth0, --ip-masq).</summary>
     public IReadOnlyList<string> FlanneldArguments { get; }
@@ -41,8 +59,12 @@ internal sealed class VirtualCluster : IAsyncDisposable
 
     public IReadOnlyDictionary<string, string> NodeAddresses => _addresses;
 
+    /// <summary>The nodes' IPv6 underlay addresses (fd00:198:18::11-13) when the cluster has IPv6.</summary>
+    public IReadOnlyDictionary<string, string> NodeIPv6Addresses => _addresses6;
+
     private readonly Dictionary<string, NetworkNamespace> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _addresses = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _addresses6 = new(StringComparer.Ordinal);
 
     public static string FlanneldPath => BuiltExecutable("samples/Flannel.Host", "flanneld");
 
@@ -60,9 +82,12 @@ internal sealed class VirtualCluster : IAsyncDisposable
         Privileged.Require(File.Exists(CniPluginPath), $"the flannel CNI plugin is not built at {CniPluginPath}");
     }
 
-    public static async Task<VirtualCluster> StartAsync(string backend = "vxlan", params string[] flanneldArguments)
+    public static Task<VirtualCluster> StartAsync(string backend = "vxlan", params string[] flanneldArguments) =>
+        StartAsync(backend, ClusterFamilies.IPv4, flanneldArguments);
+
+    public static async Task<VirtualCluster> StartAsync(string backend, ClusterFamilies families, params string[] flanneldArguments)
     {
-        var cluster = new VirtualCluster(backend, flanneldArguments);
+        var cluster = new VirtualCluster(backend, families, flanneldArguments);
         try
         {
             await cluster.CreateTopologyAsync();
@@ -85,10 +110,29 @@ internal sealed class VirtualCluster : IAsyncDisposable
     public string SubnetFile(string node) => Path.Combine(_work, node, "subnet.env");
 
     /// <summary>The node's lease subnet from its subnet.env, e.g. 10.244.7.0/24.</summary>
-    public IPNetwork Subnet(string node)
+    public IPNetwork Subnet(string node) => SubnetFromEnv(node, "FLANNEL_SUBNET=");
+
+    /// <summary>The node's IPv6 lease subnet from its subnet.env, e.g. fd00:10:244:7::/64.</summary>
+    public IPNetwork Subnet6(string node) => SubnetFromEnv(node, "FLANNEL_IPV6_SUBNET=");
+
+    /// <summary>The node's subnets of the cluster's families.</summary>
+    public IEnumerable<IPNetwork> Subnets(string node)
     {
-        string line = File.ReadAllLines(SubnetFile(node)).Single(l => l.StartsWith("FLANNEL_SUBNET=", StringComparison.Ordinal));
-        var gateway = IPNetwork.Parse(line["FLANNEL_SUBNET=".Length..]);
+        if (HasIPv4)
+        {
+            yield return Subnet(node);
+        }
+
+        if (HasIPv6)
+        {
+            yield return Subnet6(node);
+        }
+    }
+
+    private IPNetwork SubnetFromEnv(string node, string variable)
+    {
+        string line = File.ReadAllLines(SubnetFile(node)).Single(l => l.StartsWith(variable, StringComparison.Ordinal));
+        var gateway = IPNetwork.Parse(line[variable.Length..]);
         return new IPNetwork(Flannel.Networking.IPNetworkMath.Mask(gateway.BaseAddress, gateway.PrefixLength), gateway.PrefixLength);
     }
 
@@ -137,7 +181,10 @@ internal sealed class VirtualCluster : IAsyncDisposable
     public Task<string> EtcdctlAsync(params string[] args) =>
         Bridge.RunCheckedAsync(["env", "ETCDCTL_API=3", "etcdctl", "--endpoints", EtcdUrl, .. args]);
 
-    /// <summary>Creates a pod namespace on <paramref name="node"/> through the flannel CNI plugin and returns its address.</summary>
+    /// <summary>
+    /// Creates a pod namespace on <paramref name="node"/> through the flannel CNI plugin and returns its address (the
+    /// IPv4 one, or the IPv6 one in an IPv6-only cluster; <see cref="PodIPv6Async"/> gives the IPv6 one).
+    /// </summary>
     public async Task<(NetworkNamespace Pod, IPAddress Address)> AddPodAsync(string node, string containerId)
     {
         NetworkNamespace pod = await NetworkNamespace.CreateAsync("fe2e-pod");
@@ -169,9 +216,33 @@ internal sealed class VirtualCluster : IAsyncDisposable
         cni.StandardInput.Close();
         await cni.WaitForExitAsync();
         Assert.True(cni.ExitCode == 0, $"CNI ADD on {node} failed: {await stdout} {await stderr}");
+        if (!HasIPv4)
+        {
+            return (pod, await PodIPv6Async(pod));
+        }
+
         JsonElement addresses = await pod.IpJsonAsync("ip", "-4", "addr", "show", "dev", "eth0");
         string local = addresses[0].GetProperty("addr_info")[0].GetProperty("local").GetString()!;
         return (pod, IPAddress.Parse(local));
+    }
+
+    /// <summary>The pod's global IPv6 address once duplicate address detection has finished with it.</summary>
+    public static async Task<IPAddress> PodIPv6Async(NetworkNamespace pod)
+    {
+        IPAddress? found = null;
+        await WaitUntilAsync(
+            async () =>
+            {
+                JsonElement addresses = await pod.IpJsonAsync("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", "-tentative");
+                if (addresses.GetArrayLength() > 0 && addresses[0].GetProperty("addr_info").GetArrayLength() > 0)
+                {
+                    found = IPAddress.Parse(addresses[0].GetProperty("addr_info")[0].GetProperty("local").GetString()!);
+                }
+
+                return found is not null;
+            },
+            $"a usable IPv6 address in pod {pod.Name}");
+        return found!;
     }
 
     public static async Task<bool> PingAsync(NetworkNamespace from, IPAddress to)
@@ -183,7 +254,9 @@ internal sealed class VirtualCluster : IAsyncDisposable
     /// <summary>True when <paramref name="node"/> has a main-table route to <paramref name="subnet"/>.</summary>
     public async Task<bool> HasRouteAsync(string node, IPNetwork subnet)
     {
-        JsonElement routes = await _nodes[node].IpJsonAsync("ip", "route", "show", subnet.ToString());
+        // `ip route show PREFIX` lists IPv4 routes unless told -6.
+        string family = subnet.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "-6" : "-4";
+        JsonElement routes = await _nodes[node].IpJsonAsync("ip", family, "route", "show", subnet.ToString());
         return routes.GetArrayLength() > 0;
     }
 
@@ -212,8 +285,10 @@ internal sealed class VirtualCluster : IAsyncDisposable
         {
             foreach (string peer in _nodes.Keys.Where(p => p != node))
             {
-                IPNetwork subnet = Subnet(peer);
-                await WaitUntilAsync(() => HasRouteAsync(node, subnet), $"{node}'s route to {peer} ({subnet})\n{FlanneldLog(node)}");
+                foreach (IPNetwork subnet in Subnets(peer))
+                {
+                    await WaitUntilAsync(() => HasRouteAsync(node, subnet), $"{node}'s route to {peer} ({subnet})\n{FlanneldLog(node)}");
+                }
             }
         }
     }
@@ -244,19 +319,50 @@ internal sealed class VirtualCluster : IAsyncDisposable
         Bridge = await NetworkNamespace.CreateAsync("fe2e-br");
         _namespaces.Add(Bridge);
         await Bridge.RunCheckedAsync("ip", "link", "add", "br0", "type", "bridge");
-        await Bridge.RunCheckedAsync("ip", "addr", "add", "198.18.0.254/24", "dev", "br0");
+        if (HasIPv4)
+        {
+            await Bridge.RunCheckedAsync("ip", "addr", "add", "198.18.0.254/24", "dev", "br0");
+        }
+
+        if (HasIPv6)
+        {
+            await Bridge.RunCheckedAsync("ip", "addr", "add", "fd00:198:18::fe/64", "dev", "br0", "nodad");
+        }
+
         await Bridge.RunCheckedAsync("ip", "link", "set", "br0", "up");
         for (int i = 1; i <= 3; i++)
         {
             string node = $"node{i}";
             string address = $"198.18.0.{10 + i}";
+            string address6 = $"fd00:198:18::{10 + i}";
             NetworkNamespace ns = await NetworkNamespace.CreateAsync("fe2e-n");
             _namespaces.Add(ns);
             await Bridge.RunCheckedAsync("ip", "link", "add", $"v-{node}", "type", "veth", "peer", "name", "eth0", "netns", ns.Name);
             await Bridge.RunCheckedAsync("ip", "link", "set", $"v-{node}", "master", "br0", "up");
-            await ns.RunCheckedAsync("ip", "addr", "add", $"{address}/24", "dev", "eth0");
+            if (HasIPv4)
+            {
+                await ns.RunCheckedAsync("ip", "addr", "add", $"{address}/24", "dev", "eth0");
+            }
+
+            if (HasIPv6)
+            {
+                // nodad: usable at once, as flanneld picks the node's IPv6 endpoint at startup.
+                await ns.RunCheckedAsync("ip", "addr", "add", $"{address6}/64", "dev", "eth0", "nodad");
+                await ns.RunCheckedAsync("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
+                _addresses6[node] = address6;
+            }
+
             await ns.RunCheckedAsync("ip", "link", "set", "eth0", "up");
-            await ns.RunCheckedAsync("ip", "route", "add", "default", "via", "198.18.0.254");
+            if (HasIPv4)
+            {
+                await ns.RunCheckedAsync("ip", "route", "add", "default", "via", "198.18.0.254");
+            }
+
+            if (HasIPv6)
+            {
+                await ns.RunCheckedAsync("ip", "-6", "route", "add", "default", "via", "fd00:198:18::fe");
+            }
+
             await ns.RunCheckedAsync("sysctl", "-qw", "net.ipv4.ip_forward=1");
             Directory.CreateDirectory(Path.Combine(_work, node));
             _nodes[node] = ns;
@@ -288,7 +394,7 @@ internal sealed class VirtualCluster : IAsyncDisposable
         await WaitUntilAsync(
             async () => (await Bridge.RunAsync("env", "ETCDCTL_API=3", "etcdctl", "--endpoints", EtcdUrl, "endpoint", "health")).ExitCode == 0,
             "etcd to become healthy");
-        await EtcdctlAsync("put", $"{Prefix}/config", $"{{\"Network\":\"10.244.0.0/16\",\"Backend\":{{\"Type\":\"{Backend}\"}}}}");
+        await EtcdctlAsync("put", $"{Prefix}/config", NetworkConfigJson);
     }
 
     private static async Task StopAsync(Process process)
@@ -333,4 +439,17 @@ internal sealed class VirtualCluster : IAsyncDisposable
         string root = output.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
         return Path.Combine(root, project, "bin", configuration, "net10.0", name);
     }
+}
+
+/// <summary>The address families of a <see cref="VirtualCluster"/>.</summary>
+internal enum ClusterFamilies
+{
+    /// <summary>IPv4 underlay and pods (flannel's default).</summary>
+    IPv4,
+
+    /// <summary>IPv4 and IPv6 underlay and pods (<c>EnableIPv6</c>, <c>IPv6Network</c>).</summary>
+    DualStack,
+
+    /// <summary>IPv6 only (<c>EnableIPv4: false</c>): IPv6 underlay, etcd over IPv6, IPv6 pods.</summary>
+    IPv6Only,
 }

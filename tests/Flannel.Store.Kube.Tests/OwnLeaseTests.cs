@@ -108,6 +108,35 @@ public class OwnLeaseTests
     }
 
     [Fact]
+    public async Task A_wireguard_node_publishes_flannels_annotations_byte_for_byte()
+    {
+        // What flannel's wireguard backend hands AcquireLease in separate mode, dual stack: the same public key in both
+        // families' data, with the v4 device's ListenPort and the v6 device's ListenPortV6. A key with '+' and '/',
+        // which Go's encoding/json writes as they are.
+        var key = Flannel.Netlink.WireGuard.WireGuardKey.Parse("XXm0dVDHs00T+zNYv/nsQMWFutohshw0dUcYrgIMsmE=");
+        // The store publishes whatever attributes the backend hands it; the net-conf's Backend.Type plays no part here.
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(KubeStoreHarness.DualStackNetConf);
+        h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", ["10.244.1.0/24", "fd00:10:244:1::/64"]));
+        LeaseAttributes attributes = new()
+        {
+            PublicIP = IPAddress.Parse("198.18.0.11"),
+            PublicIPv6 = IPAddress.Parse("fd00:198:18::11"),
+            BackendType = "wireguard",
+            BackendData = new Flannel.Backends.WireGuard.WireGuardLeaseData(key, 51820).ToJson(),
+            BackendV6Data = new Flannel.Backends.WireGuard.WireGuardLeaseData(key, 51821).ToJson(),
+        };
+
+        await h.Store.AcquireLeaseAsync(new LeaseRequest { Attributes = attributes }, KubeStoreHarness.Timeout());
+
+        Assert.Equal(
+            """{"metadata":{"annotations":{"flannel.alpha.coreos.com/backend-data":"{\"PublicKey\":\"XXm0dVDHs00T+zNYv/nsQMWFutohshw0dUcYrgIMsmE=\",\"Port\":51820}","flannel.alpha.coreos.com/backend-type":"wireguard","flannel.alpha.coreos.com/backend-v6-data":"{\"PublicKey\":\"XXm0dVDHs00T+zNYv/nsQMWFutohshw0dUcYrgIMsmE=\",\"Port\":51821}","flannel.alpha.coreos.com/kube-subnet-manager":"true","flannel.alpha.coreos.com/public-ip":"198.18.0.11","flannel.alpha.coreos.com/public-ipv6":"fd00:198:18::11"}}}""",
+            Assert.Single(h.Server.Patches()).Body);
+        Assert.Equal(
+            """{"PublicIP":"198.18.0.11","PublicIPv6":"fd00:198:18::11","BackendType":"wireguard","BackendData":{"PublicKey":"XXm0dVDHs00T+zNYv/nsQMWFutohshw0dUcYrgIMsmE=","Port":51820},"BackendV6Data":{"PublicKey":"XXm0dVDHs00T+zNYv/nsQMWFutohshw0dUcYrgIMsmE=","Port":51821}}""",
+            LeaseJson.Serialize(attributes));
+    }
+
+    [Fact]
     public async Task IPv6_only_publishes_only_the_IPv6_annotations()
     {
         await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(

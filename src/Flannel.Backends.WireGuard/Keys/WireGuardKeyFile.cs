@@ -15,6 +15,7 @@ namespace Flannel.Backends.WireGuard.Keys;
 /// place, so a crash leaves either no key or a whole one; an existing key file that others can read is tightened
 /// to 0400 with a warning; and a concurrent creator (two agents racing) loses the rename and reads the winner's key.
 /// </remarks>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")] // Unix file modes
 public static partial class WireGuardKeyFile
 {
     /// <summary>flannel's default path.</summary>

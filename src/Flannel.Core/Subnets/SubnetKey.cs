@@ -20,13 +20,10 @@ public static partial class SubnetKey
             throw new ArgumentException("A subnet key needs an IPv4 or an IPv6 subnet.", nameof(subnet));
         }
 
-        string v4 = subnet is { } s ? FormatOne(s) : string.Empty;
-        if (ipv6Subnet is not { } s6)
-        {
-            return v4;
-        }
-
-        return subnet is null ? FormatOne(s6) : string.Concat(v4, "&", FormatOne(s6));
+        // flannel's MakeSubnetKey always writes the IPv4 part; with IPv4 disabled it is the empty IP4Net, 0.0.0.0-0,
+        // so an IPv6-only key is 0.0.0.0-0&fd00:10:244:1::-64 (and flannel's pattern, like ours, requires the IPv4 part).
+        string v4 = subnet is { } s ? FormatOne(s) : NoIPv4;
+        return ipv6Subnet is { } s6 ? string.Concat(v4, "&", FormatOne(s6)) : v4;
     }
 
     /// <summary>
@@ -67,6 +64,12 @@ public static partial class SubnetKey
             ipv6Subnet = parsed6;
         }
 
+        // 0.0.0.0-0 is flannel's "no IPv4 subnet" (an IPv6-only lease); alone it names no subnet at all.
+        if (parsed4.PrefixLength == 0 && parsed4.BaseAddress.Equals(IPAddress.Any))
+        {
+            return ipv6Subnet is not null;
+        }
+
         subnet = parsed4;
         return true;
     }
@@ -81,6 +84,9 @@ public static partial class SubnetKey
 
         return (subnet, ipv6Subnet);
     }
+
+    /// <summary>The IPv4 part of an IPv6-only key (flannel's empty <c>IP4Net</c>).</summary>
+    private const string NoIPv4 = "0.0.0.0-0";
 
     private static string FormatOne(IPNetwork network) =>
         string.Create(CultureInfo.InvariantCulture, $"{network.BaseAddress}-{network.PrefixLength}");

@@ -28,11 +28,11 @@ internal sealed class NodeListWatcher(KubeApiClient api, KubeSubnetStoreOptions 
     /// Lists all pages of nodes at <paramref name="resourceVersion"/>: <c>"0"</c> = any (the watch cache), <c>""</c> =
     /// the latest (a consistent read), a number = not older than that.
     /// </summary>
-    /// <param name="fieldSelector">A field selector (one node by name), or null for all nodes.</param>
-    /// <param name="resourceVersion">The resourceVersion semantics above.</param>
+    /// <param name="fieldSelector">The field selector, e.g. <c>metadata.name=node-a</c>; null lists every node.</param>
+    /// <param name="resourceVersion">The resourceVersion to list at (see above).</param>
     /// <param name="paginate">Send <c>limit</c>. client-go leaves it off for a re-list at a known resourceVersion,
     /// so that the watch cache can answer, unless the server has shown that it paginates (no watch cache).</param>
-    /// <param name="cancellationToken">Cancels the list.</param>
+    /// <param name="cancellationToken">Stops the list.</param>
     public async Task<NodeSnapshot> ListAsync(string? fieldSelector, string resourceVersion, bool paginate, CancellationToken cancellationToken)
     {
         int limit = paginate ? options.ListPageSize : 0;

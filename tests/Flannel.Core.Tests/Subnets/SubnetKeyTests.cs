@@ -13,6 +13,17 @@ public sealed class SubnetKeyTests
         Assert.Equal(expected, SubnetKey.Format(IPNetwork.Parse(v4), v6 is null ? null : IPNetwork.Parse(v6)));
     }
 
+    [Fact]
+    public void An_ipv6_only_key_has_flannels_empty_ipv4_part_and_reads_back_without_ipv4()
+    {
+        // flannel's MakeSubnetKey(ip.IP4Net{}, sn6) with EnableIPv4 false.
+        Assert.Equal("0.0.0.0-0&fd00:10:244:1::-64", SubnetKey.Format(null, IPNetwork.Parse("fd00:10:244:1::/64")));
+        Assert.True(SubnetKey.TryParse("/coreos.com/network/subnets/0.0.0.0-0&fd00:10:244:1::-64", out IPNetwork? subnet, out IPNetwork? ipv6Subnet));
+        Assert.Null(subnet);
+        Assert.Equal(IPNetwork.Parse("fd00:10:244:1::/64"), ipv6Subnet);
+        Assert.False(SubnetKey.TryParse("0.0.0.0-0", out _, out _)); // no subnet of either family
+    }
+
     [Theory]
     [InlineData("10.244.1.0-24", "10.244.1.0/24", null)]
     [InlineData("/coreos.com/network/subnets/10.244.1.0-24", "10.244.1.0/24", null)]
