@@ -186,9 +186,9 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
     }
 
     /// <inheritdoc />
-    protected override async ValueTask<IReadOnlyList<KernelObject>> DumpOwnedAsync(CancellationToken cancellationToken)
+    protected override async ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken)
     {
-        var owned = new List<KernelObject>();
+        var owned = new List<StateObject>();
         foreach (VxlanDevice device in Devices)
         {
             IPNetwork? cluster = device.Family == AddressFamily.InterNetwork ? _networkConfig.Network : _networkConfig.IPv6Network;
@@ -231,7 +231,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
         return owned;
     }
 
-    private async ValueTask DumpNexthopsAsync(List<KernelObject> owned, CancellationToken cancellationToken)
+    private async ValueTask DumpNexthopsAsync(List<StateObject> owned, CancellationToken cancellationToken)
     {
         IReadOnlyList<NexthopInfo> nexthops;
         try
@@ -258,9 +258,9 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
     }
 
     /// <inheritdoc />
-    protected override async ValueTask<IReadOnlyList<KernelObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
+    protected override async ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
     {
-        var objects = new List<KernelObject>(3);
+        var objects = new List<StateObject>(3);
         if (_v4 is not null && lease.Subnet is { } subnet)
         {
             MacAddress mac = VxlanBackendData.ParseVtepMac(lease.Attributes.BackendData, "BackendData");
@@ -284,7 +284,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
         return objects;
     }
 
-    private async ValueTask AddPeerAsync(VxlanDevice device, IPNetwork subnet, MacAddress mac, IPAddress publicIP, string owner, List<KernelObject> objects, CancellationToken cancellationToken)
+    private async ValueTask AddPeerAsync(VxlanDevice device, IPNetwork subnet, MacAddress mac, IPAddress publicIP, string owner, List<StateObject> objects, CancellationToken cancellationToken)
     {
         if (_config.DirectRouting && await IsOnLinkInUnderlayAsync(device, publicIP, cancellationToken).ConfigureAwait(false))
         {
