@@ -61,22 +61,23 @@ public static class NetlinkConformance
 
     private static async Task LinksAsync(INetlink netlink, CancellationToken ct)
     {
-        LinkInfo dummy = await netlink.CreateLinkAsync(new LinkSpec { Name = "dummy0", Kind = LinkKind.Dummy }, ct);
-        Expect(dummy.Kind == "dummy", $"a created dummy link reports kind dummy, not {dummy.Kind}");
-        Expect(!dummy.IsUp, "a new link is down");
-        await ExpectErrorAsync(() => netlink.CreateLinkAsync(new LinkSpec { Name = "dummy0", Kind = LinkKind.Dummy }, ct).AsTask(), e => e.IsExists, "creating an existing link fails with EEXIST");
+        // A bridge, not a dummy device: kernels here may lack the dummy module; bridge and veth are always there.
+        LinkInfo bridge = await netlink.CreateLinkAsync(new LinkSpec { Name = "br0", Kind = LinkKind.Bridge }, ct);
+        Expect(bridge.Kind == "bridge", $"a created bridge reports kind bridge, not {bridge.Kind}");
+        Expect(!bridge.IsUp, "a new link is down");
+        await ExpectErrorAsync(() => netlink.CreateLinkAsync(new LinkSpec { Name = "br0", Kind = LinkKind.Bridge }, ct).AsTask(), e => e.IsExists, "creating an existing link fails with EEXIST");
 
-        await netlink.SetLinkMtuAsync(dummy.Index, 1400, ct);
-        await netlink.SetLinkAddressAsync(dummy.Index, PeerMac, ct);
-        await netlink.SetLinkUpAsync(dummy.Index, true, ct);
-        LinkInfo changed = await netlink.GetLinkAsync(dummy.Index, ct) ?? throw Fail("the link vanished after it was changed");
+        await netlink.SetLinkMtuAsync(bridge.Index, 1400, ct);
+        await netlink.SetLinkAddressAsync(bridge.Index, PeerMac, ct);
+        await netlink.SetLinkUpAsync(bridge.Index, true, ct);
+        LinkInfo changed = await netlink.GetLinkAsync(bridge.Index, ct) ?? throw Fail("the link vanished after it was changed");
         Expect(changed.Mtu == 1400 && changed.Address == PeerMac && changed.IsUp, $"MTU, MAC and up are applied (got mtu {changed.Mtu}, {changed.Address}, up={changed.IsUp})");
-        Expect((await netlink.GetLinkAsync("dummy0", ct))?.Index == dummy.Index, "a link is found by name");
+        Expect((await netlink.GetLinkAsync("br0", ct))?.Index == bridge.Index, "a link is found by name");
         Expect((await netlink.ListLinksAsync(ct)).Any(l => l.Name == "lo"), "the list of links includes lo");
 
-        await netlink.DeleteLinkAsync(dummy.Index, ct);
-        Expect(await netlink.GetLinkAsync("dummy0", ct) is null, "a deleted link is gone");
-        await ExpectErrorAsync(() => netlink.DeleteLinkAsync(dummy.Index, ct).AsTask(), e => e.IsNotFound, "deleting a missing link fails as not found");
+        await netlink.DeleteLinkAsync(bridge.Index, ct);
+        Expect(await netlink.GetLinkAsync("br0", ct) is null, "a deleted link is gone");
+        await ExpectErrorAsync(() => netlink.DeleteLinkAsync(bridge.Index, ct).AsTask(), e => e.IsNotFound, "deleting a missing link fails as not found");
     }
 
     private static async Task AddressesAsync(INetlink netlink, CancellationToken ct)
@@ -134,9 +135,12 @@ public static class NetlinkConformance
         RouteInfo dropped = Single((await OwnRoutesAsync(netlink, ct)).Where(r => r.Destination == blackhole.Destination), "the blackhole route");
         Expect(dropped.Type == RouteType.Blackhole && dropped.Gateway is null, $"a blackhole route reads back as a blackhole (got {dropped})");
 
-        await netlink.DeleteRouteAsync(via, ct);
+        // A delete that names a gateway matches it too: naming the old one finds nothing.
+        await ExpectErrorAsync(() => netlink.DeleteRouteAsync(via, ct).AsTask(), e => e.IsNotFound, "deleting a route via another gateway fails as not found");
+        var current = via with { Gateway = OtherPeerUnderlay };
+        await netlink.DeleteRouteAsync(current, ct);
         Expect(!(await OwnRoutesAsync(netlink, ct)).Any(r => r.Destination == destination), "a deleted route is gone");
-        await ExpectErrorAsync(() => netlink.DeleteRouteAsync(via, ct).AsTask(), e => e.IsNotFound, "deleting a missing route fails as not found");
+        await ExpectErrorAsync(() => netlink.DeleteRouteAsync(current, ct).AsTask(), e => e.IsNotFound, "deleting a missing route fails as not found");
     }
 
     private static async Task RouteLookupAsync(INetlink netlink, CancellationToken ct)
@@ -235,10 +239,12 @@ public static class NetlinkConformance
         Expect((await OwnRoutesAsync(netlink, ct)).Count == 2, "the operations around a failure are applied");
     }
 
-    /// <summary><c>eth0</c>: a dummy link, up, with 198.18.0.1/24 (so 198.18.0.0/24 is directly reachable).</summary>
+    /// <summary><c>eth0</c>: one end of a veth pair (both ends up, so it has carrier), with 198.18.0.1/24 (so 198.18.0.0/24 is directly reachable).</summary>
     private static async Task<LinkInfo> UnderlayAsync(INetlink netlink, CancellationToken ct)
     {
-        LinkInfo eth0 = await netlink.CreateLinkAsync(new LinkSpec { Name = "eth0", Kind = LinkKind.Dummy }, ct);
+        LinkInfo eth0 = await netlink.CreateLinkAsync(new LinkSpec { Name = "eth0", Kind = LinkKind.Veth, PeerName = "eth0-peer" }, ct);
+        LinkInfo peer = await netlink.GetLinkAsync("eth0-peer", ct) ?? throw Fail("creating a veth pair creates both ends");
+        await netlink.SetLinkUpAsync(peer.Index, true, ct);
         await netlink.SetLinkUpAsync(eth0.Index, true, ct);
         await netlink.ApplyAsync(new AddressAdd(eth0.Index, Underlay, 24), ct);
         return await netlink.GetLinkAsync(eth0.Index, ct) ?? throw Fail("eth0 vanished");
