@@ -88,6 +88,16 @@ internal static class FlanneldHost
         flannel.AddHostGwBackend();
         flannel.AddAllocBackend();
         flannel.AddExtensionBackend();
+        AddSubnetStore(flannel, options);
+        flannel.UseTrafficManager();
+        flannel.AddAgent(o => ApplyAgentOptions(o, options));
+        builder.Services.AddHostedService<SystemdNotifier>();
+        overrides?.Invoke(builder.Services);
+    }
+
+    /// <summary>The store flanneld's flags name: etcd by default, the Kubernetes API with --kube-subnet-mgr (also used by <c>flanneld doctor</c>).</summary>
+    internal static void AddSubnetStore(IFlannelBuilder flannel, FlanneldOptions options)
+    {
         if (options.KubeSubnetManager)
         {
             flannel.AddKubeSubnetStore(o =>
@@ -113,11 +123,6 @@ internal static class FlanneldHost
                 o.SubnetLeaseRenewMargin = options.SubnetLeaseRenewMarginMinutes;
             });
         }
-
-        flannel.UseTrafficManager();
-        flannel.AddAgent(o => ApplyAgentOptions(o, options));
-        builder.Services.AddHostedService<SystemdNotifier>();
-        overrides?.Invoke(builder.Services);
     }
 
     /// <summary>Maps flanneld's flags onto the agent's options.</summary>
