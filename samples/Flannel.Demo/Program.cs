@@ -75,6 +75,7 @@ foreach ((string name, string netns, string subnetFile) in nodes)
     builder.Services.AddNodeAgent(name, flannel =>
     {
         flannel.UseNetlink(_ => RtNetlink.OpenInNamespace(netns));
+        flannel.UseSysctl(_ => ProcSysctl.InNamespace(netns));
         flannel.AddInMemorySubnetStore(registry);
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();

@@ -21,9 +21,15 @@ namespace Flannel.Reconciliation;
 // batch succeeds or fails on its own. One loop owns the model, so no locks are needed around it.
 
 /// <summary>
-/// The shared engine of the vxlan and host-gw networks: the desired-state model, the event and reconcile
-/// paths, resync ticks, retry backoff and the notification watch.
+/// The public reconciliation engine every backend builds on: the desired-state model (one entry per remote lease),
+/// the event and reconcile paths, resync ticks, retry backoff, per-peer withdraw and the notification watch.
 /// </summary>
+/// <remarks>
+/// A backend says what one lease needs (<see cref="BuildDesiredAsync"/>) and what it owns now
+/// (<see cref="DumpOwnedAsync"/>). <see cref="KernelObject"/>s are applied through <see cref="Netlink"/> as one
+/// batch; objects of a backend-defined <see cref="StateObjectKind"/> through the <see cref="IStateApplier"/> the
+/// backend returns from <see cref="GetApplier"/>.
+/// </remarks>
 public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSource
 {
     private static readonly TimeSpan s_firstRetryDelay = TimeSpan.FromSeconds(1);
@@ -36,6 +42,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     private readonly List<(string Key, PeerState State)> _removedSinceLastPass = [];
     private readonly Dictionary<System.Net.IPNetwork, string> _subnetOwners = [];
     private readonly TimeSpan _resyncInterval;
+    private readonly NetlinkStateApplier _netlinkApplier;
     private TimeSpan _retryDelay = s_firstRetryDelay;
     private bool _retryPending;
     private long _completedReconciliations;
@@ -55,6 +62,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         Metrics = metrics;
         Logger = logger;
         _resyncInterval = resyncInterval;
+        _netlinkApplier = new NetlinkStateApplier(netlink);
     }
 
     /// <inheritdoc />
@@ -103,13 +111,27 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     protected abstract bool IsForThisBackend(Lease lease);
 
     /// <summary>
-    /// The kernel objects one remote lease needs, each with <paramref name="owner"/> as its owner. Throws
+    /// The state objects one remote lease needs, each with <paramref name="owner"/> as its owner. Throws
     /// (any exception) when the lease is unusable; that peer is then skipped and logged.
     /// </summary>
-    protected abstract ValueTask<IReadOnlyList<KernelObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken);
+    protected abstract ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken);
 
-    /// <summary>Dumps the kernel objects this backend owns (the only ones reconciliation may delete).</summary>
-    protected abstract ValueTask<IReadOnlyList<KernelObject>> DumpOwnedAsync(CancellationToken cancellationToken);
+    /// <summary>Reads the state objects this backend owns now (the only ones reconciliation may delete), of every kind it builds.</summary>
+    protected abstract ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The applier for objects of <paramref name="kind"/>. The base applies the rtnetlink kinds
+    /// (<see cref="KernelObjectKinds"/>) through <see cref="Netlink"/>; override it to return your applier for the
+    /// kinds your backend defines, and defer to the base for the rest.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No applier for <paramref name="kind"/>.</exception>
+    protected virtual IStateApplier GetApplier(StateObjectKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(kind);
+        return kind == KernelObjectKinds.Route || kind == KernelObjectKinds.Neighbor || kind == KernelObjectKinds.FdbEntry || kind == KernelObjectKinds.Nexthop
+            ? _netlinkApplier
+            : throw new InvalidOperationException($"{BackendType}: no applier for state objects of kind '{kind.Name}'; override GetApplier.");
+    }
 
     /// <summary>Runs before each reconciliation, e.g. to recreate a device that was deleted.</summary>
     protected virtual ValueTask PrepareReconcileAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
@@ -315,7 +337,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     private async Task<bool> ApplyEventsAsync(IReadOnlyList<LeaseEvent> events, long receivedTimestamp, CancellationToken cancellationToken)
     {
         // What was programmed for each touched peer, captured before the model changes.
-        var previous = new Dictionary<string, IReadOnlyList<KernelObject>>(StringComparer.Ordinal);
+        var previous = new Dictionary<string, IReadOnlyList<StateObject>>(StringComparer.Ordinal);
         foreach (LeaseEvent leaseEvent in events)
         {
             string key = leaseEvent.Lease.Key;
@@ -340,12 +362,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         await KernelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var desired = new List<KernelObject>();
-            var observed = new List<KernelObject>();
+            var desired = new List<StateObject>();
+            var observed = new List<StateObject>();
             bool buildFailed = false;
             foreach (string key in touched.Distinct(StringComparer.Ordinal))
             {
-                if (previous.TryGetValue(key, out IReadOnlyList<KernelObject>? before))
+                if (previous.TryGetValue(key, out IReadOnlyList<StateObject>? before))
                 {
                     observed.AddRange(before);
                 }
@@ -369,8 +391,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             Metrics.EventsProgrammed(TimeProvider.GetElapsedTime(receivedTimestamp));
             return outcome.Succeeded && !buildFailed;
         }
-        catch (Exception ex) when (ex is NetlinkException or IOException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
+            // Whatever an applier throws (a netlink socket error, a wireguard-go socket gone) fails this pass only.
             LogEventBatchFailed(Logger, BackendType, ex);
             foreach (string key in touched)
             {
@@ -397,8 +420,8 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         try
         {
             await PrepareReconcileAsync(cancellationToken).ConfigureAwait(false);
-            IReadOnlyList<KernelObject> observed = await DumpOwnedAsync(cancellationToken).ConfigureAwait(false);
-            var desired = new List<KernelObject>(_peers.Count * 3);
+            IReadOnlyList<StateObject> observed = await DumpOwnedAsync(cancellationToken).ConfigureAwait(false);
+            var desired = new List<StateObject>(_peers.Count * 3);
             bool buildFailed = false;
             foreach ((string key, PeerState state) in _peers)
             {
@@ -423,7 +446,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             Metrics.Reconciled(reason, succeeded);
             return succeeded;
         }
-        catch (Exception ex) when (ex is NetlinkException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             LogReconcileFailed(Logger, BackendType, reason, ex);
             Metrics.Reconciled(reason, succeeded: false);
@@ -436,7 +459,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         }
     }
 
-    private async ValueTask<bool> TryBuildDesiredAsync(PeerState state, string key, List<KernelObject> desired, CancellationToken cancellationToken)
+    private async ValueTask<bool> TryBuildDesiredAsync(PeerState state, string key, List<StateObject> desired, CancellationToken cancellationToken)
     {
         try
         {
@@ -480,7 +503,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             return;
         }
 
-        List<KernelObject> objects = plan.DesiredByOwner.TryGetValue(key, out List<KernelObject>? desired) ? desired : [];
+        IReadOnlyList<StateObject> objects = plan.DesiredByOwner.TryGetValue(key, out IReadOnlyList<StateObject>? desired) ? desired : [];
         state.Programmed = objects;
         PlannedStep[] repairs = againstKernel ? [.. plan.Steps.Where(s => s.Target.Owner == key && s.Action != RepairAction.Deleted)] : [];
         if (repairs.Length == 0)
@@ -505,19 +528,13 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             return ApplyOutcome.Clean;
         }
 
-        var batch = new NetlinkBatch(plan.Steps.Count);
-        foreach (PlannedStep step in plan.Steps)
-        {
-            Add(batch, step.Operation);
-        }
-
-        NetlinkBatchResult result = await Netlink.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<Exception?> result = await ApplyStepsAsync(plan.Steps, cancellationToken).ConfigureAwait(false);
         var failedOwners = new HashSet<string>(StringComparer.Ordinal);
         int failedOperations = 0;
         for (int i = 0; i < plan.Steps.Count; i++)
         {
             PlannedStep step = plan.Steps[i];
-            NetlinkException? error = result[i];
+            Exception? error = result[i];
             if (error is null)
             {
                 if (counting == RepairCounting.All || (counting == RepairCounting.FixesAndDeletes && step.Action != RepairAction.Added))
@@ -526,11 +543,6 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 }
 
                 continue;
-            }
-
-            if (step.Action == RepairAction.Deleted && error.IsNotFound)
-            {
-                continue; // already gone: that is what we wanted
             }
 
             failedOperations++;
@@ -553,51 +565,66 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     /// <summary>Deletes every object of the failed peers, so none is left half-programmed (flannel's rollback).</summary>
     private async Task WithdrawAsync(ReconcilePlan plan, HashSet<string> failedOwners, CancellationToken cancellationToken)
     {
-        var objects = new List<KernelObject>();
+        var objects = new List<StateObject>();
         foreach (string owner in failedOwners)
         {
             Metrics.PeerFailed();
             LogPeerWithdrawn(Logger, BackendType, owner);
-            if (plan.DesiredByOwner.TryGetValue(owner, out List<KernelObject>? owned))
+            if (plan.DesiredByOwner.TryGetValue(owner, out IReadOnlyList<StateObject>? owned))
             {
                 objects.AddRange(owned);
             }
         }
 
         ReconcilePlan rollback = ReconcilePlan.Create([], objects);
-        var batch = new NetlinkBatch(rollback.Steps.Count);
-        foreach (PlannedStep step in rollback.Steps)
+        if (rollback.IsEmpty)
         {
-            Add(batch, step.Operation);
+            return;
         }
 
-        if (batch.Count > 0)
+        IReadOnlyList<Exception?> result = await ApplyStepsAsync(rollback.Steps, cancellationToken).ConfigureAwait(false);
+        for (int i = 0; i < result.Count; i++)
         {
-            NetlinkBatchResult result = await Netlink.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
-            for (int i = 0; i < result.Count; i++)
+            if (result[i] is { } error)
             {
-                if (result[i] is { IsNotFound: false } error)
-                {
-                    LogOperationFailed(Logger, BackendType, RepairAction.Deleted, rollback.Steps[i].Target.Description, error.Message);
-                }
+                LogOperationFailed(Logger, BackendType, RepairAction.Deleted, rollback.Steps[i].Target.Description, error.Message);
             }
         }
     }
 
-    private static void Add(NetlinkBatch batch, NetlinkOperation operation)
+    /// <summary>
+    /// Applies steps in order, each consecutive run of one applier in one call, so the plan's order across kinds
+    /// holds; returns one entry per step.
+    /// </summary>
+    private async Task<IReadOnlyList<Exception?>> ApplyStepsAsync(IReadOnlyList<PlannedStep> steps, CancellationToken cancellationToken)
     {
-        switch (operation.Kind)
+        var errors = new Exception?[steps.Count];
+        int start = 0;
+        while (start < steps.Count)
         {
-            case NetlinkOperationKind.ReplaceRoute: batch.ReplaceRoute((RouteSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteRoute: batch.DeleteRoute((RouteSpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceNeighbor: batch.ReplaceNeighbor((NeighborSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteNeighbor: batch.DeleteNeighbor((NeighborSpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceFdbEntry: batch.ReplaceFdbEntry((FdbEntrySpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteFdbEntry: batch.DeleteFdbEntry((FdbEntrySpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceNexthop: batch.ReplaceNexthop((NexthopSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteNexthop: batch.DeleteNexthop((uint)operation.Spec); break;
-            default: throw new UnreachableException($"Unknown netlink operation {operation.Kind}.");
+            IStateApplier applier = GetApplier(steps[start].Target.Kind);
+            int end = start + 1;
+            while (end < steps.Count && ReferenceEquals(GetApplier(steps[end].Target.Kind), applier))
+            {
+                end++;
+            }
+
+            IReadOnlyList<PlannedStep> run = start == 0 && end == steps.Count ? steps : steps.Skip(start).Take(end - start).ToList();
+            IReadOnlyList<Exception?> result = await applier.ApplyAsync(run, cancellationToken).ConfigureAwait(false);
+            if (result.Count != run.Count)
+            {
+                throw new InvalidOperationException($"{BackendType}: the applier for '{steps[start].Target.Kind.Name}' returned {result.Count} result(s) for {run.Count} step(s).");
+            }
+
+            for (int i = 0; i < run.Count; i++)
+            {
+                errors[start + i] = result[i];
+            }
+
+            start = end;
         }
+
+        return errors;
     }
 
     private async Task PumpLeaseEventsAsync(IAsyncEnumerable<IReadOnlyList<LeaseEvent>> leaseEvents, ChannelWriter<WorkItem> writer, CancellationToken cancellationToken)
@@ -675,7 +702,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         public Lease Lease { get; set; } = lease;
 
         /// <summary>The objects last programmed for the peer; null when unknown or withdrawn.</summary>
-        public IReadOnlyList<KernelObject>? Programmed { get; set; }
+        public IReadOnlyList<StateObject>? Programmed { get; set; }
 
         /// <summary>The peer could not be programmed; the next reconciliation retries it.</summary>
         public bool Failed { get; set; } = true;

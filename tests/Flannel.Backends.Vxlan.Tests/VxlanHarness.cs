@@ -75,7 +75,8 @@ internal sealed class VxlanHarness : IAsyncDisposable
             Options.Create(new VxlanBackendOptions { RouteMode = mode }),
             harness.Time,
             logger: null,
-            harness.Meters);
+            harness.Meters,
+            sysctl: netlink);
         harness.Network = await harness.Backend.RegisterNetworkAsync(
             new BackendContext { Config = Config(backend), ExternalInterface = External(underlay), PreviousAttributes = previous },
             CancellationToken.None);

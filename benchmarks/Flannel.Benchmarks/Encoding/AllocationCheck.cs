@@ -29,6 +29,7 @@ internal static class AllocationCheck
             (nameof(messages.RouteReplaceViaNexthop), messages.RouteReplaceViaNexthop),
             ("PeersIntoSpan(512)", batch.PeersIntoSpan),
             ("PeersIntoBufferWriter(512)", batch.PeersIntoBufferWriter),
+            ("PeersThroughOperations(512)", batch.PeersThroughOperations),
         ];
 
         int failures = 0;

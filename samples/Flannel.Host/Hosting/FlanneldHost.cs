@@ -83,6 +83,7 @@ internal static class FlanneldHost
         // The process is started in the node's network namespace (e.g. `ip netns exec NODE flanneld ...`), so
         // netlink in the current namespace is the node's.
         flannel.UseNetlink(_ => RtNetlink.Open());
+        flannel.UseSysctl(_ => ProcSysctl.Current);
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();
         flannel.AddAllocBackend();
