@@ -29,6 +29,9 @@ public sealed class BackendMetrics : IDisposable
     /// <summary>Remote peers in the desired state.</summary>
     public const string PeersName = "flannel.backend.peers";
 
+    /// <summary>Remote peers refused (by the kernel, or with an unusable lease) and waiting for their retry.</summary>
+    public const string RefusedPeersName = "flannel.backend.peers.refused";
+
     /// <summary>Seconds from receiving lease events to the kernel acknowledging their objects.</summary>
     public const string EventDurationName = "flannel.backend.event.duration";
 
@@ -40,6 +43,7 @@ public sealed class BackendMetrics : IDisposable
     private readonly Counter<long> _peerFailures;
     private readonly Counter<long> _deviceRecreations;
     private readonly UpDownCounter<long> _peers;
+    private readonly UpDownCounter<long> _refusedPeers;
     private readonly Histogram<double> _eventDuration;
 
     /// <summary>Creates the instruments for <paramref name="backendType"/> on a meter from <paramref name="meterFactory"/>, or on a private meter when it is null.</summary>
@@ -65,6 +69,7 @@ public sealed class BackendMetrics : IDisposable
         _peerFailures = meter.CreateCounter<long>(PeerFailuresName, "{peer}", "Peers withdrawn because one of their kernel objects could not be programmed.");
         _deviceRecreations = meter.CreateCounter<long>(DeviceRecreationsName, "{device}", "Times the backend's device was found missing and recreated.");
         _peers = meter.CreateUpDownCounter<long>(PeersName, "{peer}", "Remote peers in the backend's desired state.");
+        _refusedPeers = meter.CreateUpDownCounter<long>(RefusedPeersName, "{peer}", "Remote peers refused (by the kernel, or with an unusable lease) and retried with backoff.");
         _eventDuration = meter.CreateHistogram<double>(EventDurationName, "s", "Time from receiving lease events to the kernel acknowledging their objects.");
     }
 
@@ -96,6 +101,9 @@ public sealed class BackendMetrics : IDisposable
             _peers.Add(delta, _backendTag);
         }
     }
+
+    /// <summary>Adjusts the refused-peer gauge by <paramref name="delta"/>.</summary>
+    public void RefusedPeersChanged(long delta) => _refusedPeers.Add(delta, _backendTag);
 
     /// <summary>Records the time from receiving lease events to the kernel acknowledging their objects.</summary>
     public void EventsProgrammed(TimeSpan elapsed) => _eventDuration.Record(elapsed.TotalSeconds, _backendTag);
