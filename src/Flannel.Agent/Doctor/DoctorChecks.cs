@@ -537,7 +537,7 @@ internal static class DoctorChecks
             }
 
             bool ours = route.Protocol == RouteDefaults.ProtocolFlannel || (device is not null && route.LinkIndex == device.Index);
-            if (!ours || route.Destination.PrefixLength == net.PrefixLength || route.Type != 1)
+            if (!ours || route.Destination.PrefixLength == net.PrefixLength || route.Type != RouteType.Unicast)
             {
                 continue; // the cluster-wide route, blackholes and others' routes are not flannel's per-peer routes
             }

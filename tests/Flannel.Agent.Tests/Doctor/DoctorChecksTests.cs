@@ -52,7 +52,7 @@ public sealed class DoctorChecksTests
         OnLink = true,
         Table = RouteDefaults.MainTable,
         Protocol = RouteDefaults.ProtocolFlannel,
-        Type = 1,
+        Type = RouteType.Unicast,
     };
 
     private static KernelFacts HealthyKernel(int deviceMtu = 1450, int underlayMtu = 1500) => new()
@@ -68,16 +68,16 @@ public sealed class DoctorChecksTests
         {
             [3] =
             [
-                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.2.0"), LinkLayerAddress = Mac2, State = 0x80 },
-                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.3.0"), LinkLayerAddress = Mac3, State = 0x80 },
+                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.2.0"), LinkLayerAddress = Mac2, State = NeighborState.Permanent },
+                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.3.0"), LinkLayerAddress = Mac3, State = NeighborState.Permanent },
             ],
         },
         Fdb = new Dictionary<int, IReadOnlyList<FdbEntryInfo>>
         {
             [3] =
             [
-                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = 0x80 },
-                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac3, Destination = IPAddress.Parse("198.18.0.13"), State = 0x80 },
+                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = NeighborState.Permanent },
+                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac3, Destination = IPAddress.Parse("198.18.0.13"), State = NeighborState.Permanent },
             ],
         },
     };
@@ -268,12 +268,12 @@ public sealed class DoctorChecksTests
             {
                 [3] =
                 [
-                    new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = 0x80 },
-                    new FdbEntryInfo { LinkIndex = 3, MacAddress = MacAddress.Parse("0e:00:00:00:00:09"), Destination = IPAddress.Parse("198.18.0.19"), State = 0x80 },
+                    new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = NeighborState.Permanent },
+                    new FdbEntryInfo { LinkIndex = 3, MacAddress = MacAddress.Parse("0e:00:00:00:00:09"), Destination = IPAddress.Parse("198.18.0.19"), State = NeighborState.Permanent },
                 ],
             },
             Routes = [.. kernel.Routes, PeerRoute(9)],
-            Neighbors = new Dictionary<int, IReadOnlyList<NeighborInfo>> { [3] = [.. kernel.Neighbors[3], new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.9.0"), LinkLayerAddress = MacAddress.Parse("0e:00:00:00:00:09"), State = 0x80 }] },
+            Neighbors = new Dictionary<int, IReadOnlyList<NeighborInfo>> { [3] = [.. kernel.Neighbors[3], new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.9.0"), LinkLayerAddress = MacAddress.Parse("0e:00:00:00:00:09"), State = NeighborState.Permanent }] },
         };
 
         DoctorFinding[] findings = [.. DoctorChecks.KernelObjectFindings(Healthy(kernel))];
