@@ -54,9 +54,9 @@ public sealed class BackendStateTests
         Assert.False(node.Applier.Peers.ContainsKey("pk-10.244.3.0"));
         Assert.True(node.Meters.Sum(BackendMetrics.OperationFailuresName, "kind", "test-peer") >= 1);
 
-        // Accepted again: the retry (after the first backoff) programs it.
+        // Accepted again: the retry (after the first per-peer backoff, 1 s ± 20 % jitter) programs it.
         node.Applier.Refuse = null;
-        node.Time.Advance(TimeSpan.FromSeconds(1));
+        node.Time.Advance(TimeSpan.FromSeconds(1.25));
         await node.WaitAsync(() => node.HasRoute(3));
         Assert.True(node.Applier.Peers.ContainsKey("pk-10.244.3.0"));
     }
