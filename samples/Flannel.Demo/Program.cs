@@ -6,6 +6,9 @@
 //
 //   flannel-demo --network-config '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}' \
 //                --node node1=NETNS1,/run/demo/node1/subnet.env --node node2=NETNS2,... [--iface eth0] [--ip-masq]
+//                [--probe-interval SECONDS]
+// Each agent probes its peers from its own namespace and serves its status on flannel.sock next to its subnet.env
+// (`ip netns exec NETNS1 flanneld status --socket /run/demo/node1/flannel.sock`).
 using Flannel.Agent.Health;
 using Flannel.Agent.Metrics;
 using Flannel.Demo;
@@ -20,6 +23,7 @@ using Microsoft.Extensions.Logging.Console;
 string? networkConfig = null;
 string iface = "eth0";
 bool ipMasq = false;
+double probeSeconds = 5;
 var nodes = new List<(string Name, string Namespace, string SubnetFile)>();
 for (int i = 0; i < args.Length; i++)
 {
@@ -34,6 +38,15 @@ for (int i = 0; i < args.Length; i++)
             break;
         case "--ip-masq":
             ipMasq = true;
+            break;
+        case "--probe-interval":
+            string seconds = Next();
+            if (!double.TryParse(seconds, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out probeSeconds) || probeSeconds < 0)
+            {
+                await Console.Error.WriteLineAsync($"flannel-demo: --probe-interval {seconds}: expected a number of seconds (0 disables the probes)").ConfigureAwait(false);
+                return 2;
+            }
+
             break;
         case "--node":
             string spec = Next();
@@ -81,11 +94,18 @@ foreach ((string name, string netns, string subnetFile) in nodes)
         flannel.AddAllocBackend();
         flannel.AddExtensionBackend(o => o.NetworkNamespace = netns); // the commands program this node, not the process's namespace
         flannel.UseTrafficManager(_ => new NetworkNamespaceCommandRunner(netns));
+        flannel.UseFabricProbes(netns); // the probes leave from the node's namespace
         flannel.AddAgent(o =>
         {
             o.SubnetFile = subnetFile;
             o.IpMasq = ipMasq;
             o.Iface.Add(iface);
+            o.StatusSocket = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(subnetFile))!, "flannel.sock");
+            o.Probes.Enabled = probeSeconds > 0;
+            if (probeSeconds > 0)
+            {
+                o.Probes.Interval = TimeSpan.FromSeconds(probeSeconds);
+            }
         });
     });
 }

@@ -109,6 +109,20 @@ internal sealed class VirtualCluster : IAsyncDisposable
 
     public string SubnetFile(string node) => Path.Combine(_work, node, "subnet.env");
 
+    /// <summary>The node's status socket (each flanneld gets its own: they share one filesystem).</summary>
+    public string StatusSocket(string node) => Path.Combine(_work, node, "flannel.sock");
+
+    /// <summary>Runs <c>flanneld ARGS</c> in the node's namespace (<c>status</c>, <c>doctor</c>) and returns its exit code and stdout (stderr appended).</summary>
+    public async Task<(int ExitCode, string Output)> FlanneldSubcommandAsync(string node, params string[] args)
+    {
+        ProcessResult result = await _nodes[node].RunAsync([FlanneldPath, .. args]);
+        return (result.ExitCode, result.StandardOutput + result.StandardError);
+    }
+
+    /// <summary><c>flanneld doctor</c> on the node, reading the leases from its agent's socket.</summary>
+    public Task<(int ExitCode, string Output)> DoctorAsync(string node) =>
+        FlanneldSubcommandAsync(node, "doctor", "--socket", StatusSocket(node), $"--subnet-file={SubnetFile(node)}", $"--etcd-endpoints={EtcdUrl}");
+
     /// <summary>The node's lease subnet from its subnet.env, e.g. 10.244.7.0/24.</summary>
     public IPNetwork Subnet(string node) => SubnetFromEnv(node, "FLANNEL_SUBNET=");
 
@@ -148,6 +162,7 @@ internal sealed class VirtualCluster : IAsyncDisposable
         [
             "netns", "exec", _nodes[node].Name, FlanneldPath,
             $"--etcd-endpoints={EtcdUrl}", $"--subnet-file={SubnetFile(node)}", "--iface=eth0", "--ip-masq",
+            $"--status-socket={StatusSocket(node)}",
             .. FlanneldArguments,
         ];
         foreach (string arg in arguments)

@@ -89,6 +89,7 @@ internal static class FlanneldHost
         flannel.AddExtensionBackend();
         AddSubnetStore(flannel, options);
         flannel.UseTrafficManager();
+        flannel.UseFabricProbes();
         flannel.AddAgent(o => ApplyAgentOptions(o, options));
         builder.Services.AddHostedService<SystemdNotifier>();
         overrides?.Invoke(builder.Services);
@@ -147,6 +148,14 @@ internal static class FlanneldHost
         agent.IptablesResync = options.IptablesResyncPeriod;
         agent.IptablesForwardRules = options.IptablesForwardRules;
         agent.IpBlackholeRoute = options.IPBlackholeRoute;
+        agent.StatusSocket = options.StatusSocket;
+        agent.Probes.Enabled = options.ProbeInterval > TimeSpan.Zero;
+        if (agent.Probes.Enabled)
+        {
+            agent.Probes.Interval = options.ProbeInterval;
+        }
+
+        agent.Probes.Timeout = options.ProbeTimeout;
     }
 
     /// <summary>Console logging to stderr (as klog does), one line per entry; <c>-v</c> ≥ 2 adds debug, ≥ 4 trace.</summary>
