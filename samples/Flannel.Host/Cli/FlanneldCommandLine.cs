@@ -322,6 +322,8 @@ public static class FlanneldCommandLine
                 s => GoFlagValues.ParseDuration(s, allowZero: true), (o, v) => o with { ProbeInterval = v }),
             FlagSpec<TimeSpan>.Create("probe-timeout", "how long a peer probe waits for its reply", "1s",
                 s => GoFlagValues.ParseDuration(s, allowZero: false), (o, v) => o with { ProbeTimeout = v }),
+            Bool("probe-per-peer-metrics", "label flannel_peer_reachable per peer (one series per peer and path)", false, (o, v) => o with { ProbePerPeerMetrics = v }),
+            Bool("status-http", "also serve the fabric status as JSON under /status on the healthz port", false, (o, v) => o with { StatusHttp = v }),
             Str("net-config-path", "path to the network configuration file", "/etc/kube-flannel/net-conf.json", (o, v) => o with { NetConfigPath = v }),
             Bool("set-node-network-unavailable", "set NodeNetworkUnavailable after ready", true, (o, v) => o with { SetNodeNetworkUnavailable = v }),
             // klog flags flanneld copies onto its flag set (it always logs to stderr).

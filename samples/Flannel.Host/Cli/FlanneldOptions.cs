@@ -96,6 +96,12 @@ public sealed record FlanneldOptions
     /// <summary><c>--probe-timeout</c>: how long a probe waits for its reply.</summary>
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary><c>--probe-per-peer-metrics</c>: one <c>flannel_peer_reachable</c> series per peer (a <c>peer</c> label).</summary>
+    public bool ProbePerPeerMetrics { get; init; }
+
+    /// <summary><c>--status-http</c>: also serve the fabric status under <c>/status</c> on the healthz port.</summary>
+    public bool StatusHttp { get; init; }
+
     /// <summary><c>--healthz-ip</c>: the address the health server listens on.</summary>
     public IPAddress HealthzIP { get; init; } = IPAddress.Any;
 

@@ -66,6 +66,10 @@ internal static class FlanneldHost
         web.Services.AddHealthChecks().AddFlannelReadiness();
         WebApplication app = web.Build();
         HealthEndpoints.Map(app);
+        if (options.StatusHttp)
+        {
+            HealthEndpoints.MapStatus(app);
+        }
         return app;
     }
 
@@ -156,6 +160,7 @@ internal static class FlanneldHost
         }
 
         agent.Probes.Timeout = options.ProbeTimeout;
+        agent.Probes.PerPeerMetrics = options.ProbePerPeerMetrics;
     }
 
     /// <summary>Console logging to stderr (as klog does), one line per entry; <c>-v</c> ≥ 2 adds debug, ≥ 4 trace.</summary>

@@ -91,7 +91,9 @@ public sealed class FlanneldCommandLineTests
             "-log_backtrace_at=main.go:12",
             "--status-socket=/tmp/f.sock",
             "--probe-interval=1m30s",
-            "--probe-timeout=250ms");
+            "--probe-timeout=250ms",
+            "--probe-per-peer-metrics",
+            "--status-http");
         Assert.Equal(["https://10.0.0.1:2379", "https://10.0.0.2:2379"], o.EtcdEndpointList);
         Assert.Equal("/my/network", o.EtcdPrefix);
         Assert.Equal("/k.pem", o.EtcdKeyFile);
@@ -127,7 +129,9 @@ public sealed class FlanneldCommandLineTests
         Assert.Equal("/tmp/f.sock", o.StatusSocket);
         Assert.Equal(TimeSpan.FromSeconds(90), o.ProbeInterval);
         Assert.Equal(TimeSpan.FromMilliseconds(250), o.ProbeTimeout);
-        Assert.Equal(33, o.CommandLineFlags.Count);
+        Assert.True(o.ProbePerPeerMetrics);
+        Assert.True(o.StatusHttp);
+        Assert.Equal(35, o.CommandLineFlags.Count);
         Assert.Equal(FlanneldCommandLine.FlagNames.Count - 1, o.CommandLineFlags.Count); // all but --version
     }
 
@@ -139,8 +143,8 @@ public sealed class FlanneldCommandLineTests
                 "etcd-cafile", "etcd-certfile", "etcd-endpoints", "etcd-keyfile", "etcd-password", "etcd-prefix", "etcd-username",
                 "healthz-ip", "healthz-port", "iface", "iface-can-reach", "iface-regex", "ip-blackhole-route", "ip-masq",
                 "ip-masq-fully-random-disable", "iptables-forward-rules", "iptables-resync", "kube-annotation-prefix", "kube-api-url",
-                "kube-subnet-mgr", "kubeconfig-file", "log_backtrace_at", "net-config-path", "probe-interval", "probe-timeout", "public-ip", "public-ipv6",
-                "set-node-network-unavailable", "status-socket", "subnet-file", "subnet-lease-renew-margin", "v", "version", "vmodule",
+                "kube-subnet-mgr", "kubeconfig-file", "log_backtrace_at", "net-config-path", "probe-interval", "probe-per-peer-metrics", "probe-timeout", "public-ip", "public-ipv6",
+                "set-node-network-unavailable", "status-http", "status-socket", "subnet-file", "subnet-lease-renew-margin", "v", "version", "vmodule",
             ],
             FlanneldCommandLine.FlagNames);
     }
