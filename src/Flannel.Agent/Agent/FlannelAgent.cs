@@ -484,6 +484,7 @@ public sealed partial class FlannelAgent : BackgroundService
                     {
                         PublishRemoteLeases(remote);
                     }
+
                     if (batch.Count == 0 && !item.IsSnapshot)
                     {
                         continue;
