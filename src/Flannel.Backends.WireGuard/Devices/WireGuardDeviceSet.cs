@@ -81,7 +81,11 @@ internal sealed partial class WireGuardDeviceSet : IAsyncDisposable
     {
         WireGuardDeviceSpec first = Devices[0];
         await ChoosePathAsync(path, first.Name, cancellationToken).ConfigureAwait(false);
-        LogPathChosen(_logger, IsKernel ? "kernel WireGuard" : "userspace WireGuard (wireguard-go)", string.Join(", ", Devices.Select(d => d.Name)), Control.Description, Reason);
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            LogPathChosen(_logger, IsKernel ? "kernel WireGuard" : "userspace WireGuard (wireguard-go)", string.Join(", ", Devices.Select(d => d.Name)), Control.Description, Reason);
+        }
+
         foreach (WireGuardDeviceSpec device in Devices)
         {
             await EnsureAsync(device, cancellationToken).ConfigureAwait(false);
