@@ -77,6 +77,11 @@ public sealed class WireGuardBackend : IBackend
     public async ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("wireguard: the backend needs Linux (network namespaces, the key file's mode 0400)");
+        }
+
         Configuration.NetworkConfig network = context.Config;
         ExternalInterface external = context.ExternalInterface;
         WireGuardConfig config = WireGuardConfig.Parse(network.Backend);

@@ -25,7 +25,7 @@ namespace Flannel.Backends.WireGuard;
 // is rtnetlink routes, neighbours and FDB entries); it only shares its metrics.
 
 /// <summary>The wireguard network on this node: its devices, its own addresses and one peer per remote lease.</summary>
-internal sealed partial class WireGuardNetwork : INetwork
+internal sealed partial class WireGuardNetwork : INetwork, IAsyncDisposable
 {
     private static readonly TimeSpan s_firstRetryDelay = TimeSpan.FromSeconds(1);
 
@@ -358,8 +358,16 @@ internal sealed partial class WireGuardNetwork : INetwork
         }
         else if (desired.TryGetValue(change.PublicKey, out DesiredPeer? peer))
         {
-            LogPeerSet(_logger, change.PublicKey, device, peer.LeaseKey, peer.Endpoint, string.Join(",", peer.AllowedIps));
+            string allowedIps = string.Join(",", peer.AllowedIps);
+            LogPeerSet(_logger, change.PublicKey, device, peer.LeaseKey, peer.Endpoint, allowedIps);
         }
+    }
+
+    /// <summary>Releases the control sockets; the devices and peers stay (shutting down keeps traffic flowing).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _devices.DisposeAsync().ConfigureAwait(false);
+        _gate.Dispose();
     }
 
     private readonly record struct WorkItem(IReadOnlyList<LeaseEvent>? Events, string? Reason, long Received);

@@ -6,7 +6,6 @@ using Flannel.Configuration;
 using Flannel.Netlink;
 using Flannel.Netlink.WireGuard;
 using Flannel.Subnets;
-using Flannel.Testing;
 using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -236,7 +235,7 @@ public sealed class WireGuardBackendTests : IDisposable
 
         // flannel's wireguard backend, separate mode, dual stack: {"PublicKey","Port"} per family, Go's field order.
         Assert.Equal(
-            $$"""{"PublicIP":"198.18.0.1","PublicIPv6":"fd00:198:18::1","BackendType":"wireguard","BackendData":{"PublicKey":"{{publicKey}}","Port":51820},"BackendV6Data":{"PublicKey":"{{publicKey}}","Port":51821}}""",
+            $$$"""{"PublicIP":"198.18.0.1","PublicIPv6":"fd00:198:18::1","BackendType":"wireguard","BackendData":{"PublicKey":"{{{publicKey}}}","Port":51820},"BackendV6Data":{"PublicKey":"{{{publicKey}}}","Port":51821}}""",
             LeaseJson.Serialize(node.Network.LeaseAttributes));
     }
 
@@ -340,7 +339,8 @@ public sealed class WireGuardBackendTests : IDisposable
     public async Task Auto_mode_puts_both_subnets_on_one_peer_of_one_device()
     {
         await using Node node = await Node.StartAsync(_directory, Config("""{"Type":"wireguard","Mode":"auto"}""", ipv6: true));
-        await node.SendAsync(Added(Peer(2, PublicKeyOf(2), ipv6: true)));
+        // A node in auto mode publishes its one device's ListenPort in both families' data.
+        await node.SendAsync(Added(Peer(2, PublicKeyOf(2), ipv6: true, portV6: 51820)));
         await node.WaitUntilAsync(() => node.PeerOf("flannel-wg", PublicKeyOf(2)) is not null, "the peer exists");
 
         WireGuardPeer peer = node.PeerOf("flannel-wg", PublicKeyOf(2))!;

@@ -81,10 +81,9 @@ internal sealed partial class WireGuardDeviceSet : IAsyncDisposable
     {
         WireGuardDeviceSpec first = Devices[0];
         await ChoosePathAsync(path, first.Name, cancellationToken).ConfigureAwait(false);
-        if (_logger.IsEnabled(LogLevel.Information))
-        {
-            LogPathChosen(_logger, IsKernel ? "kernel WireGuard" : "userspace WireGuard (wireguard-go)", string.Join(", ", Devices.Select(d => d.Name)), Control.Description, Reason);
-        }
+        string names = string.Join(", ", Devices.Select(d => d.Name));
+        string control = Control.Description;
+        LogPathChosen(_logger, IsKernel ? "kernel WireGuard" : "userspace WireGuard (wireguard-go)", names, control, Reason);
 
         foreach (WireGuardDeviceSpec device in Devices)
         {

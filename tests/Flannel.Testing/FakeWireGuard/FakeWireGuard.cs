@@ -2,7 +2,7 @@ using System.Net;
 using Flannel.Netlink;
 using Flannel.Netlink.WireGuard;
 
-namespace Flannel.Testing;
+namespace Flannel.Testing.FakeNetlink;
 
 /// <summary>One call made to a <see cref="FakeWireGuard"/>.</summary>
 /// <param name="Name"><c>GetDevice</c> or <c>SetDevice</c>.</param>
