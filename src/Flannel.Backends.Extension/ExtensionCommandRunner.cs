@@ -17,12 +17,18 @@ public sealed record ExtensionCommandResult(string Command, string Output, strin
 
 /// <summary>
 /// Runs the extension backend's commands. Each command string comes from net-conf.json and is run exactly as
-/// flannel runs it, <c>sh -c COMMAND</c> (an argument vector: the string is never pasted into another command),
+/// flannel runs it, by <c>sh</c> with stdout and stderr combined (an argument vector: the string is never pasted into another command),
 /// with the process environment plus the variables flannel sets, and <paramref name="standardInput"/> followed by a
 /// newline on stdin. Every run has a timeout, after which the command and its children are killed.
 /// </summary>
 public class ExtensionCommandRunner
 {
+    // flannel reads the command with Go's CombinedOutput: stdout and stderr are ONE pipe, so the output keeps the
+    // order the command wrote it in. Process has no way to share a pipe between the two, so a constant script points
+    // stderr at stdout and then evaluates the command, which arrives as an argument ($1) and is never pasted into
+    // a script. After the shift the command sees no positional parameters, as under `sh -c COMMAND`.
+    private const string CombinedOutputScript = "exec 2>&1\nflannel_extension_command=$1\nshift\neval \"$flannel_extension_command\"";
+
     private readonly ExtensionBackendOptions _options;
 
     /// <summary>Creates a runner with the host-side options (shell, timeout, namespace, output limit).</summary>
@@ -93,9 +99,10 @@ public class ExtensionCommandRunner
 
     private ProcessStartInfo CreateStartInfo(string command, IReadOnlyDictionary<string, string> environment)
     {
+        string[] shell = [_options.Shell, "-c", CombinedOutputScript, _options.Shell, command];
         string[] argv = _options.NetworkNamespace is { Length: > 0 } ns
-            ? ["nsenter", "--net=" + (ns.Contains('/', StringComparison.Ordinal) ? ns : "/var/run/netns/" + ns), "--", _options.Shell, "-c", command]
-            : [_options.Shell, "-c", command];
+            ? ["nsenter", "--net=" + (ns.Contains('/', StringComparison.Ordinal) ? ns : "/var/run/netns/" + ns), "--", .. shell]
+            : shell;
         var start = new ProcessStartInfo(argv[0])
         {
             UseShellExecute = false,

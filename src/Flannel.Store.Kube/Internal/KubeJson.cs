@@ -66,6 +66,9 @@ internal sealed class FlannelAnnotationsConverter : JsonConverter<FlannelAnnotat
         _utf8Names = [.. _names.Select(System.Text.Encoding.UTF8.GetBytes)];
     }
 
+    /// <summary>A null map is read as an empty one (so the property is never null).</summary>
+    public override bool HandleNull => true;
+
     public override FlannelAnnotations Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
         if (reader.TokenType == JsonTokenType.Null)
@@ -87,9 +90,11 @@ internal sealed class FlannelAnnotationsConverter : JsonConverter<FlannelAnnotat
             {
                 (kept ??= new Dictionary<string, string>(4, StringComparer.Ordinal))[name] = reader.GetString()!;
             }
-            else
+            else if (!reader.TrySkip())
             {
-                reader.Skip();
+                // Cannot happen: the serializer reads the whole annotations object ahead before calling a converter.
+                // (Skip() would throw here whenever the list is read from a stream, as its reader is never final.)
+                throw new JsonException("metadata.annotations is incomplete");
             }
         }
 

@@ -44,9 +44,12 @@ public sealed class FlannelAgentTests
         await using var h = new AgentHarness();
         h.Store.ConfigFailuresLeft = 3;
         await h.StartAsync();
-        await h.WaitUntilAsync(() => h.Log.Calls.Count(c => c == "config") == 1, what: "first config read");
+        // The store logs the read before it throws, so wait for the failure to reach readiness, not for the call.
+        await h.WaitUntilAsync(
+            () => h.Agent.Readiness.NotReadyReason?.Contains("etcd unavailable", StringComparison.Ordinal) == true,
+            what: "the first config failure in the readiness reason");
+        Assert.Equal(1, h.Log.Calls.Count(c => c == "config"));
         Assert.False(h.Agent.Readiness.IsReady);
-        Assert.Contains("etcd unavailable", h.Agent.Readiness.NotReadyReason, StringComparison.Ordinal);
         Assert.False(File.Exists(h.SubnetFile));
 
         // Backoff doubles from 1 s: 1 s, 2 s, 4 s.

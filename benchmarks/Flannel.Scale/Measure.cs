@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Flannel.Scale;
+
+/// <summary>Process figures from /proc, and small process helpers. No shell anywhere.</summary>
+internal static class Measure
+{
+    private static readonly long ClockTicksPerSecond = 100; // USER_HZ on Linux
+
+    /// <summary>VmRSS and VmHWM (peak) in KiB.</summary>
+    public static (long Rss, long Peak) Memory(int pid)
+    {
+        long rss = 0, peak = 0;
+        foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                rss = Kib(line);
+            }
+            else if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+            {
+                peak = Kib(line);
+            }
+        }
+
+        return (rss, peak);
+
+        static long Kib(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Resets VmHWM to the current RSS (<c>clear_refs</c> 5), so the next peak is one phase's own.</summary>
+    public static void ResetPeak(int pid) => File.WriteAllText($"/proc/{pid}/clear_refs", "5");
+
+    /// <summary>User + system CPU time of the whole process, all threads (including exited ones).</summary>
+    public static TimeSpan CpuTime(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        long ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds((double)ticks / ClockTicksPerSecond);
+    }
+
+    public static Process Start(string file, IEnumerable<string> args, string log, IDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach ((string key, string value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
+        Process process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {file}");
+        var writer = new StreamWriter(log, append: true) { AutoFlush = true };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (writer) { writer.WriteLine(e.Data); } } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (writer) { writer.WriteLine(e.Data); } } };
+        process.Exited += (_, _) => writer.Dispose();
+        process.EnableRaisingEvents = true;
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    public static async Task StopAsync(Process process)
+    {
+        if (!process.HasExited)
+        {
+            _ = Tmds.Linux.LibC.kill(process.Id, Tmds.Linux.LibC.SIGTERM);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+        }
+    }
+
+    /// <summary>Runs a command to completion; throws with its stderr when it fails.</summary>
+    public static async Task<string> RunAsync(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)}: exit {process.ExitCode}: {await stderr}");
+        }
+
+        return await stdout;
+    }
+
+    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what, Func<string>? detail = null)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > timeout)
+            {
+                throw new TimeoutException($"timed out after {timeout.TotalSeconds} s waiting for {what}{(detail is null ? "" : "\n" + detail())}");
+            }
+
+            await Task.Delay(5);
+        }
+    }
+
+    public static double Median(IEnumerable<double> values)
+    {
+        double[] sorted = [.. values.Order()];
+        return sorted.Length == 0 ? double.NaN : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    public static string Mib(long kib) => (kib / 1024.0).ToString("0.0", CultureInfo.InvariantCulture);
+
+    public static string Tail(string path, int lines = 30) =>
+        File.Exists(path) ? string.Join('\n', File.ReadLines(path).TakeLast(lines)) : "(no log)";
+}
+
+/// <summary>
+/// Counts routes as the kernel announces them (<c>ip monitor route</c>) and notes when the N-th arrived: the exact
+/// moment of convergence without polling the kernel while flanneld programs it.
+/// </summary>
+internal sealed class RouteMonitor : IAsyncDisposable
+{
+    private readonly Process _monitor;
+    private readonly Stopwatch _clock;
+    private readonly string _device;
+    private int _added;
+    private long _reachedAtTicks = -1;
+    private int _target = int.MaxValue;
+
+    private RouteMonitor(Process monitor, Stopwatch clock, string device)
+    {
+        _monitor = monitor;
+        _clock = clock;
+        _device = device;
+        monitor.OutputDataReceived += (_, e) => OnLine(e.Data);
+        monitor.BeginOutputReadLine();
+    }
+
+    public int Added => Volatile.Read(ref _added);
+
+    public static async Task<RouteMonitor> StartAsync(Stopwatch clock, string device)
+    {
+        var start = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string arg in new[] { "-4", "monitor", "route" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var monitor = new RouteMonitor(Process.Start(start)!, clock, device);
+        await Task.Delay(200); // let ip subscribe before anything is programmed
+        return monitor;
+    }
+
+    /// <summary>The time (on the shared clock) the <paramref name="count"/>-th route on the device was added.</summary>
+    public async Task<TimeSpan> WaitForAsync(int count, TimeSpan timeout, Func<string> detail)
+    {
+        Volatile.Write(ref _target, count);
+        await Measure.WaitUntilAsync(() => Interlocked.Read(ref _reachedAtTicks) >= 0 || Added >= count, timeout, $"{count} routes (have {Added})", detail);
+        long ticks = Interlocked.Read(ref _reachedAtTicks);
+        return ticks >= 0 ? TimeSpan.FromTicks(ticks) : _clock.Elapsed;
+    }
+
+    private void OnLine(string? line)
+    {
+        // "10.1.2.0/24 via 10.1.2.0 dev flannel.1 proto 70 onlink" (a deletion starts with "Deleted ").
+        if (line is null || line.StartsWith("Deleted", StringComparison.Ordinal) || !line.Contains($" dev {_device} ", StringComparison.Ordinal) || !line.Contains(" via ", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        int added = Interlocked.Increment(ref _added);
+        if (added == Volatile.Read(ref _target))
+        {
+            Interlocked.Exchange(ref _reachedAtTicks, _clock.Elapsed.Ticks);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _monitor.Kill();
+        _monitor.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>A flanneld binary under test: "native" or "jit" and its path.</summary>
+internal sealed record Flanneld(string Label, string Path)
+{
+    public static Flanneld Parse(string text)
+    {
+        int equals = text.IndexOf('=', StringComparison.Ordinal);
+        return equals > 0 ? new Flanneld(text[..equals], text[(equals + 1)..]) : new Flanneld(System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(text)) ?? text, text);
+    }
+}
+
+internal static class Peers
+{
+    /// <summary>The i-th peer (0-based): subnet 10.(1 + i / 256).(i % 256).0/24, public IP 198.18.(i / 250).(i % 250 + 2), a MAC.</summary>
+    public static (string Subnet, string Network, string PublicIP, string Mac) Of(int i)
+    {
+        string network = string.Create(CultureInfo.InvariantCulture, $"10.{1 + (i / 256)}.{i % 256}.0");
+        return ($"{network}/24", network, string.Create(CultureInfo.InvariantCulture, $"198.18.{1 + (i / 250)}.{(i % 250) + 2}"),
+            string.Create(CultureInfo.InvariantCulture, $"0e:00:{(i >> 16) & 0xff:x2}:{(i >> 8) & 0xff:x2}:{i & 0xff:x2}:01"));
+    }
+
+    public static string BackendData(string mac) => $"{{\"VNI\":1,\"VtepMAC\":\"{mac}\"}}";
+
+    /// <summary>
+    /// What iproute2 needs to program the same objects flanneld does, as the kernel benchmark does it: <c>bridge -batch</c>
+    /// for the FDB entries, <c>ip -batch</c> for the neighbours and onlink routes.
+    /// </summary>
+    public static (string Ip, string Bridge) IpBatch(int count, string device)
+    {
+        var ip = new StringBuilder();
+        var bridge = new StringBuilder();
+        for (int i = 0; i < count; i++)
+        {
+            (string subnet, string network, string publicIP, string mac) = Of(i);
+            ip.Append("neigh replace ").Append(network).Append(" lladdr ").Append(mac).Append(" dev ").Append(device).Append(" nud permanent\n");
+            bridge.Append("fdb replace ").Append(mac).Append(" dev ").Append(device).Append(" dst ").Append(publicIP).Append(" self permanent\n");
+            ip.Append("route replace ").Append(subnet).Append(" via ").Append(network).Append(" dev ").Append(device).Append(" onlink\n");
+        }
+
+        return (ip.ToString(), bridge.ToString());
+    }
+}

@@ -1,0 +1,64 @@
+using System.Globalization;
+using Flannel.Scale;
+
+// Scale figures of whole flanneld processes (root; run through benchmarks/scale.sh, which puts this program in a
+// network namespace of its own with eth0 198.18.0.1/24 (a veth) and deletes it afterwards):
+//
+//   scale.sh etcd --flanneld native=DIR/flanneld [--flanneld jit=DIR2/flanneld] [--peers 5000] [--rounds 3]
+//   scale.sh kube --flanneld native=DIR/flanneld [--nodes 5000] [--updates 2000]
+//
+// etcd: N peer leases in a local etcd; per round a cold start (no flannel.1, nothing programmed) of flanneld until
+// subnet.env is written and until the N-th route is in the kernel (from the kernel's own route notifications), its
+// RSS when steady and its etcd requests; then `ip -batch` programming the same neighbours, FDB entries and onlink
+// routes into a fresh namespace, and the ratio of the two.
+// kube: N nodes of about 5 KB in the Kubernetes API double; time to converged, RSS steady, the RSS peak while it
+// re-lists all nodes after an expired watch, and the CPU time flanneld spends per node update that changes nothing
+// flannel reads (a kubelet heartbeat), net of its idle CPU over as long a time.
+if (args.Length == 0 || args[0] is not ("etcd" or "kube"))
+{
+    Console.Error.WriteLine("usage: Flannel.Scale etcd|kube --flanneld LABEL=PATH [--flanneld ...] [--peers N|--nodes N] [--rounds R] [--updates U]");
+    return 2;
+}
+
+List<Flanneld> binaries = [];
+int peers = 5000, rounds = 3, updates = 2000;
+for (int i = 1; i < args.Length - 1; i += 2)
+{
+    switch (args[i])
+    {
+        case "--flanneld": binaries.Add(Flanneld.Parse(args[i + 1])); break;
+        case "--peers" or "--nodes": peers = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--rounds": rounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--updates": updates = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
+    }
+}
+
+if (binaries.Count == 0 || Environment.UserName != "root")
+{
+    Console.Error.WriteLine("needs root and at least one --flanneld");
+    return 2;
+}
+
+string work = Directory.CreateTempSubdirectory("flannel-scale-").FullName;
+Console.WriteLine($"load average {File.ReadAllText("/proc/loadavg").Trim()}; {Environment.ProcessorCount} CPUs; work {work}");
+try
+{
+    if (args[0] == "etcd")
+    {
+        await EtcdScale.RunAsync(binaries, peers, rounds, work);
+    }
+    else
+    {
+        foreach (Flanneld flanneld in binaries)
+        {
+            await KubeScale.RunAsync(flanneld, peers, updates, work);
+        }
+    }
+}
+finally
+{
+    Console.WriteLine($"logs in {work}");
+}
+
+return 0;
