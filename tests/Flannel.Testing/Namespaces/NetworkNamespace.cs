@@ -180,7 +180,7 @@ public sealed class NetworkNamespace : IAsyncDisposable
             alive.RemoveAll(static pid => Tmds.Linux.LibC.kill(pid, 0) != 0);
             if (Environment.TickCount64 > deadline)
             {
-                alive.ForEach(static pid => Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGKILL));
+                alive.ForEach(static pid => _ = Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGKILL));
                 break;
             }
 

@@ -10,7 +10,7 @@ namespace Flannel.Testing.Namespaces;
 /// pinned on a private mount): <c>sockets/</c>, which the namespace sees as /var/run/wireguard and everyone else sees
 /// at its real path, and <c>mnt</c>, the pinned namespace. The namespace is a slave of the root one, so network
 /// namespaces created later (pods) are visible inside it, while its own bind mount stays inside. Run a program in it
-/// with <see cref="Enter"/> (<c>nsenter --mount=mnt -- …</c>); its children (wireguard-go) stay in it.
+/// with <see cref="Enter(string[])"/> (<c>nsenter --mount=mnt -- …</c>); its children (wireguard-go) stay in it.
 /// </remarks>
 public sealed class WireGuardMountNamespace : IAsyncDisposable
 {
