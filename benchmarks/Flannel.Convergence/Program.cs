@@ -18,11 +18,16 @@ using Microsoft.Extensions.Options;
 // when the startup reconciliation has been acknowledged by the kernel for every object (3 per peer, 4 in
 // nexthop mode); the route count is then checked with a dump. Afterwards single lease events are sent one at
 // a time and timed from the write to the RTM_NEWROUTE notification for that subnet (event -> route latency).
+// Probe load (issue 14): `-- --probe-load 5000 [--probe-interval 60] [--probe-window 60]` measures the agent's peer
+// probes against N peers that never answer (ProbeLoad.cs).
 
 int[] peerCounts = [1000, 5000];
 string[] modes = ["classic", "nexthop"];
 int events = 500;
 int repeat = 3;
+int probeLoad = 0;
+int probeInterval = 60;
+int probeWindow = 60;
 for (int i = 0; i < args.Length - 1; i += 2)
 {
     switch (args[i])
@@ -31,6 +36,9 @@ for (int i = 0; i < args.Length - 1; i += 2)
         case "--modes": modes = args[i + 1].Split(','); break;
         case "--events": events = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
         case "--repeat": repeat = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--probe-load": probeLoad = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--probe-interval": probeInterval = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--probe-window": probeWindow = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }
 }
@@ -39,6 +47,11 @@ if (Environment.UserName != "root")
 {
     Console.Error.WriteLine("needs root (network namespaces)");
     return 2;
+}
+
+if (probeLoad > 0)
+{
+    return await ProbeLoad.RunAsync(probeLoad, TimeSpan.FromSeconds(probeInterval), TimeSpan.FromSeconds(probeWindow));
 }
 
 // One small discarded run first, so that JIT compilation is not counted in the first figures.

@@ -24,12 +24,15 @@ namespace Flannel.Reconciliation;
 /// The shared engine of the vxlan and host-gw networks: the desired-state model, the event and reconcile
 /// paths, resync ticks, retry backoff and the notification watch.
 /// </summary>
-public abstract partial class ReconcilingNetwork : INetwork
+public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSource
 {
     private static readonly TimeSpan s_firstRetryDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan s_maxWatchBackoff = TimeSpan.FromSeconds(30);
 
     private readonly Dictionary<string, PeerState> _peers = new(StringComparer.Ordinal);
+
+    // Read by the agent's status from other threads; written by the one loop after each diff.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PeerKernelStatus> _kernelStatus = new(StringComparer.Ordinal);
     private readonly List<(string Key, PeerState State)> _removedSinceLastPass = [];
     private readonly Dictionary<System.Net.IPNetwork, string> _subnetOwners = [];
     private readonly TimeSpan _resyncInterval;
@@ -278,6 +281,7 @@ public abstract partial class ReconcilingNetwork : INetwork
             }
             else if (_peers.Remove(key, out PeerState? removed))
             {
+                _kernelStatus.TryRemove(key, out _);
                 IndexSubnets(removed.Lease, key, add: false);
                 // A removal, or the peer switched to another backend type: its objects go.
                 touched.Add(key);
@@ -358,7 +362,7 @@ public abstract partial class ReconcilingNetwork : INetwork
             {
                 if (_peers.TryGetValue(key, out PeerState? state))
                 {
-                    RecordProgrammed(state, key, plan, outcome);
+                    RecordProgrammed(state, key, plan, outcome, againstKernel: false);
                 }
             }
 
@@ -407,7 +411,7 @@ public abstract partial class ReconcilingNetwork : INetwork
             ApplyOutcome outcome = await ExecuteAsync(plan, counting, cancellationToken).ConfigureAwait(false);
             foreach ((string key, PeerState state) in _peers)
             {
-                RecordProgrammed(state, key, plan, outcome);
+                RecordProgrammed(state, key, plan, outcome, againstKernel: reason != "startup");
             }
 
             if (!plan.IsEmpty)
@@ -450,17 +454,47 @@ public abstract partial class ReconcilingNetwork : INetwork
         }
     }
 
-    private static void RecordProgrammed(PeerState state, string key, ReconcilePlan plan, ApplyOutcome outcome)
+    /// <inheritdoc />
+    public PeerKernelStatus GetPeerKernelStatus(string leaseKey) =>
+        _kernelStatus.TryGetValue(leaseKey, out PeerKernelStatus? status) ? status : PeerKernelStatus.Unknown;
+
+    /// <summary>
+    /// Records what the last diff found for a peer. Only a diff against a kernel dump (<paramref name="againstKernel"/>,
+    /// every reconciliation but the first) can find objects missing or drifted; the event path and the startup pass
+    /// program what the peer needs, which is not a repair.
+    /// </summary>
+    private void RecordProgrammed(PeerState state, string key, ReconcilePlan plan, ApplyOutcome outcome, bool againstKernel)
     {
+        DateTimeOffset now = TimeProvider.GetUtcNow();
         if (outcome.FailedOwners.Contains(key))
         {
             state.Programmed = null;
             state.Failed = true;
+            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "the kernel refused one of its objects; the peer is withdrawn and retried", now);
+            return;
         }
-        else if (!state.Failed)
+
+        if (state.Failed)
         {
-            state.Programmed = plan.DesiredByOwner.TryGetValue(key, out List<KernelObject>? objects) ? objects : [];
+            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "its lease cannot be programmed (see the agent's log)", now);
+            return;
         }
+
+        List<KernelObject> objects = plan.DesiredByOwner.TryGetValue(key, out List<KernelObject>? desired) ? desired : [];
+        state.Programmed = objects;
+        PlannedStep[] repairs = againstKernel ? [.. plan.Steps.Where(s => s.Target.Owner == key && s.Action != RepairAction.Deleted)] : [];
+        if (repairs.Length == 0)
+        {
+            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Programmed, null, now);
+            return;
+        }
+
+        bool drifted = repairs.Any(s => s.Action == RepairAction.Fixed);
+        string what = string.Join("; ", repairs.Select(s => $"{(s.Action == RepairAction.Fixed ? "fixed" : "re-added")} {s.Target.Description}"));
+        _kernelStatus[key] = new PeerKernelStatus(
+            drifted ? PeerKernelState.Drifted : PeerKernelState.Missing,
+            $"{repairs.Length} of {objects.Count} objects {(drifted ? "differed" : "were missing")}: {what}",
+            now);
     }
 
     /// <summary>Sends a plan as one batch, withdraws peers whose objects failed, and counts repairs.</summary>

@@ -91,6 +91,16 @@ internal static class FlanneldHost
         // flannel's only host-side WireGuard knob is $WIREGUARD_KEY_FILE, which the backend reads itself. Several
         // flanneld on one machine each need a private /var/run/wireguard (a mount namespace): see docs/backends.md.
         flannel.AddWireGuardBackend();
+        AddSubnetStore(flannel, options);
+        flannel.UseTrafficManager();
+        flannel.AddAgent(o => ApplyAgentOptions(o, options));
+        builder.Services.AddHostedService<SystemdNotifier>();
+        overrides?.Invoke(builder.Services);
+    }
+
+    /// <summary>The store flanneld's flags name: etcd by default, the Kubernetes API with --kube-subnet-mgr (also used by <c>flanneld doctor</c>).</summary>
+    internal static void AddSubnetStore(IFlannelBuilder flannel, FlanneldOptions options)
+    {
         if (options.KubeSubnetManager)
         {
             flannel.AddKubeSubnetStore(o =>
@@ -116,11 +126,6 @@ internal static class FlanneldHost
                 o.SubnetLeaseRenewMargin = options.SubnetLeaseRenewMarginMinutes;
             });
         }
-
-        flannel.UseTrafficManager();
-        flannel.AddAgent(o => ApplyAgentOptions(o, options));
-        builder.Services.AddHostedService<SystemdNotifier>();
-        overrides?.Invoke(builder.Services);
     }
 
     /// <summary>Maps flanneld's flags onto the agent's options.</summary>

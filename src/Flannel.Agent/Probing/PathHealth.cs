@@ -1,0 +1,179 @@
+using System.Text.Json.Serialization;
+
+namespace Flannel.Agent.Probing;
+
+/// <summary>Whether a path to a peer works.</summary>
+public enum Reachability
+{
+    /// <summary>Not probed yet, or not enough results to tell.</summary>
+    [JsonStringEnumMemberName("unknown")]
+    Unknown,
+
+    /// <summary>The peer answers over this path.</summary>
+    [JsonStringEnumMemberName("reachable")]
+    Reachable,
+
+    /// <summary>The peer stopped answering over this path.</summary>
+    [JsonStringEnumMemberName("unreachable")]
+    Unreachable,
+}
+
+/// <summary>A path's change of state, reported once when it happens.</summary>
+/// <param name="From">The state before.</param>
+/// <param name="To">The state after.</param>
+/// <param name="At">When.</param>
+/// <param name="Flapping">The path is flapping (changes are logged once, not each time).</param>
+internal readonly record struct PathTransition(Reachability From, Reachability To, DateTimeOffset At, bool Flapping);
+
+/// <summary>
+/// One path (overlay or underlay) to one peer: its state machine, and RTT and loss over a window of results.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A single lost probe never changes the state. A result that contradicts the state asks for a confirmation probe
+/// (<see cref="NeedsConfirmation"/>) and the state changes only after <see cref="FabricProbeOptions.FailureThreshold"/>
+/// consecutive failures, or <see cref="FabricProbeOptions.RecoveryThreshold"/> consecutive replies. The first reply
+/// of an unknown path makes it reachable at once; an unknown path becomes unreachable after the same number of
+/// failures as a reachable one.
+/// </para>
+/// <para>
+/// Flapping suppression: a path that changed state <see cref="FabricProbeOptions.FlapThreshold"/> times within
+/// <see cref="FabricProbeOptions.FlapWindow"/> is flapping. It then goes down as before, but comes back up only
+/// after answering for <see cref="FabricProbeOptions.HoldDown"/> without a failure, and its changes are flagged so
+/// that they are logged once rather than each time. Not thread-safe: the owner serialises access.
+/// </para>
+/// </remarks>
+internal sealed class PathHealth
+{
+    private readonly FabricProbeOptions _options;
+    private readonly bool[] _replied;
+    private readonly double[] _rttMilliseconds;
+    private readonly Queue<DateTimeOffset> _transitions = new();
+    private int _count;
+    private int _next;
+    private int _consecutiveFailures;
+    private int _consecutiveReplies;
+    private DateTimeOffset? _replyStreakStart;
+
+    public PathHealth(FabricProbeOptions options)
+    {
+        _options = options;
+        int window = Math.Max(1, options.Window);
+        _replied = new bool[window];
+        _rttMilliseconds = new double[window];
+    }
+
+    public Reachability State { get; private set; }
+
+    /// <summary>When the state last changed; null while it never did.</summary>
+    public DateTimeOffset? Since { get; private set; }
+
+    public long Sent { get; private set; }
+
+    public long Received { get; private set; }
+
+    public EchoResult? LastResult { get; private set; }
+
+    public DateTimeOffset? LastProbeAt { get; private set; }
+
+    /// <summary>The last result contradicts the state and the threshold is not reached yet: probe again soon.</summary>
+    public bool NeedsConfirmation =>
+        (State != Reachability.Unreachable && _consecutiveFailures > 0 && _consecutiveFailures < _options.FailureThreshold)
+        || (State == Reachability.Unreachable && _consecutiveReplies > 0 && _consecutiveReplies < _options.RecoveryThreshold);
+
+    /// <summary>True while the path changed state at least FlapThreshold times within FlapWindow.</summary>
+    public bool IsFlapping(DateTimeOffset now)
+    {
+        while (_transitions.Count > 0 && now - _transitions.Peek() > _options.FlapWindow)
+        {
+            _transitions.Dequeue();
+        }
+
+        return _transitions.Count >= _options.FlapThreshold;
+    }
+
+    /// <summary>Records one result; returns the transition when the state changed.</summary>
+    public PathTransition? Record(EchoResult result, DateTimeOffset now)
+    {
+        Sent++;
+        LastResult = result;
+        LastProbeAt = now;
+        _replied[_next] = result.Succeeded;
+        _rttMilliseconds[_next] = result.Succeeded ? result.RoundTripTime.TotalMilliseconds : 0;
+        _next = (_next + 1) % _replied.Length;
+        _count = Math.Min(_count + 1, _replied.Length);
+
+        Reachability next = State;
+        if (result.Succeeded)
+        {
+            Received++;
+            _consecutiveFailures = 0;
+            _consecutiveReplies++;
+            _replyStreakStart ??= now;
+            if (State == Reachability.Unknown)
+            {
+                next = Reachability.Reachable;
+            }
+            else if (State == Reachability.Unreachable && _consecutiveReplies >= _options.RecoveryThreshold
+                && (!IsFlapping(now) || now - _replyStreakStart.Value >= _options.HoldDown))
+            {
+                next = Reachability.Reachable;
+            }
+        }
+        else
+        {
+            _consecutiveReplies = 0;
+            _replyStreakStart = null;
+            _consecutiveFailures++;
+            if (State != Reachability.Unreachable && _consecutiveFailures >= _options.FailureThreshold)
+            {
+                next = Reachability.Unreachable;
+            }
+        }
+
+        if (next == State)
+        {
+            return null;
+        }
+
+        Reachability from = State;
+        State = next;
+        Since = now;
+        if (from != Reachability.Unknown)
+        {
+            _transitions.Enqueue(now);
+        }
+
+        return new PathTransition(from, next, now, IsFlapping(now));
+    }
+
+    /// <summary>The current figures.</summary>
+    public PathStatistics Statistics()
+    {
+        int replies = 0;
+        double sum = 0;
+        double min = double.MaxValue;
+        double max = 0;
+        for (int i = 0; i < _count; i++)
+        {
+            if (_replied[i])
+            {
+                replies++;
+                sum += _rttMilliseconds[i];
+                min = Math.Min(min, _rttMilliseconds[i]);
+                max = Math.Max(max, _rttMilliseconds[i]);
+            }
+        }
+
+        return new PathStatistics(
+            Samples: _count,
+            LossPercent: _count == 0 ? null : Math.Round(100.0 * (_count - replies) / _count, 1),
+            RttMinMilliseconds: replies == 0 ? null : Math.Round(min, 3),
+            RttAvgMilliseconds: replies == 0 ? null : Math.Round(sum / replies, 3),
+            RttMaxMilliseconds: replies == 0 ? null : Math.Round(max, 3),
+            RttLastMilliseconds: LastResult is { Succeeded: true } last ? Math.Round(last.RoundTripTime.TotalMilliseconds, 3) : null);
+    }
+}
+
+/// <summary>RTT and loss over a path's window.</summary>
+internal readonly record struct PathStatistics(int Samples, double? LossPercent, double? RttMinMilliseconds, double? RttAvgMilliseconds, double? RttMaxMilliseconds, double? RttLastMilliseconds);
