@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Flannel.Netlink;
+using Flannel.Subnets;
 
 namespace Flannel.Backends.Vxlan;
 
@@ -43,6 +44,54 @@ internal static class VxlanBackendData
         }
 
         throw new FormatException($"{field} '{backendData}' has no VtepMAC");
+    }
+
+    /// <summary>Rule name: the VtepMAC is missing, malformed, zero or multicast.</summary>
+    public const string VtepMacRule = "vtep-mac";
+
+    /// <summary>Rule name: the VNI is missing or not this network's.</summary>
+    public const string VniRule = "vni";
+
+    /// <summary>
+    /// The vxlan admission rules for one family's BackendData: a unicast, non-zero VtepMAC (the kernel refuses a
+    /// multicast one in the FDB) and this network's VNI (a peer on another VNI cannot decapsulate our frames).
+    /// </summary>
+    public static LeaseRejection? Check(string? backendData, string field, uint vni)
+    {
+        MacAddress mac;
+        try
+        {
+            mac = ParseVtepMac(backendData, field);
+        }
+        catch (FormatException ex)
+        {
+            return new LeaseRejection(VtepMacRule, ex.Message);
+        }
+
+        if (mac.IsMulticast)
+        {
+            return new LeaseRejection(VtepMacRule, $"{field}.VtepMAC '{mac}' is a multicast address, not a VTEP");
+        }
+
+        uint? peerVni = ReadVni(backendData!);
+        return peerVni == vni
+            ? null
+            : new LeaseRejection(VniRule, $"{field}.VNI {(peerVni is { } v ? v.ToString(CultureInfo.InvariantCulture) : "(missing)")} is not this network's VNI {vni}");
+    }
+
+    /// <summary>The VNI of well-formed BackendData, or null when it has none (Go's decoder matches names case-insensitively).</summary>
+    private static uint? ReadVni(string backendData)
+    {
+        using JsonDocument document = JsonDocument.Parse(backendData);
+        foreach (JsonProperty property in document.RootElement.EnumerateObject())
+        {
+            if (string.Equals(property.Name, "VNI", StringComparison.OrdinalIgnoreCase))
+            {
+                return property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetUInt32(out uint vni) ? vni : null;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Reads a VtepMAC if the data has a valid one (used for the MAC this node published before a restart).</summary>

@@ -23,7 +23,7 @@ namespace Flannel.Backends.Vxlan;
 // are recognised as ours because they are permanent entries on our own device.
 
 /// <summary>The VXLAN network on this node: its devices and the per-peer objects.</summary>
-internal sealed partial class VxlanNetwork : ReconcilingNetwork
+internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
 {
     private readonly VxlanDevice? _v4;
     private readonly VxlanDevice? _v6;
@@ -128,6 +128,29 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
         return false;
     }
 
+    /// <summary>
+    /// The vxlan rules for a remote lease, checked before it is programmed: for each family this node runs, a
+    /// unicast non-zero VtepMAC and our VNI. Leases of other backend types are left to <see cref="IsForThisBackend"/>.
+    /// </summary>
+    public LeaseRejection? Check(Lease lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        if (!string.Equals(lease.Attributes.BackendType, VxlanBackend.TypeName, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        if (_v4 is not null && lease.Subnet is not null
+            && VxlanBackendData.Check(lease.Attributes.BackendData, "BackendData", _config.Vni) is { } rejection)
+        {
+            return rejection;
+        }
+
+        return _v6 is not null && lease.IPv6Subnet is not null
+            ? VxlanBackendData.Check(lease.Attributes.BackendV6Data, "BackendV6Data", _config.Vni)
+            : null;
+    }
+
     /// <inheritdoc />
     protected override string? ResyncReasonFor(NetlinkNotification notification)
     {
@@ -180,6 +203,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
     protected override async ValueTask<IReadOnlyList<KernelObject>> DumpOwnedAsync(CancellationToken cancellationToken)
     {
         var owned = new List<KernelObject>();
+        HashSet<uint> ourNexthops = await DumpNexthopsAsync(owned, cancellationToken).ConfigureAwait(false);
         foreach (VxlanDevice device in Devices)
         {
             IPNetwork? cluster = device.Family == AddressFamily.InterNetwork ? _networkConfig.Network : _networkConfig.IPv6Network;
@@ -187,9 +211,12 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
             var filter = new RouteFilter { Family = device.Family, Table = RouteDefaults.MainTable, Protocol = RouteDefaults.ProtocolFlannel };
             foreach (RouteInfo route in await Netlink.ListRoutesAsync(filter, cancellationToken).ConfigureAwait(false))
             {
-                // Our protocol and inside our cluster network: another Flannel.NET daemon with another network
-                // (a second --etcd-prefix) keeps its routes.
-                if (route.Destination != ownSubnet && (cluster is not { } net || Contains(net, route.Destination)))
+                // Every route of our protocol through our device is ours, wherever it points (a peer outside the
+                // network, programmed before admission existed or before Network changed, is garbage too). A
+                // DirectRouting route leaves through the shared underlay device: there only routes inside our
+                // cluster network are ours, so another Flannel.NET daemon with another network keeps its routes.
+                bool onOurDevice = route.LinkIndex == device.Index || (route.NexthopId is { } id && ourNexthops.Contains(id));
+                if (route.Destination != ownSubnet && (onOurDevice || cluster is not { } net || Contains(net, route.Destination)))
                 {
                     owned.Add(KernelObject.ForObservedRoute(route));
                 }
@@ -219,12 +246,13 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
             }
         }
 
-        await DumpNexthopsAsync(owned, cancellationToken).ConfigureAwait(false);
         return owned;
     }
 
-    private async ValueTask DumpNexthopsAsync(List<KernelObject> owned, CancellationToken cancellationToken)
+    /// <summary>Adds our nexthop objects to <paramref name="owned"/> and returns their ids.</summary>
+    private async ValueTask<HashSet<uint>> DumpNexthopsAsync(List<KernelObject> owned, CancellationToken cancellationToken)
     {
+        var ours = new HashSet<uint>();
         IReadOnlyList<NexthopInfo> nexthops;
         try
         {
@@ -232,7 +260,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
         }
         catch (NetlinkException) when (_routeMode == VxlanRouteMode.Classic)
         {
-            return; // a kernel without nexthop objects; classic mode needs none
+            return ours; // a kernel without nexthop objects; classic mode needs none
         }
 
         int[] ourLinks = Devices.Select(d => d.Index).ToArray();
@@ -242,11 +270,14 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork
             // Deleting one of these also deletes the routes through it, which is why only ours are listed.
             if (nexthop.Protocol == RouteDefaults.ProtocolFlannel && nexthop.LinkIndex is { } link && ourLinks.Contains(link) && nexthop.Gateway is { } gateway)
             {
+                ours.Add(nexthop.Id);
                 owned.Add(KernelObject.ForNexthop(
                     new NexthopSpec { Id = nexthop.Id, Gateway = gateway, LinkIndex = link, OnLink = nexthop.OnLink },
                     owner: null));
             }
         }
+
+        return ours;
     }
 
     /// <inheritdoc />

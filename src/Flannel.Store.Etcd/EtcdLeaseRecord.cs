@@ -53,6 +53,7 @@ internal sealed record EtcdLeaseRecord(string Key, Lease Lease, long EtcdLeaseId
             // key disappears from etcd when its lease ends, and watchers see that as a removal.
             Expiration = kv.Lease == 0 ? null : now + ttl,
             Revision = kv.ModRevision,
+            CreateRevision = kv.CreateRevision,
         };
         return new EtcdLeaseRecord(key, lease, kv.Lease, kv.Value, valid);
     }

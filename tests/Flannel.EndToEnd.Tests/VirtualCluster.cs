@@ -215,6 +215,23 @@ internal sealed class VirtualCluster : IAsyncDisposable
         await StopAsync(process);
     }
 
+    /// <summary>The process ID of a node's running flanneld.</summary>
+    public int FlanneldPid(string node) => _flanneld[node].Id;
+
+    /// <summary>
+    /// The CPU time (user + system) a process has used so far, from <c>/proc/PID/stat</c> (fields 14 and 15, in clock
+    /// ticks of 1/100 s on Linux).
+    /// </summary>
+    public static TimeSpan CpuTime(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+
+        // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        long ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds(ticks / 100.0);
+    }
+
     public string FlanneldLog(string node)
     {
         string path = Path.Combine(_work, $"flanneld-{node}.log");

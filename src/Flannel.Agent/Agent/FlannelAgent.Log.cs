@@ -62,6 +62,9 @@ public sealed partial class FlannelAgent
     [LoggerMessage(EventId = 7018, Level = LogLevel.Information, Message = "[{Agent}] Stopped; the data plane (device, routes, rules, subnet.env, lease) is left in place")]
     private static partial void LogStopped(ILogger logger, string agent);
 
+    [LoggerMessage(EventId = 7030, Level = LogLevel.Warning, Message = "[{Agent}] Rejecting lease {Lease} ({Rule}): {Reason}; it is not programmed, and checked again when it or what blocks it changes")]
+    private static partial void LogLeaseRejected(ILogger logger, string agent, string lease, string rule, string reason);
+
     private static void LogLeaseBatch(ILogger logger, string agent, bool snapshot, int added, int removed, int peers) =>
         LogLeaseBatchCore(logger, agent, snapshot ? "snapshot" : "events", added, removed, peers);
 }

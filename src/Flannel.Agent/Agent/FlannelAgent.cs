@@ -411,7 +411,7 @@ public sealed partial class FlannelAgent : BackgroundService
     /// </summary>
     private async IAsyncEnumerable<IReadOnlyList<LeaseEvent>> RemoteLeaseEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var remote = new RemoteLeaseTracker(OwnLease);
+        var remote = new RemoteLeaseTracker(OwnLease, _config, _network as ILeaseAdmission, OnLeaseRejected);
         _tracker = remote;
         TimeSpan delay = _options.StoreRetryInitialDelay;
         bool seenSnapshot = false;
@@ -487,6 +487,12 @@ public sealed partial class FlannelAgent : BackgroundService
             await Task.Delay(delay, _timeProvider, cancellationToken).ConfigureAwait(false);
             delay = NextDelay(delay);
         }
+    }
+
+    private void OnLeaseRejected(Lease lease, LeaseRejection rejection)
+    {
+        LogLeaseRejected(_logger, _options.Name, lease.Key, rejection.Rule, rejection.Reason);
+        _metrics.RecordLeaseRejected(_options.Name, rejection.Rule);
     }
 
     private async ValueTask<T> RetryStoreAsync<T>(string what, Func<CancellationToken, ValueTask<T>> call, CancellationToken cancellationToken)

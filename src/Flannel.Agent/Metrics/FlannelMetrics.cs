@@ -28,6 +28,7 @@ public sealed class FlannelMetrics : IDisposable
     private readonly Counter<long> _programmedObjects;
     private readonly Counter<long> _netlinkErrors;
     private readonly Counter<long> _watchRestarts;
+    private readonly Counter<long> _rejectedLeases;
     private readonly Histogram<double> _applyDuration;
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>, or on an own meter when null.</summary>
@@ -46,6 +47,7 @@ public sealed class FlannelMetrics : IDisposable
         _programmedObjects = _meter.CreateCounter<long>("flannel.netlink.programmed_objects", "{object}", "Kernel objects (routes, neighbours, FDB entries, addresses, links) written successfully.");
         _netlinkErrors = _meter.CreateCounter<long>("flannel.netlink.errors", "{error}", "Netlink requests the kernel refused, by operation and errno.");
         _watchRestarts = _meter.CreateCounter<long>("flannel.lease_watch.restarts", "{restart}", "Times the lease watch failed and was restarted, or re-listed the store.");
+        _rejectedLeases = _meter.CreateCounter<long>("flannel.leases.rejected", "{lease}", "Remote leases refused by an admission rule (outside the network, overlapping, own public IP, backend rules), counted once per lease and rule.");
         _applyDuration = _meter.CreateHistogram<double>("flannel.lease_events.apply_duration", "s", "Time the backend took to program one batch of lease events.");
         _meter.CreateObservableGauge("flannel.peers", ObservePeers, "{peer}", "Remote leases currently known to the agent.");
         _meter.CreateObservableGauge("flannel.lease.age", ObserveLeaseAge, "s", "Seconds since this node's lease was acquired or last renewed.");
@@ -70,6 +72,10 @@ public sealed class FlannelMetrics : IDisposable
     /// <summary>Counts a lease watch restart; <paramref name="reason"/> is <c>error</c> or <c>relist</c>.</summary>
     public void RecordWatchRestart(string agentName, string reason) =>
         _watchRestarts.Add(1, new TagList { { "agent", agentName }, { "reason", reason } });
+
+    /// <summary>Counts a remote lease refused by the admission rule <paramref name="rule"/>.</summary>
+    public void RecordLeaseRejected(string agentName, string rule) =>
+        _rejectedLeases.Add(1, new TagList { { "agent", agentName }, { "rule", rule } });
 
     /// <summary>Records how long a backend took to program one batch of lease events.</summary>
     public void RecordApplyDuration(string agentName, TimeSpan duration, int events) =>

@@ -26,6 +26,12 @@ public sealed record Lease
     /// </summary>
     public long Revision { get; init; }
 
+    /// <summary>
+    /// When the lease was created, in the store's order (the etcd create revision); 0 when unknown. When two leases
+    /// overlap, the one created first is kept (<see cref="RemoteLeaseTracker"/>).
+    /// </summary>
+    public long CreateRevision { get; init; }
+
     /// <summary>True when the lease is a reservation: it never expires and is never given to another node.</summary>
     public bool IsReservation => Expiration is null;
 

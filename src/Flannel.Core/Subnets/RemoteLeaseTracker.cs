@@ -1,11 +1,14 @@
 using System.Net;
 using System.Runtime.CompilerServices;
+using Flannel.Configuration;
+using Flannel.Networking;
 
 namespace Flannel.Subnets;
 
 /// <summary>
 /// Turns a store's lease watch (<see cref="ISubnetStore.WatchLeasesAsync"/>) into the batches of remote lease
-/// events a backend consumes (<c>INetwork.RunAsync</c>): flannel's <c>LeaseWatcher</c>, with its gaps fixed.
+/// events a backend consumes (<c>INetwork.RunAsync</c>): flannel's <c>LeaseWatcher</c>, with its gaps fixed, and an
+/// admission check flannel does not have.
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
@@ -18,21 +21,57 @@ namespace Flannel.Subnets;
 /// <item>A re-delivery of a lease whose subnets and attributes did not change (every renewal) is dropped; flannel
 /// re-delivered it as Added each time.</item>
 /// <item>Later batches that end up empty are not yielded.</item>
+/// <item>Only admitted leases reach the backend (flannel programs whatever is in the store). A lease is admitted when
+/// its subnets lie inside the configured networks, its public IP is not this node's, the backend's own rules
+/// (<see cref="ILeaseAdmission"/>) accept it, and its subnets overlap neither this node's subnet nor the subnet of
+/// an admitted lease. On an overlap the admitted lease stays; among new leases the one created first (lower
+/// <see cref="Lease.CreateRevision"/>, then first seen) wins. A rejected lease is reported once per rule through
+/// the rejection callback and re-checked when the lease blocking it goes away or the lease changes.</item>
 /// </list>
 /// Leases are identified by their subnet key. <see cref="Apply"/> is not thread-safe; <see cref="OwnLease"/> may be
 /// changed from another thread (the keep-alive loop) while a watch is being tracked.
 /// </remarks>
 public sealed class RemoteLeaseTracker
 {
+    private readonly Dictionary<string, Candidate> _candidates = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Lease> _remote = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LeaseRejection> _rejected = new(StringComparer.Ordinal);
+    private readonly SubnetIndex _admittedSubnets = new();
+    private readonly IPNetwork? _network;
+    private readonly IPNetwork? _ipv6Network;
+    private readonly bool _checkNetworks;
+    private readonly ILeaseAdmission? _backendRules;
+    private readonly Action<Lease, LeaseRejection>? _onRejected;
     private volatile Lease? _ownLease;
+    private Lease? _appliedOwnLease;
+    private long _sequence;
 
-    /// <summary>Creates a tracker that filters out <paramref name="ownLease"/>.</summary>
-    public RemoteLeaseTracker(Lease? ownLease = null) => _ownLease = ownLease;
+    /// <summary>Creates a tracker that filters out <paramref name="ownLease"/> and admits every other lease.</summary>
+    public RemoteLeaseTracker(Lease? ownLease = null)
+        : this(ownLease, config: null, backendRules: null, onRejected: null)
+    {
+    }
+
+    /// <summary>Creates a tracker that filters out <paramref name="ownLease"/> and admits only leases that fit.</summary>
+    /// <param name="ownLease">This node's lease.</param>
+    /// <param name="config">The network config whose <c>Network</c> and <c>IPv6Network</c> every subnet must lie in; null to skip that rule.</param>
+    /// <param name="backendRules">The backend's own rules, or null.</param>
+    /// <param name="onRejected">Called once each time a lease is rejected, or rejected by another rule than before.</param>
+    public RemoteLeaseTracker(Lease? ownLease, NetworkConfig? config, ILeaseAdmission? backendRules = null, Action<Lease, LeaseRejection>? onRejected = null)
+    {
+        _ownLease = ownLease;
+        _appliedOwnLease = ownLease;
+        _checkNetworks = config is not null;
+        _network = config?.Network;
+        _ipv6Network = config?.IPv6Network;
+        _backendRules = backendRules;
+        _onRejected = onRejected;
+    }
 
     /// <summary>
     /// This node's lease, never reported. Set it again when the keep-alive loop re-acquires a different subnet;
-    /// a cached remote lease that now matches it is dropped from the cache silently.
+    /// at the next <see cref="Apply"/> a cached remote lease that now matches it is dropped from the cache silently,
+    /// one that now overlaps it is removed and rejected, and rejected leases are checked again.
     /// </summary>
     public Lease? OwnLease
     {
@@ -40,8 +79,11 @@ public sealed class RemoteLeaseTracker
         set => _ownLease = value;
     }
 
-    /// <summary>The remote leases currently known, by subnet key.</summary>
+    /// <summary>The remote leases admitted and reported to the backend, by subnet key.</summary>
     public IReadOnlyDictionary<string, Lease> RemoteLeases => _remote;
+
+    /// <summary>The remote leases currently rejected, by subnet key, with the rule each broke.</summary>
+    public IReadOnlyDictionary<string, LeaseRejection> RejectedLeases => _rejected;
 
     /// <summary>Applies one watch item and returns the resulting events (possibly none).</summary>
     public IReadOnlyList<LeaseEvent> Apply(LeaseWatchResult item)
@@ -49,48 +91,66 @@ public sealed class RemoteLeaseTracker
         ArgumentNullException.ThrowIfNull(item);
         Lease? own = _ownLease;
         var events = new List<LeaseEvent>();
-        DropOwnFromCache(own, events);
+        var dirty = new HashSet<string>(StringComparer.Ordinal);
+        if (!ReferenceEquals(own, _appliedOwnLease))
+        {
+            // Our subnet or public IP changed: every remote lease is checked again.
+            _appliedOwnLease = own;
+            DropOwnFromCache(own, events);
+            dirty.UnionWith(_candidates.Keys);
+        }
+
         if (item.Snapshot is { } snapshot)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (Lease lease in snapshot)
             {
-                if (IsOwn(lease, own))
+                if (!IsOwn(lease, own))
+                {
+                    seen.Add(lease.Key);
+                    Offer(lease, dirty);
+                }
+            }
+
+            foreach (string key in _candidates.Keys)
+            {
+                if (!seen.Contains(key))
+                {
+                    dirty.Add(key);
+                }
+            }
+
+            foreach (string key in dirty)
+            {
+                if (!seen.Contains(key))
+                {
+                    _candidates.Remove(key);
+                }
+            }
+        }
+        else
+        {
+            foreach (LeaseEvent change in item.Events)
+            {
+                if (IsOwn(change.Lease, own))
                 {
                     continue;
                 }
 
-                seen.Add(lease.Key);
-                AddOrUpdate(lease, events);
-            }
-
-            foreach (KeyValuePair<string, Lease> cached in _remote.ToArray())
-            {
-                if (!seen.Contains(cached.Key))
+                if (change.Type == LeaseEventType.Added)
                 {
-                    _remote.Remove(cached.Key);
-                    events.Add(new LeaseEvent(LeaseEventType.Removed, cached.Value));
+                    Offer(change.Lease, dirty);
+                }
+                else if (_candidates.Remove(change.Lease.Key))
+                {
+                    dirty.Add(change.Lease.Key);
                 }
             }
-
-            return events;
         }
 
-        foreach (LeaseEvent change in item.Events)
+        if (dirty.Count > 0)
         {
-            if (IsOwn(change.Lease, own))
-            {
-                continue;
-            }
-
-            if (change.Type == LeaseEventType.Added)
-            {
-                AddOrUpdate(change.Lease, events);
-            }
-            else if (_remote.Remove(change.Lease.Key, out Lease? cached))
-            {
-                events.Add(new LeaseEvent(LeaseEventType.Removed, cached));
-            }
+            Admit(dirty, own, events);
         }
 
         return events;
@@ -117,46 +177,314 @@ public sealed class RemoteLeaseTracker
         }
     }
 
-    private void AddOrUpdate(Lease lease, List<LeaseEvent> events)
+    /// <summary>Records a lease from the store; marks it for a check unless it is a renewal (same attributes).</summary>
+    private void Offer(Lease lease, HashSet<string> dirty)
     {
         string key = lease.Key;
-        if (_remote.TryGetValue(key, out Lease? cached) && cached.Attributes == lease.Attributes)
+        if (_candidates.TryGetValue(key, out Candidate? candidate))
         {
-            // A renewal: same subnets and attributes. Keep the newer expiration and revision quietly.
-            _remote[key] = lease;
-            return;
+            bool renewal = candidate.Lease.Attributes == lease.Attributes;
+            candidate.Lease = lease;
+            if (renewal)
+            {
+                // Keep the newer expiration and revision quietly; an admitted lease stays admitted, a rejected one
+                // stays rejected until what blocks it changes.
+                if (_remote.ContainsKey(key))
+                {
+                    _remote[key] = lease;
+                }
+
+                return;
+            }
+        }
+        else
+        {
+            _candidates[key] = new Candidate(lease, ++_sequence);
         }
 
-        _remote[key] = lease;
-        events.Add(new LeaseEvent(LeaseEventType.Added, lease));
+        dirty.Add(key);
     }
 
     /// <summary>
-    /// Forgets a cached remote lease that now overlaps this node's own lease (we re-acquired a subnet a peer held)
+    /// Decides admission for the changed keys (in priority order: admitted first, then by creation), and, when
+    /// admitted subnets were freed, for every rejected lease again.
+    /// </summary>
+    private void Admit(HashSet<string> dirty, Lease? own, List<LeaseEvent> events)
+    {
+        bool freed = Decide(dirty, own, events);
+        if (freed && _rejected.Count > 0)
+        {
+            var retry = new HashSet<string>(_rejected.Keys.Where(k => !dirty.Contains(k) && _candidates.ContainsKey(k)), StringComparer.Ordinal);
+            if (retry.Count > 0)
+            {
+                Decide(retry, own, events);
+            }
+        }
+    }
+
+    /// <summary>Decides admission for <paramref name="keys"/>; returns true when an admitted subnet was freed.</summary>
+    private bool Decide(HashSet<string> keys, Lease? own, List<LeaseEvent> events)
+    {
+        var order = new List<(string Key, Lease? Admitted, Candidate? Candidate)>(keys.Count);
+        foreach (string key in keys)
+        {
+            Lease? admitted = _remote.GetValueOrDefault(key);
+            if (admitted is not null)
+            {
+                _admittedSubnets.Remove(admitted);
+            }
+
+            order.Add((key, admitted, _candidates.GetValueOrDefault(key)));
+        }
+
+        // Removals first (they free subnets), then what is admitted already (it keeps its subnet), then newcomers
+        // in creation order.
+        order.Sort(static (a, b) =>
+        {
+            int byRank = Rank(a).CompareTo(Rank(b));
+            if (byRank != 0 || a.Candidate is null || b.Candidate is null)
+            {
+                return byRank;
+            }
+
+            int byCreation = CreationOrder(a.Candidate.Lease).CompareTo(CreationOrder(b.Candidate.Lease));
+            return byCreation != 0 ? byCreation : a.Candidate.FirstSeen.CompareTo(b.Candidate.FirstSeen);
+        });
+
+        bool freed = false;
+        foreach ((string key, Lease? admitted, Candidate? candidate) in order)
+        {
+            if (candidate is null)
+            {
+                // Gone from the store.
+                _rejected.Remove(key);
+                if (admitted is not null)
+                {
+                    _remote.Remove(key);
+                    events.Add(new LeaseEvent(LeaseEventType.Removed, admitted));
+                    freed = true;
+                }
+
+                continue;
+            }
+
+            Lease lease = candidate.Lease;
+            LeaseRejection? rejection = Check(lease, own);
+            if (rejection is null)
+            {
+                _admittedSubnets.Add(lease, key);
+                _remote[key] = lease;
+                _rejected.Remove(key);
+                candidate.ReportedRule = null;
+                if (admitted is null || admitted.Attributes != lease.Attributes)
+                {
+                    events.Add(new LeaseEvent(LeaseEventType.Added, lease));
+                }
+
+                continue;
+            }
+
+            _rejected[key] = rejection;
+            if (admitted is not null)
+            {
+                _remote.Remove(key);
+                events.Add(new LeaseEvent(LeaseEventType.Removed, admitted));
+                freed = true;
+            }
+
+            if (candidate.ReportedRule != rejection.Rule)
+            {
+                candidate.ReportedRule = rejection.Rule;
+                _onRejected?.Invoke(lease, rejection);
+            }
+        }
+
+        return freed;
+    }
+
+    /// <summary>The admission rules, cheapest and most specific first.</summary>
+    private LeaseRejection? Check(Lease lease, Lease? own)
+    {
+        if (_checkNetworks)
+        {
+            if (OutsideNetwork(lease.Subnet, _network, "Network") is { } outside)
+            {
+                return outside;
+            }
+
+            if (OutsideNetwork(lease.IPv6Subnet, _ipv6Network, "IPv6Network") is { } outside6)
+            {
+                return outside6;
+            }
+        }
+
+        if (own is not null)
+        {
+            IPAddress publicIP = lease.Attributes.PublicIP;
+            if ((!publicIP.Equals(IPAddress.Any) && publicIP.Equals(own.Attributes.PublicIP))
+                || (lease.Attributes.PublicIPv6 is { } publicIPv6 && publicIPv6.Equals(own.Attributes.PublicIPv6)))
+            {
+                return new LeaseRejection(
+                    LeaseRejection.OwnPublicIP,
+                    $"PublicIP {(publicIP.Equals(own.Attributes.PublicIP) ? publicIP : lease.Attributes.PublicIPv6)} is this node's own address");
+            }
+        }
+
+        if (_backendRules?.Check(lease) is { } backendRejection)
+        {
+            return backendRejection;
+        }
+
+        foreach (IPNetwork? subnet in (IPNetwork?[])[lease.Subnet, lease.IPv6Subnet])
+        {
+            if (subnet is not { } value)
+            {
+                continue;
+            }
+
+            IPNetwork? ownSubnet = value.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? own?.Subnet : own?.IPv6Subnet;
+            if (ownSubnet is { } mine && IPNetworkMath.Overlaps(value, mine))
+            {
+                return new LeaseRejection(LeaseRejection.Overlap, $"subnet {value} overlaps this node's subnet {mine}");
+            }
+
+            if (_admittedSubnets.FindOverlap(value) is { } other)
+            {
+                return new LeaseRejection(LeaseRejection.Overlap, $"subnet {value} overlaps {other.Subnet} of the earlier lease {other.Key}");
+            }
+        }
+
+        return null;
+    }
+
+    private static LeaseRejection? OutsideNetwork(IPNetwork? subnet, IPNetwork? network, string field)
+    {
+        if (subnet is not { } value)
+        {
+            return null;
+        }
+
+        if (network is not { } net)
+        {
+            // This node runs no such family and programs nothing for it.
+            return null;
+        }
+
+        // Strictly inside: a lease as large as the whole network would take every other node's subnet.
+        return IPNetworkMath.Contains(net, value) && value.PrefixLength > net.PrefixLength
+            ? null
+            : new LeaseRejection(LeaseRejection.OutsideNetwork, $"subnet {value} is not inside {field} {net}");
+    }
+
+    private static int Rank((string Key, Lease? Admitted, Candidate? Candidate) entry) =>
+        entry.Candidate is null ? 0 : entry.Admitted is not null ? 1 : 2;
+
+    private static long CreationOrder(Lease lease) => lease.CreateRevision > 0 ? lease.CreateRevision : long.MaxValue;
+
+    /// <summary>
+    /// Forgets a cached remote lease that now has this node's own subnet (we re-acquired a subnet a peer held)
     /// and reports it as removed, so the backend deletes the route, neighbour and FDB entry that would otherwise
     /// keep sending our own pods' traffic to the old owner.
     /// </summary>
     private void DropOwnFromCache(Lease? own, List<LeaseEvent> events)
     {
-        if (own is null || _remote.Count == 0)
+        if (own is null || _candidates.Count == 0)
         {
             return;
         }
 
-        foreach (KeyValuePair<string, Lease> cached in _remote.ToArray())
+        foreach (KeyValuePair<string, Candidate> cached in _candidates.ToArray())
         {
-            if (IsOwn(cached.Value, own))
+            if (IsOwn(cached.Value.Lease, own))
             {
-                _remote.Remove(cached.Key);
-                events.Add(new LeaseEvent(LeaseEventType.Removed, cached.Value));
+                _candidates.Remove(cached.Key);
+                _rejected.Remove(cached.Key);
+                if (_remote.Remove(cached.Key, out Lease? admitted))
+                {
+                    _admittedSubnets.Remove(admitted);
+                    events.Add(new LeaseEvent(LeaseEventType.Removed, admitted));
+                }
             }
         }
     }
 
     private static bool IsOwn(Lease lease, Lease? own) =>
         own is not null
-        && ((own.Subnet is { } s && lease.Subnet is { } ls && Same(s, ls))
-            || (own.IPv6Subnet is { } s6 && lease.IPv6Subnet is { } ls6 && Same(s6, ls6)));
+        && ((own.Subnet is { } s && lease.Subnet is { } ls && s == ls)
+            || (own.IPv6Subnet is { } s6 && lease.IPv6Subnet is { } ls6 && s6 == ls6));
 
-    private static bool Same(IPNetwork a, IPNetwork b) => a == b;
+    private sealed class Candidate(Lease lease, long firstSeen)
+    {
+        public Lease Lease { get; set; } = lease;
+
+        public long FirstSeen { get; } = firstSeen;
+
+        /// <summary>The rule last reported for this lease, so each rejection is reported once.</summary>
+        public string? ReportedRule { get; set; }
+    }
+
+    /// <summary>
+    /// The admitted subnets as address ranges, per family. Admitted subnets never overlap each other, so the only
+    /// range that can overlap a candidate is the one with the greatest start at or below the candidate's end:
+    /// one O(log n) lookup instead of a scan over every peer.
+    /// </summary>
+    private sealed class SubnetIndex
+    {
+        private readonly SortedSet<Entry> _v4 = new(EntryComparer.Instance);
+        private readonly SortedSet<Entry> _v6 = new(EntryComparer.Instance);
+
+        public void Add(Lease lease, string key)
+        {
+            foreach (IPNetwork? subnet in (IPNetwork?[])[lease.Subnet, lease.IPv6Subnet])
+            {
+                if (subnet is { } value)
+                {
+                    For(value).Add(new Entry(IPNetworkMath.First(value), IPNetworkMath.Last(value), value, key));
+                }
+            }
+        }
+
+        public void Remove(Lease lease)
+        {
+            foreach (IPNetwork? subnet in (IPNetwork?[])[lease.Subnet, lease.IPv6Subnet])
+            {
+                if (subnet is { } value)
+                {
+                    For(value).Remove(new Entry(IPNetworkMath.First(value), 0, value, string.Empty));
+                }
+            }
+        }
+
+        public Entry? FindOverlap(IPNetwork subnet)
+        {
+            SortedSet<Entry> set = For(subnet);
+            if (set.Count == 0)
+            {
+                return null;
+            }
+
+            UInt128 first = IPNetworkMath.First(subnet);
+            UInt128 last = IPNetworkMath.Last(subnet);
+            Entry lowest = set.Min!;
+            if (lowest.First > last)
+            {
+                return null;
+            }
+
+            Entry? below = set.GetViewBetween(lowest, new Entry(last, 0, subnet, string.Empty)).Max;
+            return below is not null && below.Last >= first ? below : null;
+        }
+
+        private SortedSet<Entry> For(IPNetwork subnet) =>
+            subnet.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? _v4 : _v6;
+
+        public sealed record Entry(UInt128 First, UInt128 Last, IPNetwork Subnet, string Key);
+
+        private sealed class EntryComparer : IComparer<Entry>
+        {
+            public static readonly EntryComparer Instance = new();
+
+            public int Compare(Entry? x, Entry? y) => x!.First.CompareTo(y!.First);
+        }
+    }
 }

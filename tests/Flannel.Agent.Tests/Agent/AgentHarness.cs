@@ -23,6 +23,7 @@ internal sealed class AgentHarness : IAsyncDisposable
         Traffic = withTrafficRules ? new RecordingTrafficRules(Log) : null;
         Options = new FlannelAgentOptions { Name = "node-1", SubnetFile = Path.Combine(_directory, "subnet.env") };
         configure?.Invoke(Options);
+        Metrics = new FlannelMetrics(Meters);
         Agent = new FlannelAgent(
             Microsoft.Extensions.Options.Options.Create(Options),
             Store,
@@ -51,7 +52,10 @@ internal sealed class AgentHarness : IAsyncDisposable
 
     public FlannelHealth Health { get; } = new();
 
-    public FlannelMetrics Metrics { get; } = new();
+    /// <summary>The agent's measurements, private to this test.</summary>
+    public Flannel.Testing.FakeNetlink.MeterCapture Meters { get; } = new();
+
+    public FlannelMetrics Metrics { get; }
 
     public FlannelAgent Agent { get; }
 
@@ -84,6 +88,7 @@ internal sealed class AgentHarness : IAsyncDisposable
         await Agent.StopAsync(CancellationToken.None);
         Agent.Dispose();
         Metrics.Dispose();
+        Meters.Dispose();
         Directory.Delete(_directory, recursive: true);
     }
 }

@@ -98,6 +98,35 @@ public sealed class FlannelAgentTests
     }
 
     [Fact]
+    public async Task Hostile_remote_leases_never_reach_the_backend_and_each_is_counted_once_by_rule()
+    {
+        await using var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Lease own = h.Agent.OwnLease!;
+        Lease peer = Remote("10.244.2.0/24", "198.18.0.3");
+        Lease outside = Remote("192.168.7.0/24", "198.18.0.66");
+        Lease hijack = Remote("10.244.2.0/25", "198.18.0.99");
+        Lease selfPointing = Remote("10.244.8.0/24", own.Attributes.PublicIP.ToString());
+        Lease overlapsOwn = Remote($"{own.Subnet!.Value.BaseAddress}/25", "198.18.0.98");
+
+        h.Store.Publish(LeaseWatchResult.FromSnapshot([own, peer, outside, hijack, selfPointing, overlapsOwn]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 1, what: "snapshot batch");
+
+        Assert.Equal([new LeaseEvent(LeaseEventType.Added, peer)], h.Backend.Network.Batches[0]);
+        Assert.Equal(1, h.Meters.Sum("flannel.leases.rejected", "rule", "outside-network"));
+        Assert.Equal(2, h.Meters.Sum("flannel.leases.rejected", "rule", "overlap"));
+        Assert.Equal(1, h.Meters.Sum("flannel.leases.rejected", "rule", "own-public-ip"));
+
+        // Renewals of the rejected leases are not counted (or logged) again; a good lease after them still arrives.
+        Lease later = Remote("10.244.3.0/24", "198.18.0.4");
+        h.Store.Publish(LeaseWatchResult.FromEvents([new LeaseEvent(LeaseEventType.Added, outside with { Revision = 9 }), new LeaseEvent(LeaseEventType.Added, hijack with { Revision = 9 }), new LeaseEvent(LeaseEventType.Added, later)]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 2, what: "the next batch");
+        Assert.Equal([new LeaseEvent(LeaseEventType.Added, later)], h.Backend.Network.Batches[1]);
+        Assert.Equal(4, h.Meters.Sum("flannel.leases.rejected"));
+    }
+
+    [Fact]
     public async Task Readiness_drops_while_the_watch_is_down_and_the_resumed_snapshot_removes_leases_deleted_meanwhile()
     {
         await using var h = new AgentHarness();
@@ -158,8 +187,9 @@ public sealed class FlannelAgentTests
         Assert.Equal(moved.Subnet, rules.Lease.Subnet);
         Assert.Equal(old.Subnet, rules.PreviousSubnet);
 
-        // Later watch events for the new own subnet are not peers.
-        h.Store.Publish(LeaseWatchResult.FromSnapshot([moved, old]));
+        // Later watch events for the new own subnet are not peers; our old subnet, now another node's, is.
+        Lease taken = old with { Attributes = old.Attributes with { PublicIP = IPAddress.Parse("198.18.0.77") } };
+        h.Store.Publish(LeaseWatchResult.FromSnapshot([moved, taken]));
         await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 1, what: "snapshot");
         Assert.Equal(old.Subnet, Assert.Single(h.Backend.Network.Batches[0]).Lease.Subnet);
     }

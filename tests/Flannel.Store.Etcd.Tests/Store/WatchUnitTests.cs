@@ -39,6 +39,26 @@ public sealed class WatchUnitTests
     }
 
     [Fact]
+    public async Task Leases_carry_their_create_revision_so_the_first_of_two_overlapping_leases_can_win()
+    {
+        using var etcd = new FakeEtcd();
+        string a = FakeEtcd.Key("10.5.1.0-24");
+        string b = FakeEtcd.Key("10.5.1.0-25");
+        await etcd.PutAsync(a, Leases.Json("198.18.20.1"));
+        await etcd.PutAsync(b, Leases.Json("198.18.20.2"));
+        await etcd.PutAsync(a, Leases.Json("198.18.20.1", "aa:aa:aa:aa:aa:aa")); // rewritten later: still created first
+
+        await using IAsyncEnumerator<LeaseWatchResult> watch = etcd.Store().WatchLeasesAsync(FakeEtcd.Timeout()).GetAsyncEnumerator(FakeEtcd.Timeout());
+        IReadOnlyList<Lease> snapshot = (await FakeEtcd.NextAsync(watch)).Snapshot!;
+
+        Lease first = snapshot.Single(l => l.Key == "10.5.1.0-24");
+        Lease second = snapshot.Single(l => l.Key == "10.5.1.0-25");
+        Assert.True(first.CreateRevision > 0);
+        Assert.True(first.CreateRevision < second.CreateRevision);
+        Assert.True(first.Revision > second.Revision);
+    }
+
+    [Fact]
     public async Task Compaction_while_the_watch_is_behind_relists_without_losing_or_duplicating()
     {
         using var etcd = new FakeEtcd();
