@@ -91,6 +91,10 @@ internal static class FlanneldHost
         flannel.AddHostGwBackend();
         flannel.AddAllocBackend();
         flannel.AddExtensionBackend();
+
+        // flannel's only host-side WireGuard knob is $WIREGUARD_KEY_FILE, which the backend reads itself. Several
+        // flanneld on one machine each need a private /var/run/wireguard (a mount namespace): see docs/backends.md.
+        flannel.AddWireGuardBackend();
         AddSubnetStore(flannel, options);
         flannel.UseTrafficManager();
         flannel.UseFabricProbes();
