@@ -4,6 +4,8 @@
 #   sudo ./scripts/demo.sh                     # vxlan, 3 agents in ONE process sharing the in-memory store
 #   sudo ./scripts/demo.sh --etcd              # one flanneld process per node against a real etcd on the underlay
 #   sudo ./scripts/demo.sh --backend host-gw   # the host-gw backend (works with --etcd too)
+#   sudo ./scripts/demo.sh --backend wireguard # encrypted: flannel-wg devices on wireguard-go (this kernel has no
+#                                              # WireGuard module), each node with a private /var/run/wireguard
 #   sudo ./scripts/demo.sh --backend extension # flannel's extension backend: host-gw-style routes added by `ip` commands
 #   sudo ./scripts/demo.sh --backend alloc     # allocation only: subnets are leased, nothing is routed (no ping)
 #   sudo ./scripts/demo.sh --dual-stack        # IPv4 + IPv6 underlay and pod networks; pings over both families
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case "$backend" in vxlan|host-gw|alloc|extension) ;; *) echo "demo.sh: --backend must be vxlan, host-gw, alloc or extension, not '$backend'" >&2; exit 2 ;; esac
+case "$backend" in vxlan|host-gw|wireguard|alloc|extension) ;; *) echo "demo.sh: --backend must be vxlan, host-gw, wireguard, alloc or extension, not '$backend'" >&2; exit 2 ;; esac
 v4=1; v6=0
 [ "$families" = dual ] && v6=1
 [ "$families" = v6 ] && { v4=0; v6=1; }
@@ -65,6 +67,7 @@ if [ "$(id -u)" -ne 0 ]; then echo "demo.sh: run as root (it creates network nam
 # ---------------------------------------------------------------- dependencies and build
 need_deps() {
   for c in ip bridge ping iptables etcd etcdctl; do command -v "$c" >/dev/null || return 0; done
+  if [ "$backend" = wireguard ]; then for c in wireguard-go wg nsenter unshare; do command -v "$c" >/dev/null || return 0; done; fi
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || return 0
   return 1
 }
@@ -102,6 +105,18 @@ cleanup() {
     kill -KILL "$p" 2>/dev/null
   done
   for p in "${pods[@]}"; do ip netns del "$p" 2>/dev/null; done
+  # wireguard-go daemonises: stop the ones living in our node namespaces (by PID) before the namespaces go.
+  for n in "${ns[@]}"; do
+    for p in $(ip netns pids "$n" 2>/dev/null); do kill -TERM "$p" 2>/dev/null; done
+  done
+  for n in "${ns[@]}"; do
+    for _ in $(seq 50); do [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break; sleep 0.1; done
+    for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  done
+  for n in "${nodes[@]}"; do
+    [ -e "$run/$n/wireguard/mnt" ] && umount "$run/$n/wireguard/mnt" 2>/dev/null
+    mountpoint -q "$run/$n/wireguard" 2>/dev/null && umount -l "$run/$n/wireguard"
+  done
   for n in "${ns[@]}"; do ip netns del "$n" 2>/dev/null; done
   ip netns del "$brns" 2>/dev/null
   rm -rf "$run"
@@ -139,7 +154,18 @@ for n in "${nodes[@]}"; do
   [ "$v6" = 1 ] && ip -n "$N" -6 route add default via fd00:198:18::fe
   ip netns exec "$N" sysctl -qw net.ipv4.ip_forward=1
   mkdir -p "$run/$n"
+  if [ "$backend" = wireguard ]; then
+    # wireguard-go always puts its socket in /var/run/wireguard, so three nodes on one machine would collide there.
+    # Each node gets a pinned mount namespace in which /var/run/wireguard is its own directory ($wg/sockets); the
+    # node's flanneld (or, in-process, its wireguard-go) runs in it. See docs/backends.md.
+    wg="$run/$n/wireguard"
+    mkdir -p "$wg/sockets" /run/wireguard && mount --bind "$wg" "$wg" && mount --make-private "$wg" && : >"$wg/mnt" \
+      && unshare --mount="$wg/mnt" --propagation slave mount --bind "$wg/sockets" /run/wireguard \
+      || fail "cannot create $n's mount namespace for wireguard-go"
+  fi
 done
+# Run a command as node $1 sees the world (its network namespace and, for wireguard, its /var/run/wireguard).
+in_node() { local n=$1; shift; if [ -e "$run/$n/wireguard/mnt" ]; then nsenter --mount="$run/$n/wireguard/mnt" --net="/run/netns/${ns[$n]}" -- "$@"; else ip netns exec "${ns[$n]}" "$@"; fi; }
 
 backendjson="{\"Type\":\"$backend\"}"
 if [ "$backend" = extension ]; then
@@ -169,7 +195,9 @@ if [ "$mode" = etcd ]; then
   ETCDCTL_API=3 ip netns exec "$brns" etcdctl --endpoints $etcdurl put /coreos.com/network/config "$netconf" >/dev/null \
     || fail "cannot write the network config to etcd"
   for n in "${nodes[@]}"; do
-    ip netns exec "${ns[$n]}" "$bin/flanneld/flanneld" --etcd-endpoints=$etcdurl \
+    enter=()
+    [ "$backend" = wireguard ] && enter=(nsenter --mount="$run/$n/wireguard/mnt" --)
+    "${enter[@]}" ip netns exec "${ns[$n]}" env WIREGUARD_KEY_FILE="$run/$n/wireguard/wgkey" "$bin/flanneld/flanneld" --etcd-endpoints=$etcdurl \
       --subnet-file="$run/$n/subnet.env" --iface=eth0 --ip-masq \
       --status-socket="$run/$n/flannel.sock" --probe-interval=5s >"$run/flanneld-$n.log" 2>&1 &
     pids[$n]=$!
@@ -177,7 +205,9 @@ if [ "$mode" = etcd ]; then
   echo "== started 3 flanneld processes (PIDs ${pids[node1]} ${pids[node2]} ${pids[node3]})"
 else
   args=()
-  for n in "${nodes[@]}"; do args+=(--node "$n=${ns[$n]},$run/$n/subnet.env"); done
+  for n in "${nodes[@]}"; do
+    if [ "$backend" = wireguard ]; then args+=(--node "$n=${ns[$n]},$run/$n/subnet.env,$run/$n/wireguard"); else args+=(--node "$n=${ns[$n]},$run/$n/subnet.env"); fi
+  done
   "$bin/demo/flannel-demo" --network-config "$netconf" --ip-masq --probe-interval 5 "${args[@]}" >"$run/flannel-demo.log" 2>&1 &
   pids[demo]=$!
   echo "== started 3 agents in one process (flannel-demo, PID ${pids[demo]}) sharing the in-memory store"
@@ -200,6 +230,12 @@ if [ "$routes_ok" = 1 ]; then
     for m in "${nodes[@]}"; do
       [ "$n" = "$m" ] && continue
       for dst in $([ "$v4" = 1 ] && network_of "$m") $([ "$v6" = 1 ] && network6_of "$m"); do
+        if [ "$backend" = wireguard ]; then
+          # One route to the whole network through flannel-wg; per node there is a peer whose allowed IPs are its subnet.
+          for _ in $(seq 300); do in_node "$n" wg show all allowed-ips 2>/dev/null | grep -qw "$dst" && break; sleep 0.1; done
+          in_node "$n" wg show all allowed-ips 2>/dev/null | grep -qw "$dst" || fail "$n has no WireGuard peer for $m's subnet $dst"
+          continue
+        fi
         fam=-4; case "$dst" in *:*) fam=-6 ;; esac   # `ip route show PREFIX` lists IPv4 routes unless told -6
         for _ in $(seq 300); do [ -n "$(ip -n "${ns[$n]}" $fam route show "$dst")" ] && break; sleep 0.1; done
         [ -n "$(ip -n "${ns[$n]}" $fam route show "$dst")" ] || fail "$n has no route to $m's subnet $dst"
@@ -249,6 +285,16 @@ for n in "${nodes[@]}"; do
   echo
   echo "================================================================ $n (namespace $N)"
   section "subnet.env"; cat "$run/$n/subnet.env"
+  if [ "$backend" = wireguard ]; then
+    for dev in flannel-wg flannel-wg-v6; do
+      ip -n "$N" link show "$dev" >/dev/null 2>&1 || continue
+      section "ip -d addr show $dev"; ip -n "$N" -d addr show "$dev"
+    done
+    section "wg show (wireguard-go, sockets in $run/$n/wireguard/sockets; private key hidden)"; in_node "$n" wg show all
+    echo "private key file: $run/$n/wireguard/wgkey (mode $(stat -c %a "$run/$n/wireguard/wgkey"))"
+    grep -h 'wireguard: using' "$run"/*.log | grep -F "[$n]" | head -1 | sed 's/^/control path: /'
+    grep -h 'wireguard: using' "$run/flanneld-$n.log" 2>/dev/null | head -1 | sed 's/^/control path: /'
+  fi
   if [ "$v4" = 1 ]; then
     section "ip -4 addr"; ip -n "$N" -4 addr
     [ "$backend" = vxlan ] && { section "ip -d link show flannel.1"; ip -n "$N" -d link show flannel.1; }
