@@ -23,7 +23,7 @@ namespace Flannel.Backends.Vxlan;
 // are recognised as ours because they are permanent entries on our own device.
 
 /// <summary>The VXLAN network on this node: its devices and the per-peer objects.</summary>
-internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
+internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork, ILeaseAdmission
 {
     private readonly VxlanDevice? _v4;
     private readonly VxlanDevice? _v6;
@@ -62,6 +62,9 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
 
     /// <inheritdoc />
     public override int Mtu { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> DeviceNames => [.. Devices.Select(d => d.Name)];
 
     internal IEnumerable<VxlanDevice> Devices => new[] { _v4, _v6 }.OfType<VxlanDevice>();
 

@@ -106,6 +106,7 @@ public static class FlannelAgentServiceCollectionExtensions
         services.TryAddSingleton(sp => new FlannelMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<FlannelAgentOptions>, FlannelAgentOptionsValidator>());
         services.TryAddSingleton<FlannelAgent>();
+        services.TryAddSingleton<Flannel.Agent.Status.IFabricStatus>(sp => sp.GetRequiredService<FlannelAgent>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, FlannelAgentHostedService>());
     }
 
