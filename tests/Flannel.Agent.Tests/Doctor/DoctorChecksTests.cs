@@ -288,6 +288,24 @@ public sealed class DoctorChecksTests
         Assert.Contains("bridge fdb del 0e:00:00:00:00:09 dev flannel.1 dst 198.18.0.19", stale.Fix);
     }
 
+    [Theory]
+    [InlineData("wireguard")]
+    [InlineData("alloc")]
+    [InlineData("extension")]
+    public void Backends_without_per_peer_routes_are_not_judged_by_their_routes(string backendType)
+    {
+        // A wireguard node has one route to the whole network through flannel-wg and none per peer.
+        DoctorFacts facts = Healthy(HealthyKernel() with { Routes = [] });
+        facts = facts with { Leases = facts.Leases with { BackendType = backendType } };
+
+        DoctorFinding finding = Assert.Single(DoctorChecks.KernelObjectFindings(facts));
+        Assert.Equal(FindingSeverity.Info, finding.Severity);
+        Assert.Contains($"the {backendType} backend programs no per-peer routes", finding.Summary, StringComparison.Ordinal);
+
+        // The same kernel under vxlan is an error for every peer: the check still bites where it applies.
+        Assert.Equal(2, DoctorChecks.KernelObjectFindings(Healthy(HealthyKernel() with { Routes = [] })).Count(f => f.Severity == FindingSeverity.Error));
+    }
+
     [Fact]
     public async Task The_vxlan_port_check_tells_a_filtered_port_from_a_closed_one_and_names_the_pair()
     {
