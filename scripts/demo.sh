@@ -4,18 +4,22 @@
 #   sudo ./scripts/demo.sh                     # vxlan, 3 agents in ONE process sharing the in-memory store
 #   sudo ./scripts/demo.sh --etcd              # one flanneld process per node against a real etcd on the underlay
 #   sudo ./scripts/demo.sh --backend host-gw   # the host-gw backend (works with --etcd too)
+#   sudo ./scripts/demo.sh --backend wireguard # encrypted: flannel-wg devices on wireguard-go (this kernel has no
+#                                              # WireGuard module), each node with a private /var/run/wireguard
 #   sudo ./scripts/demo.sh --backend extension # flannel's extension backend: host-gw-style routes added by `ip` commands
 #   sudo ./scripts/demo.sh --backend alloc     # allocation only: subnets are leased, nothing is routed (no ping)
 #   sudo ./scripts/demo.sh --dual-stack        # IPv4 + IPv6 underlay and pod networks; pings over both families
 #   sudo ./scripts/demo.sh --ipv6-only         # EnableIPv4 false: IPv6 underlay, IPv6 pods, IPv6 pings
+#   sudo ./scripts/demo.sh --break overlay     # then drop UDP 8472 between node1 and node2 (nft on node2's underlay):
+#                                              # `flanneld status` and `flanneld doctor` name the pair; then heal it
 #   options: --no-deps (skip apt), --no-build (reuse the last build), --keep (leave everything up; Ctrl-C cleans),
 #            --measure (also print agent RSS, time to ready and lease-event-to-route latency)
 #
 # Topology: a bridge namespace (br0, 198.18.0.254/24, also hosts etcd) and three node namespaces whose eth0
 # (198.18.0.11-13/24) is a veth into br0; Network 10.244.0.0/16. Pods are namespaces wired by our `flannel`
 # CNI plugin, which delegates to the real bridge/host-local plugins from /usr/lib/cni. The script prints a
-# report shaped like flannel's deploy.log and exits 0 only if pod-to-pod pings across nodes succeed. It
-# removes every namespace and process it created, also when it fails.
+# report shaped like flannel's deploy.log, ending with `flanneld status` and `flanneld doctor` on node1, and exits 0
+# only if pod-to-pod pings across nodes succeed. It removes every namespace and process it created, also when it fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -27,6 +31,7 @@ deps=1
 build=1
 keep=0
 measure=0
+breakmode=
 while [ $# -gt 0 ]; do
   case "$1" in
     --etcd) mode=etcd ;;
@@ -38,23 +43,31 @@ while [ $# -gt 0 ]; do
     --no-build) build=0 ;;
     --keep) keep=1 ;;
     --measure) measure=1 ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    --break) shift; breakmode="${1:-}" ;;
+    --break=*) breakmode="${1#--break=}" ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
-case "$backend" in vxlan|host-gw|alloc|extension) ;; *) echo "demo.sh: --backend must be vxlan, host-gw, alloc or extension, not '$backend'" >&2; exit 2 ;; esac
+case "$backend" in vxlan|host-gw|wireguard|alloc|extension) ;; *) echo "demo.sh: --backend must be vxlan, host-gw, wireguard, alloc or extension, not '$backend'" >&2; exit 2 ;; esac
 v4=1; v6=0
 [ "$families" = dual ] && v6=1
 [ "$families" = v6 ] && { v4=0; v6=1; }
 if [ "$families" != v4 ] && [ "$backend" = extension ] || [ "$families" != v4 ] && [ "$backend" = alloc ]; then
   echo "demo.sh: the $backend backend is IPv4-only in flannel; use it without --dual-stack/--ipv6-only" >&2; exit 2
 fi
+case "$breakmode" in
+  "") ;;
+  overlay) [ "$backend" = vxlan ] && [ "$v4" = 1 ] || { echo "demo.sh: --break overlay needs the vxlan backend over IPv4" >&2; exit 2; } ;;
+  *) echo "demo.sh: --break must be 'overlay', not '$breakmode'" >&2; exit 2 ;;
+esac
 if [ "$(id -u)" -ne 0 ]; then echo "demo.sh: run as root (it creates network namespaces)" >&2; exit 1; fi
 
 # ---------------------------------------------------------------- dependencies and build
 need_deps() {
   for c in ip bridge ping iptables etcd etcdctl; do command -v "$c" >/dev/null || return 0; done
+  if [ "$backend" = wireguard ]; then for c in wireguard-go wg nsenter unshare; do command -v "$c" >/dev/null || return 0; done; fi
   [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || return 0
   return 1
 }
@@ -92,6 +105,18 @@ cleanup() {
     kill -KILL "$p" 2>/dev/null
   done
   for p in "${pods[@]}"; do ip netns del "$p" 2>/dev/null; done
+  # wireguard-go daemonises: stop the ones living in our node namespaces (by PID) before the namespaces go.
+  for n in "${ns[@]}"; do
+    for p in $(ip netns pids "$n" 2>/dev/null); do kill -TERM "$p" 2>/dev/null; done
+  done
+  for n in "${ns[@]}"; do
+    for _ in $(seq 50); do [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break; sleep 0.1; done
+    for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  done
+  for n in "${nodes[@]}"; do
+    [ -e "$run/$n/wireguard/mnt" ] && umount "$run/$n/wireguard/mnt" 2>/dev/null
+    mountpoint -q "$run/$n/wireguard" 2>/dev/null && umount -l "$run/$n/wireguard"
+  done
   for n in "${ns[@]}"; do ip netns del "$n" 2>/dev/null; done
   ip netns del "$brns" 2>/dev/null
   rm -rf "$run"
@@ -129,7 +154,18 @@ for n in "${nodes[@]}"; do
   [ "$v6" = 1 ] && ip -n "$N" -6 route add default via fd00:198:18::fe
   ip netns exec "$N" sysctl -qw net.ipv4.ip_forward=1
   mkdir -p "$run/$n"
+  if [ "$backend" = wireguard ]; then
+    # wireguard-go always puts its socket in /var/run/wireguard, so three nodes on one machine would collide there.
+    # Each node gets a pinned mount namespace in which /var/run/wireguard is its own directory ($wg/sockets); the
+    # node's flanneld (or, in-process, its wireguard-go) runs in it. See docs/backends.md.
+    wg="$run/$n/wireguard"
+    mkdir -p "$wg/sockets" /run/wireguard && mount --bind "$wg" "$wg" && mount --make-private "$wg" && : >"$wg/mnt" \
+      && unshare --mount="$wg/mnt" --propagation slave mount --bind "$wg/sockets" /run/wireguard \
+      || fail "cannot create $n's mount namespace for wireguard-go"
+  fi
 done
+# Run a command as node $1 sees the world (its network namespace and, for wireguard, its /var/run/wireguard).
+in_node() { local n=$1; shift; if [ -e "$run/$n/wireguard/mnt" ]; then nsenter --mount="$run/$n/wireguard/mnt" --net="/run/netns/${ns[$n]}" -- "$@"; else ip netns exec "${ns[$n]}" "$@"; fi; }
 
 backendjson="{\"Type\":\"$backend\"}"
 if [ "$backend" = extension ]; then
@@ -159,15 +195,20 @@ if [ "$mode" = etcd ]; then
   ETCDCTL_API=3 ip netns exec "$brns" etcdctl --endpoints $etcdurl put /coreos.com/network/config "$netconf" >/dev/null \
     || fail "cannot write the network config to etcd"
   for n in "${nodes[@]}"; do
-    ip netns exec "${ns[$n]}" "$bin/flanneld/flanneld" --etcd-endpoints=$etcdurl \
-      --subnet-file="$run/$n/subnet.env" --iface=eth0 --ip-masq >"$run/flanneld-$n.log" 2>&1 &
+    enter=()
+    [ "$backend" = wireguard ] && enter=(nsenter --mount="$run/$n/wireguard/mnt" --)
+    "${enter[@]}" ip netns exec "${ns[$n]}" env WIREGUARD_KEY_FILE="$run/$n/wireguard/wgkey" "$bin/flanneld/flanneld" --etcd-endpoints=$etcdurl \
+      --subnet-file="$run/$n/subnet.env" --iface=eth0 --ip-masq \
+      --status-socket="$run/$n/flannel.sock" --probe-interval=5s >"$run/flanneld-$n.log" 2>&1 &
     pids[$n]=$!
   done
   echo "== started 3 flanneld processes (PIDs ${pids[node1]} ${pids[node2]} ${pids[node3]})"
 else
   args=()
-  for n in "${nodes[@]}"; do args+=(--node "$n=${ns[$n]},$run/$n/subnet.env"); done
-  "$bin/demo/flannel-demo" --network-config "$netconf" --ip-masq "${args[@]}" >"$run/flannel-demo.log" 2>&1 &
+  for n in "${nodes[@]}"; do
+    if [ "$backend" = wireguard ]; then args+=(--node "$n=${ns[$n]},$run/$n/subnet.env,$run/$n/wireguard"); else args+=(--node "$n=${ns[$n]},$run/$n/subnet.env"); fi
+  done
+  "$bin/demo/flannel-demo" --network-config "$netconf" --ip-masq --probe-interval 5 "${args[@]}" >"$run/flannel-demo.log" 2>&1 &
   pids[demo]=$!
   echo "== started 3 agents in one process (flannel-demo, PID ${pids[demo]}) sharing the in-memory store"
 fi
@@ -189,6 +230,12 @@ if [ "$routes_ok" = 1 ]; then
     for m in "${nodes[@]}"; do
       [ "$n" = "$m" ] && continue
       for dst in $([ "$v4" = 1 ] && network_of "$m") $([ "$v6" = 1 ] && network6_of "$m"); do
+        if [ "$backend" = wireguard ]; then
+          # One route to the whole network through flannel-wg; per node there is a peer whose allowed IPs are its subnet.
+          for _ in $(seq 300); do in_node "$n" wg show all allowed-ips 2>/dev/null | grep -qw "$dst" && break; sleep 0.1; done
+          in_node "$n" wg show all allowed-ips 2>/dev/null | grep -qw "$dst" || fail "$n has no WireGuard peer for $m's subnet $dst"
+          continue
+        fi
         fam=-4; case "$dst" in *:*) fam=-6 ;; esac   # `ip route show PREFIX` lists IPv4 routes unless told -6
         for _ in $(seq 300); do [ -n "$(ip -n "${ns[$n]}" $fam route show "$dst")" ] && break; sleep 0.1; done
         [ -n "$(ip -n "${ns[$n]}" $fam route show "$dst")" ] || fail "$n has no route to $m's subnet $dst"
@@ -238,6 +285,16 @@ for n in "${nodes[@]}"; do
   echo
   echo "================================================================ $n (namespace $N)"
   section "subnet.env"; cat "$run/$n/subnet.env"
+  if [ "$backend" = wireguard ]; then
+    for dev in flannel-wg flannel-wg-v6; do
+      ip -n "$N" link show "$dev" >/dev/null 2>&1 || continue
+      section "ip -d addr show $dev"; ip -n "$N" -d addr show "$dev"
+    done
+    section "wg show (wireguard-go, sockets in $run/$n/wireguard/sockets; private key hidden)"; in_node "$n" wg show all
+    echo "private key file: $run/$n/wireguard/wgkey (mode $(stat -c %a "$run/$n/wireguard/wgkey"))"
+    grep -h 'wireguard: using' "$run"/*.log | grep -F "[$n]" | head -1 | sed 's/^/control path: /'
+    grep -h 'wireguard: using' "$run/flanneld-$n.log" 2>/dev/null | head -1 | sed 's/^/control path: /'
+  fi
   if [ "$v4" = 1 ]; then
     section "ip -4 addr"; ip -n "$N" -4 addr
     [ "$backend" = vxlan ] && { section "ip -d link show flannel.1"; ip -n "$N" -d link show flannel.1; }
@@ -291,6 +348,66 @@ else
     ping_pods node1 node2 "$fam"
     ping_pods node2 node1 "$fam"
   done
+fi
+
+# ---------------------------------------------------------------- fabric health: flanneld status and doctor
+flanneld_in() { local n=$1; shift; ip netns exec "${ns[$n]}" "$bin/flanneld/flanneld" "$@"; }
+status_of() { flanneld_in "$1" status --socket "$run/$1/flannel.sock" "${@:2}"; }
+doctor_of() { flanneld_in "$1" doctor --socket "$run/$1/flannel.sock" --subnet-file="$run/$1/subnet.env" "${@:2}"; }
+# Waits (up to $3 s) until `flanneld status` on node $1 exits $2 with every peer probed.
+wait_status() {
+  local n=$1 want=$2 limit=$3 out rc
+  for _ in $(seq $((limit * 5))); do
+    out=$(status_of "$n" 2>&1); rc=$?
+    [ "$rc" = "$want" ] && ! grep -q 'not probed yet' <<<"$out" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+echo
+echo "================================================================ fabric health (node1)"
+wait_status node1 0 30 || echo "(not every peer was probed within 30 s)"
+echo "\$ flanneld status   # in node1's namespace; exit code 0 = every peer reachable"
+status_of node1; echo "(exit code $?)"
+echo
+echo "\$ flanneld doctor   # in node1's namespace"
+doctor_of node1; echo "(exit code $?)"
+
+if [ "$breakmode" = overlay ]; then
+  echo
+  echo "================================================================ --break overlay: drop UDP 8472 between node1 and node2"
+  echo "\$ nft (in node2's namespace): drop udp dport 8472 from and to ${addr[node1]}"
+  N2=${ns[node2]}
+  ip netns exec "$N2" nft add table inet demo-break
+  ip netns exec "$N2" nft add chain inet demo-break in '{ type filter hook input priority -10 ; }'
+  ip netns exec "$N2" nft add chain inet demo-break out '{ type filter hook output priority -10 ; }'
+  ip netns exec "$N2" nft add rule inet demo-break in ip saddr "${addr[node1]}" udp dport 8472 drop
+  ip netns exec "$N2" nft add rule inet demo-break out ip daddr "${addr[node1]}" udp dport 8472 drop
+  t0=$(date +%s)
+  if wait_status node1 1 60; then
+    echo "node1's probes found it after $(( $(date +%s) - t0 )) s (probe interval 5 s)"
+  else
+    echo "FAIL node1's status did not report the broken pair within 60 s"; ok=0
+  fi
+  echo
+  echo "\$ flanneld status   # node1"
+  status_of node1; echo "(exit code $?)"
+  echo
+  echo "\$ flanneld doctor   # node1"
+  doctor_of node1; echo "(exit code $?)"
+  echo
+  echo "\$ grep 'answers over the underlay but not over the overlay' <node1's log>"
+  grep -h 'answers over the underlay but not over the overlay' "$run"/*.log | grep -v 'node2\]\|node3\]' | head -2
+  echo
+  echo "\$ nft delete table inet demo-break   # heal"
+  ip netns exec "$N2" nft delete table inet demo-break
+  t0=$(date +%s)
+  if wait_status node1 0 60; then
+    echo "node1 sees every peer reachable again after $(( $(date +%s) - t0 )) s"
+  else
+    echo "FAIL node1's status did not recover within 60 s"; ok=0
+  fi
+  status_of node1; echo "(exit code $?)"
 fi
 
 if [ "$measure" = 1 ]; then

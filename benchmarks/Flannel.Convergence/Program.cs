@@ -217,7 +217,7 @@ internal static class ConvergenceRun
             await Ip("-n", ns, "link", "set", "eth0", "up");
             await using RtNetlink netlink = RtNetlink.OpenInNamespace(ns);
             LinkInfo eth0 = (await netlink.GetLinkAsync("eth0", CancellationToken.None))!;
-            LinkInfo dev = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Local = IPAddress.Parse("198.18.0.1"), UnderlayIndex = eth0.Index }, CancellationToken.None);
+            LinkInfo dev = await netlink.CreateVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Local = IPAddress.Parse("198.18.0.1"), UnderlayIndex = eth0.Index }, CancellationToken.None);
             await netlink.SetLinkUpAsync(dev.Index, true, CancellationToken.None);
             var batch = new NetlinkBatch(peers * 4);
             for (int i = 1; i <= peers; i++)

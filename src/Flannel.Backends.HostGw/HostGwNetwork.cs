@@ -89,9 +89,9 @@ internal sealed partial class HostGwNetwork : ReconcilingNetwork
     }
 
     /// <inheritdoc />
-    protected override ValueTask<IReadOnlyList<KernelObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
+    protected override ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
     {
-        var routes = new List<KernelObject>(2);
+        var routes = new List<StateObject>(2);
         if (_networkConfig.EnableIPv4 && lease.Subnet is { } subnet)
         {
             IPAddress publicIP = lease.Attributes.PublicIP;
@@ -110,7 +110,7 @@ internal sealed partial class HostGwNetwork : ReconcilingNetwork
             routes.Add(RouteTo(subnet6, publicIPv6, owner));
         }
 
-        return ValueTask.FromResult<IReadOnlyList<KernelObject>>(routes);
+        return ValueTask.FromResult<IReadOnlyList<StateObject>>(routes);
     }
 
     private KernelObject RouteTo(IPNetwork subnet, IPAddress gateway, string owner) => KernelObject.ForRoute(
@@ -124,9 +124,9 @@ internal sealed partial class HostGwNetwork : ReconcilingNetwork
         owner);
 
     /// <inheritdoc />
-    protected override async ValueTask<IReadOnlyList<KernelObject>> DumpOwnedAsync(CancellationToken cancellationToken)
+    protected override async ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken)
     {
-        var owned = new List<KernelObject>();
+        var owned = new List<StateObject>();
         foreach ((bool enabled, AddressFamily family, IPNetwork? cluster, IPNetwork? own) in new[]
         {
             (_networkConfig.EnableIPv4, AddressFamily.InterNetwork, _networkConfig.Network, OwnLease?.Subnet),

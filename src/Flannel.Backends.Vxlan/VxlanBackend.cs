@@ -25,6 +25,7 @@ public sealed partial class VxlanBackend : IBackend
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
     private readonly IMeterFactory? _meterFactory;
+    private readonly ISysctl? _sysctl;
 
     /// <summary>Creates the backend over the node's <see cref="INetlink"/>.</summary>
     /// <param name="netlink">The kernel interface (bound to the node's network namespace).</param>
@@ -32,7 +33,11 @@ public sealed partial class VxlanBackend : IBackend
     /// <param name="timeProvider">Clock for resync ticks and retry backoff.</param>
     /// <param name="logger">Logger; none when null.</param>
     /// <param name="meterFactory">Creates the <c>Flannel.Backends</c> meter; a private meter when null.</param>
-    public VxlanBackend(INetlink netlink, IOptions<VxlanBackendOptions> options, TimeProvider timeProvider, ILogger<VxlanBackend>? logger = null, IMeterFactory? meterFactory = null)
+    /// <param name="sysctl">
+    /// Sysctls of the node's namespace, for <c>accept_ra=0</c> on the IPv6 device (flannel ignores failures there, and
+    /// without an <see cref="ISysctl"/> the setting is left alone and logged).
+    /// </param>
+    public VxlanBackend(INetlink netlink, IOptions<VxlanBackendOptions> options, TimeProvider timeProvider, ILogger<VxlanBackend>? logger = null, IMeterFactory? meterFactory = null, ISysctl? sysctl = null)
     {
         ArgumentNullException.ThrowIfNull(netlink);
         ArgumentNullException.ThrowIfNull(options);
@@ -42,6 +47,7 @@ public sealed partial class VxlanBackend : IBackend
         _timeProvider = timeProvider;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _meterFactory = meterFactory;
+        _sysctl = sysctl;
         if (_options.ResyncInterval <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(options), _options.ResyncInterval, "VxlanBackendOptions.ResyncInterval must be positive.");
@@ -74,7 +80,7 @@ public sealed partial class VxlanBackend : IBackend
             IPAddress local = external.IfaceIPv6Address
                 ?? throw new InvalidOperationException($"vxlan: IPv6 is enabled but interface {external.Name} has no IPv6 address to use as the VTEP address");
             v6 = await CreateDeviceAsync(AddressFamily.InterNetworkV6, config, external, local, context.PreviousAttributes?.BackendV6Data, cancellationToken).ConfigureAwait(false);
-            await VxlanNetwork.DisableRouterAdvertisementsAsync(_netlink, v6, _logger, cancellationToken).ConfigureAwait(false);
+            await VxlanNetwork.DisableRouterAdvertisementsAsync(_sysctl, v6, _logger, cancellationToken).ConfigureAwait(false);
         }
 
         if (v4 is null && v6 is null)
@@ -92,7 +98,7 @@ public sealed partial class VxlanBackend : IBackend
         };
 
         var metrics = new BackendMetrics(TypeName, _meterFactory);
-        return new VxlanNetwork(_netlink, _timeProvider, _options, metrics, _logger, context.Config, config, v4, v6, attributes);
+        return new VxlanNetwork(_netlink, _sysctl, _timeProvider, _options, metrics, _logger, context.Config, config, v4, v6, attributes);
     }
 
     private async ValueTask<VxlanDevice> CreateDeviceAsync(AddressFamily family, VxlanConfig config, ExternalInterface external, IPAddress local, string? previousBackendData, CancellationToken cancellationToken)
@@ -136,7 +142,7 @@ public sealed partial class VxlanBackend : IBackend
             Mtu = mtu,
         };
         var device = new VxlanDevice(family, config.Vni, spec, mac);
-        LinkInfo link = await device.EnsureAsync(_netlink, cancellationToken).ConfigureAwait(false);
+        LinkInfo link = await device.EnsureAsync(_netlink, _logger, cancellationToken).ConfigureAwait(false);
         LogDeviceReady(_logger, name, link.Index, mac, mtu);
         return device;
     }

@@ -23,7 +23,7 @@ namespace Flannel.Backends.Vxlan;
 // are recognised as ours because they are permanent entries on our own device.
 
 /// <summary>The VXLAN network on this node: its devices and the per-peer objects.</summary>
-internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
+internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork, ILeaseAdmission
 {
     private readonly VxlanDevice? _v4;
     private readonly VxlanDevice? _v6;
@@ -31,9 +31,11 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
     private readonly NetworkConfig _networkConfig;
     private readonly VxlanRouteMode _routeMode;
     private readonly NexthopIdAllocator _nexthopIds = new();
+    private readonly ISysctl? _sysctl;
 
     public VxlanNetwork(
         INetlink netlink,
+        ISysctl? sysctl,
         TimeProvider timeProvider,
         VxlanBackendOptions options,
         BackendMetrics metrics,
@@ -46,6 +48,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
         : base(VxlanBackend.TypeName, netlink, timeProvider, options.ResyncInterval, metrics, logger)
     {
         _networkConfig = networkConfig;
+        _sysctl = sysctl;
         _config = config;
         _routeMode = options.RouteMode;
         _v4 = v4;
@@ -59,6 +62,9 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
 
     /// <inheritdoc />
     public override int Mtu { get; }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> DeviceNames => [.. Devices.Select(d => d.Name)];
 
     internal IEnumerable<VxlanDevice> Devices => new[] { _v4, _v6 }.OfType<VxlanDevice>();
 
@@ -90,7 +96,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
         IPNetwork? ownSubnet = v4 ? OwnLease?.Subnet : OwnLease?.IPv6Subnet;
         if (ownSubnet is { } subnet)
         {
-            await device.ConfigureAsync(Netlink, subnet, v4 ? _networkConfig.Network : _networkConfig.IPv6Network, cancellationToken).ConfigureAwait(false);
+            await device.ConfigureAsync(Netlink, subnet, v4 ? _networkConfig.Network : _networkConfig.IPv6Network, Logger, cancellationToken).ConfigureAwait(false);
         }
         else
         {
@@ -99,16 +105,22 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
 
         if (!v4)
         {
-            await DisableRouterAdvertisementsAsync(Netlink, device, Logger, cancellationToken).ConfigureAwait(false);
+            await DisableRouterAdvertisementsAsync(_sysctl, device, Logger, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>flannel sets accept_ra=0 on the v6 device and ignores failures; so do we, but we log them.</summary>
-    internal static async ValueTask DisableRouterAdvertisementsAsync(INetlink netlink, VxlanDevice device, ILogger logger, CancellationToken cancellationToken)
+    internal static async ValueTask DisableRouterAdvertisementsAsync(ISysctl? sysctl, VxlanDevice device, ILogger logger, CancellationToken cancellationToken)
     {
+        if (sysctl is null)
+        {
+            LogSysctlFailed(logger, device.Name, "no ISysctl is registered for the node's namespace");
+            return;
+        }
+
         try
         {
-            await netlink.WriteSysctlAsync($"net/ipv6/conf/{device.Name}/accept_ra", "0", cancellationToken).ConfigureAwait(false);
+            await sysctl.WriteAsync($"net/ipv6/conf/{device.Name}/accept_ra", "0", cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NetlinkException)
         {
@@ -194,15 +206,15 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
                 LogRepairingDevice(Logger, device.Name);
             }
 
-            await device.EnsureAsync(Netlink, cancellationToken).ConfigureAwait(false);
+            await device.EnsureAsync(Netlink, Logger, cancellationToken).ConfigureAwait(false);
             await ConfigureDeviceAsync(device, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <inheritdoc />
-    protected override async ValueTask<IReadOnlyList<KernelObject>> DumpOwnedAsync(CancellationToken cancellationToken)
+    protected override async ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken)
     {
-        var owned = new List<KernelObject>();
+        var owned = new List<StateObject>();
         HashSet<uint> ourNexthops = await DumpNexthopsAsync(owned, cancellationToken).ConfigureAwait(false);
         foreach (VxlanDevice device in Devices)
         {
@@ -235,8 +247,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
 
             foreach (FdbEntryInfo entry in await Netlink.ListFdbEntriesAsync(device.Index, cancellationToken).ConfigureAwait(false))
             {
-                const byte NtfSelf = 0x02;
-                if (entry.IsPermanent && entry.Destination is { } destination && (entry.Flags & NtfSelf) != 0)
+                if (entry.IsPermanent && entry.Destination is { } destination && (entry.Flags & NeighborFlags.Self) != 0)
                 {
                     owned.Add(KernelObject.ForFdbEntry(
                         new FdbEntrySpec { LinkIndex = device.Index, MacAddress = entry.MacAddress, Destination = destination },
@@ -250,7 +261,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
     }
 
     /// <summary>Adds our nexthop objects to <paramref name="owned"/> and returns their ids.</summary>
-    private async ValueTask<HashSet<uint>> DumpNexthopsAsync(List<KernelObject> owned, CancellationToken cancellationToken)
+    private async ValueTask<HashSet<uint>> DumpNexthopsAsync(List<StateObject> owned, CancellationToken cancellationToken)
     {
         var ours = new HashSet<uint>();
         IReadOnlyList<NexthopInfo> nexthops;
@@ -281,9 +292,9 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
     }
 
     /// <inheritdoc />
-    protected override async ValueTask<IReadOnlyList<KernelObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
+    protected override async ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
     {
-        var objects = new List<KernelObject>(3);
+        var objects = new List<StateObject>(3);
         if (_v4 is not null && lease.Subnet is { } subnet)
         {
             MacAddress mac = VxlanBackendData.ParseVtepMac(lease.Attributes.BackendData, "BackendData");
@@ -307,7 +318,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
         return objects;
     }
 
-    private async ValueTask AddPeerAsync(VxlanDevice device, IPNetwork subnet, MacAddress mac, IPAddress publicIP, string owner, List<KernelObject> objects, CancellationToken cancellationToken)
+    private async ValueTask AddPeerAsync(VxlanDevice device, IPNetwork subnet, MacAddress mac, IPAddress publicIP, string owner, List<StateObject> objects, CancellationToken cancellationToken)
     {
         if (_config.DirectRouting && await IsOnLinkInUnderlayAsync(device, publicIP, cancellationToken).ConfigureAwait(false))
         {
@@ -339,7 +350,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, ILeaseAdmission
     private async ValueTask<bool> IsOnLinkInUnderlayAsync(VxlanDevice device, IPAddress publicIP, CancellationToken cancellationToken)
     {
         RouteInfo? route = await Netlink.GetRouteToAsync(publicIP, cancellationToken).ConfigureAwait(false);
-        return route is { Gateway: null, Type: 1 } && route.LinkIndex != device.Index;
+        return route is { Gateway: null, Type: RouteType.Unicast } && route.LinkIndex != device.Index;
     }
 
     private static bool Contains(IPNetwork outer, IPNetwork inner) =>

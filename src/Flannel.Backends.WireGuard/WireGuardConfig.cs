@@ -121,7 +121,7 @@ public sealed record WireGuardConfig(ushort ListenPort, ushort ListenPortV6, int
         "auto" => WireGuardMode.Auto,
         "ipv4" => WireGuardMode.IPv4,
         "ipv6" => WireGuardMode.IPv6,
-        _ => throw new NetworkConfigException($"no valid Mode configured: \"{mode}\" is not one of separate, auto, ipv4, ipv6", "Backend.Mode", mode),
+        _ => throw new NetworkConfigException($"No valid Mode configured: \"{mode}\" is not one of separate, auto, ipv4, ipv6", "Backend.Mode", mode),
     };
 
     private static WireGuardKey? ReadPsk(JsonProperty property)

@@ -33,7 +33,7 @@ public sealed record VxlanLinkSpec
     public MacAddress? Address { get; init; }
 }
 
-/// <summary>The kinds of simple link <see cref="INetlink.CreateLinkAsync"/> can create.</summary>
+/// <summary>The kinds of simple link <see cref="NetlinkExtensions.CreateLinkAsync"/> can create.</summary>
 public enum LinkKind
 {
     /// <summary>A dummy device.</summary>
@@ -148,9 +148,48 @@ public sealed record AddressInfo
     /// <summary>The address itself, host bits included (IFA_LOCAL or IFA_ADDRESS).</summary>
     public required IPAddress Local { get; init; }
 
-    /// <summary>Scope (0 universe / global, 253 link, 254 host).</summary>
-    public byte Scope { get; init; }
+    /// <summary>Scope: universe (global), link or host.</summary>
+    public RouteScope Scope { get; init; }
 
-    /// <summary>IFA_F_* flags (permanent, deprecated, temporary...).</summary>
-    public uint Flags { get; init; }
+    /// <summary>The address flags (permanent, deprecated, temporary...).</summary>
+    public AddressFlags Flags { get; init; }
+}
+
+/// <summary>Address flags (ifa_flags / IFA_FLAGS, <c>IFA_F_*</c> bits).</summary>
+[Flags]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711", Justification = "Named after the kernel's flag words (ifa_flags, ndm_flags), as BindingFlags is.")]
+public enum AddressFlags : uint
+{
+    /// <summary>No flag.</summary>
+    None = 0,
+
+    /// <summary>IFA_F_TEMPORARY (IPv6 privacy address; the same bit is IFA_F_SECONDARY for IPv4).</summary>
+    Temporary = 0x01,
+
+    /// <summary>IFA_F_NODAD: no duplicate address detection.</summary>
+    NoDad = 0x02,
+
+    /// <summary>IFA_F_OPTIMISTIC.</summary>
+    Optimistic = 0x04,
+
+    /// <summary>IFA_F_DADFAILED.</summary>
+    DadFailed = 0x08,
+
+    /// <summary>IFA_F_HOMEADDRESS.</summary>
+    HomeAddress = 0x10,
+
+    /// <summary>IFA_F_DEPRECATED: the preferred lifetime ran out; not used for new connections.</summary>
+    Deprecated = 0x20,
+
+    /// <summary>IFA_F_TENTATIVE: duplicate address detection has not finished.</summary>
+    Tentative = 0x40,
+
+    /// <summary>IFA_F_PERMANENT: configured statically, not by autoconfiguration.</summary>
+    Permanent = 0x80,
+
+    /// <summary>IFA_F_MANAGETEMPADDR.</summary>
+    ManageTemporaryAddress = 0x100,
+
+    /// <summary>IFA_F_NOPREFIXROUTE: no prefix route was added for the address.</summary>
+    NoPrefixRoute = 0x200,
 }

@@ -16,6 +16,105 @@ public enum RouteScope : byte
     Host = 254,
 }
 
+/// <summary>Route type (rtm_type, <c>RTN_*</c>).</summary>
+public enum RouteType : byte
+{
+    /// <summary>RTN_UNSPEC.</summary>
+    Unspecified = 0,
+
+    /// <summary>RTN_UNICAST: a gateway or direct route (the default).</summary>
+    Unicast = 1,
+
+    /// <summary>RTN_LOCAL: an address of this host.</summary>
+    Local = 2,
+
+    /// <summary>RTN_BROADCAST.</summary>
+    Broadcast = 3,
+
+    /// <summary>RTN_ANYCAST.</summary>
+    Anycast = 4,
+
+    /// <summary>RTN_MULTICAST.</summary>
+    Multicast = 5,
+
+    /// <summary>RTN_BLACKHOLE: silently drops the packet (<c>ip route add blackhole</c>).</summary>
+    Blackhole = 6,
+
+    /// <summary>RTN_UNREACHABLE: drops with an ICMP unreachable.</summary>
+    Unreachable = 7,
+
+    /// <summary>RTN_PROHIBIT: drops with an ICMP prohibited.</summary>
+    Prohibit = 8,
+
+    /// <summary>RTN_THROW: continues the lookup in the next table.</summary>
+    Throw = 9,
+}
+
+/// <summary>Neighbour cache states (ndm_state, <c>NUD_*</c> bits).</summary>
+[Flags]
+public enum NeighborState : ushort
+{
+    /// <summary>No state bit.</summary>
+    None = 0,
+
+    /// <summary>NUD_INCOMPLETE: resolution in progress.</summary>
+    Incomplete = 0x01,
+
+    /// <summary>NUD_REACHABLE.</summary>
+    Reachable = 0x02,
+
+    /// <summary>NUD_STALE.</summary>
+    Stale = 0x04,
+
+    /// <summary>NUD_DELAY.</summary>
+    Delay = 0x08,
+
+    /// <summary>NUD_PROBE.</summary>
+    Probe = 0x10,
+
+    /// <summary>NUD_FAILED.</summary>
+    Failed = 0x20,
+
+    /// <summary>NUD_NOARP: no resolution needed.</summary>
+    NoArp = 0x40,
+
+    /// <summary>NUD_PERMANENT: static, never expires (flannel's neighbours and FDB entries).</summary>
+    Permanent = 0x80,
+}
+
+/// <summary>Neighbour flags (ndm_flags, <c>NTF_*</c> bits).</summary>
+[Flags]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711", Justification = "Named after the kernel's flag words (ifa_flags, ndm_flags), as BindingFlags is.")]
+public enum NeighborFlags : byte
+{
+    /// <summary>No flag.</summary>
+    None = 0,
+
+    /// <summary>NTF_USE.</summary>
+    Use = 0x01,
+
+    /// <summary>NTF_SELF: the entry belongs to the device itself (a vxlan device's own FDB), not a bridge master.</summary>
+    Self = 0x02,
+
+    /// <summary>NTF_MASTER: the entry belongs to the bridge the device is enslaved to.</summary>
+    Master = 0x04,
+
+    /// <summary>NTF_PROXY.</summary>
+    Proxy = 0x08,
+
+    /// <summary>NTF_EXT_LEARNED: learned by an external agent.</summary>
+    ExternallyLearned = 0x10,
+
+    /// <summary>NTF_OFFLOADED.</summary>
+    Offloaded = 0x20,
+
+    /// <summary>NTF_STICKY.</summary>
+    Sticky = 0x40,
+
+    /// <summary>NTF_ROUTER: an IPv6 router.</summary>
+    Router = 0x80,
+}
+
 /// <summary>Well-known route tables and protocols.</summary>
 public static class RouteDefaults
 {
@@ -62,8 +161,8 @@ public sealed record RouteSpec
     /// <summary>A nexthop object id (RTA_NH_ID) instead of gateway and link.</summary>
     public uint? NexthopId { get; init; }
 
-    /// <summary>Route type; 1 = RTN_UNICAST, 6 = RTN_BLACKHOLE.</summary>
-    public byte Type { get; init; } = 1;
+    /// <summary>Route type.</summary>
+    public RouteType Type { get; init; } = RouteType.Unicast;
 }
 
 /// <summary>A route as the kernel reports it.</summary>
@@ -93,8 +192,8 @@ public sealed record RouteInfo
     /// <summary>Scope.</summary>
     public RouteScope Scope { get; init; }
 
-    /// <summary>Route type (1 unicast, 2 local, 6 blackhole...).</summary>
-    public byte Type { get; init; }
+    /// <summary>Route type.</summary>
+    public RouteType Type { get; init; }
 
     /// <summary>Nexthop object id, if the route uses one.</summary>
     public uint? NexthopId { get; init; }
@@ -141,14 +240,14 @@ public sealed record NeighborInfo
     /// <summary>Its link-layer address, if known.</summary>
     public MacAddress? LinkLayerAddress { get; init; }
 
-    /// <summary>NUD_* state bits (0x80 = PERMANENT).</summary>
-    public ushort State { get; init; }
+    /// <summary>The cache state.</summary>
+    public NeighborState State { get; init; }
 
-    /// <summary>NTF_* flags.</summary>
-    public byte Flags { get; init; }
+    /// <summary>The flags.</summary>
+    public NeighborFlags Flags { get; init; }
 
-    /// <summary>True when the NUD_PERMANENT bit is set.</summary>
-    public bool IsPermanent => (State & 0x80) != 0;
+    /// <summary>True when the entry is permanent.</summary>
+    public bool IsPermanent => (State & NeighborState.Permanent) != 0;
 }
 
 /// <summary>
@@ -179,14 +278,14 @@ public sealed record FdbEntryInfo
     /// <summary>The remote destination, when the entry has one.</summary>
     public IPAddress? Destination { get; init; }
 
-    /// <summary>NUD_* state bits.</summary>
-    public ushort State { get; init; }
+    /// <summary>The cache state.</summary>
+    public NeighborState State { get; init; }
 
-    /// <summary>NTF_* flags (0x02 = NTF_SELF).</summary>
-    public byte Flags { get; init; }
+    /// <summary>The flags (a vxlan device's own entries carry <see cref="NeighborFlags.Self"/>).</summary>
+    public NeighborFlags Flags { get; init; }
 
-    /// <summary>True when the NUD_PERMANENT bit is set.</summary>
-    public bool IsPermanent => (State & 0x80) != 0;
+    /// <summary>True when the entry is permanent.</summary>
+    public bool IsPermanent => (State & NeighborState.Permanent) != 0;
 }
 
 /// <summary>A nexthop object (<c>ip nexthop</c>).</summary>

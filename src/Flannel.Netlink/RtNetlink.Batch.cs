@@ -1,4 +1,3 @@
-using System.Net;
 using Flannel.Netlink.Interop;
 using Flannel.Netlink.Messages;
 using Flannel.Netlink.Protocol;
@@ -21,11 +20,6 @@ public sealed partial class RtNetlink
     {
         ArgumentNullException.ThrowIfNull(batch);
         IReadOnlyList<NetlinkOperation> operations = batch.Operations;
-        foreach (NetlinkOperation operation in operations)
-        {
-            ValidateOperation(operation);
-        }
-
         var errors = new NetlinkException?[operations.Count];
         int perChunk = Math.Clamp(_socket.ReceiveBufferSize / 1024, 16, MaxBatchMessages);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -36,8 +30,24 @@ public sealed partial class RtNetlink
             while (next < operations.Count)
             {
                 chunks++;
-                int count = EncodeChunk(operations, next, perChunk, out uint firstSequence);
-                _socket.Send(_send.WrittenSpan);
+                int count;
+                uint firstSequence;
+                try
+                {
+                    count = EncodeChunk(operations, next, perChunk, _keepAlive, out firstSequence);
+                    _socket.Send(_send.WrittenSpan);
+                }
+                finally
+                {
+                    // The kernel has processed the datagram when sendmsg returns; descriptors it referenced can go.
+                    foreach (IDisposable resource in _keepAlive)
+                    {
+                        resource.Dispose();
+                    }
+
+                    _keepAlive.Clear();
+                }
+
                 await CollectAcksAsync(operations, next, count, firstSequence, errors, cancellationToken).ConfigureAwait(false);
                 next += count;
             }
@@ -56,7 +66,7 @@ public sealed partial class RtNetlink
     /// Encodes operations from <paramref name="start"/> until the chunk is full; returns how many, and the
     /// sequence number of the first (the others follow it without a gap).
     /// </summary>
-    private int EncodeChunk(IReadOnlyList<NetlinkOperation> operations, int start, int perChunk, out uint firstSequence)
+    private int EncodeChunk(IReadOnlyList<NetlinkOperation> operations, int start, int perChunk, List<IDisposable> keepAlive, out uint firstSequence)
     {
         _send.ResetWrittenCount();
         var writer = new NetlinkWriter(_send, 64 * 1024);
@@ -75,7 +85,7 @@ public sealed partial class RtNetlink
                 firstSequence = sequence;
             }
 
-            EncodeOperation(ref writer, operations[start + count], sequence);
+            operations[start + count].Encode(ref writer, sequence, keepAlive);
             count++;
         }
 
@@ -102,7 +112,7 @@ public sealed partial class RtNetlink
                     if (!acknowledged[i])
                     {
                         NetlinkOperation op = operations[start + i];
-                        errors[start + i] = new NetlinkException(RtnetlinkNames.MessageType(MessageType(op.Kind)), Errno.ENOBUFS, "ENOBUFS", unchecked(firstSequence + (uint)i), e.Message, null, Describe(op));
+                        errors[start + i] = new NetlinkException(op.MessageName, Errno.ENOBUFS, "ENOBUFS", unchecked(firstSequence + (uint)i), e.Message, null, op.ToString());
                     }
                 }
 
@@ -131,80 +141,11 @@ public sealed partial class RtNetlink
             if (!error.IsAck)
             {
                 NetlinkOperation op = operations[start + (int)offset];
-                errors[start + (int)offset] = ToException(MessageType(op.Kind), error, Describe(op));
+                errors[start + (int)offset] = ToException(op.MessageType, error, op.ToString());
             }
         }
 
         ThrowIfTruncated(reader);
         return matched;
     }
-
-    private static void EncodeOperation(ref NetlinkWriter writer, in NetlinkOperation operation, uint sequence)
-    {
-        switch (operation.Kind)
-        {
-            case NetlinkOperationKind.ReplaceRoute:
-                RouteMessages.WriteReplace(ref writer, (RouteSpec)operation.Spec, sequence);
-                break;
-            case NetlinkOperationKind.DeleteRoute:
-                RouteMessages.WriteDelete(ref writer, (RouteSpec)operation.Spec, sequence);
-                break;
-            case NetlinkOperationKind.ReplaceNeighbor:
-                NeighborMessages.WriteReplace(ref writer, (NeighborSpec)operation.Spec, sequence);
-                break;
-            case NetlinkOperationKind.DeleteNeighbor:
-                NeighborMessages.WriteDelete(ref writer, (NeighborSpec)operation.Spec, sequence);
-                break;
-            case NetlinkOperationKind.ReplaceFdbEntry:
-                NeighborMessages.WriteReplaceFdb(ref writer, (FdbEntrySpec)operation.Spec, sequence);
-                break;
-            case NetlinkOperationKind.DeleteFdbEntry:
-                NeighborMessages.WriteDeleteFdb(ref writer, (FdbEntrySpec)operation.Spec, sequence);
-                break;
-            case NetlinkOperationKind.ReplaceNexthop:
-                NexthopMessages.WriteReplace(ref writer, (NexthopSpec)operation.Spec, sequence);
-                break;
-            case NetlinkOperationKind.DeleteNexthop:
-                NexthopMessages.WriteDelete(ref writer, (uint)operation.Spec, sequence);
-                break;
-        }
-    }
-
-    private static void ValidateOperation(NetlinkOperation operation)
-    {
-        bool valid = operation.Kind switch
-        {
-            NetlinkOperationKind.ReplaceRoute or NetlinkOperationKind.DeleteRoute => operation.Spec is RouteSpec,
-            NetlinkOperationKind.ReplaceNeighbor or NetlinkOperationKind.DeleteNeighbor => operation.Spec is NeighborSpec,
-            NetlinkOperationKind.ReplaceFdbEntry or NetlinkOperationKind.DeleteFdbEntry => operation.Spec is FdbEntrySpec,
-            NetlinkOperationKind.ReplaceNexthop => operation.Spec is NexthopSpec,
-            NetlinkOperationKind.DeleteNexthop => operation.Spec is uint,
-            _ => false,
-        };
-        if (!valid)
-        {
-            throw new ArgumentException($"Batch operation {operation.Kind} cannot carry a {operation.Spec?.GetType().Name ?? "null"}.", nameof(operation));
-        }
-    }
-
-    private static ushort MessageType(NetlinkOperationKind kind) => kind switch
-    {
-        NetlinkOperationKind.ReplaceRoute => RtnetlinkConstants.RTM_NEWROUTE,
-        NetlinkOperationKind.DeleteRoute => RtnetlinkConstants.RTM_DELROUTE,
-        NetlinkOperationKind.ReplaceNeighbor or NetlinkOperationKind.ReplaceFdbEntry => RtnetlinkConstants.RTM_NEWNEIGH,
-        NetlinkOperationKind.DeleteNeighbor or NetlinkOperationKind.DeleteFdbEntry => RtnetlinkConstants.RTM_DELNEIGH,
-        NetlinkOperationKind.ReplaceNexthop => RtnetlinkConstants.RTM_NEWNEXTHOP,
-        NetlinkOperationKind.DeleteNexthop => RtnetlinkConstants.RTM_DELNEXTHOP,
-        _ => 0,
-    };
-
-    private static string Describe(NetlinkOperation operation) => operation.Spec switch
-    {
-        RouteSpec route => RouteMessages.Describe(route),
-        NeighborSpec neighbor => NeighborMessages.Describe(neighbor),
-        FdbEntrySpec entry => NeighborMessages.Describe(entry),
-        NexthopSpec nexthop => NexthopMessages.Describe(nexthop),
-        uint id => "nexthop id " + id.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        _ => operation.Kind.ToString(),
-    };
 }

@@ -28,6 +28,7 @@ public sealed partial class RtNetlink
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly ArrayBufferWriter<byte> _send = new(4096);
     private readonly byte[] _receive = new byte[ReceiveBufferLength];
+    private readonly List<IDisposable> _keepAlive = [];
     private uint _sequence;
     private bool _disposed;
 
@@ -51,37 +52,6 @@ public sealed partial class RtNetlink
         encode(ref writer, state, sequence);
         writer.Flush();
         return _send.WrittenCount;
-    }
-
-    /// <summary>Sends one request with NLM_F_ACK and waits for its acknowledgement.</summary>
-    private async ValueTask ExecuteAsync<TState>(ushort type, TState state, MessageEncoder<TState> encode, Func<TState, string> describe, CancellationToken cancellationToken)
-    {
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            uint sequence = NextSequence();
-            Encode(state, encode, sequence);
-            _socket.Send(_send.WrittenSpan);
-            while (true)
-            {
-                int received = await ReceiveAsync(cancellationToken).ConfigureAwait(false);
-                NetlinkError? reply = FindError(_receive.AsSpan(0, received), sequence);
-                if (reply is NetlinkError error)
-                {
-                    if (error.IsAck)
-                    {
-                        return;
-                    }
-
-                    throw ToException(type, error, describe(state));
-                }
-            }
-        }
-        finally
-        {
-            _gate.Release();
-        }
     }
 
     /// <summary>Sends a dump request and collects the decoded replies until NLMSG_DONE, retrying interrupted dumps.</summary>

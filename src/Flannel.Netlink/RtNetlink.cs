@@ -2,13 +2,11 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Flannel.Netlink.Interop;
-using Flannel.Netlink.Links;
 using Flannel.Netlink.Messages;
 using Flannel.Netlink.Protocol;
 using Flannel.Netlink.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Win32.SafeHandles;
 
 namespace Flannel.Netlink;
 
@@ -20,7 +18,7 @@ namespace Flannel.Netlink;
 /// <remarks>
 /// Every request is encoded synchronously into a reused buffer by Flannel.NET's own zero-allocation encoder,
 /// sent, and matched to its acknowledgement by sequence number; one request or batch is in flight at a time.
-/// <see cref="ApplyAsync"/> sends many requests per <c>sendmsg</c>. Kernel refusals become
+/// Every change goes through <see cref="ApplyAsync"/>, which sends many requests per <c>sendmsg</c>. Kernel refusals become
 /// <see cref="NetlinkException"/> naming the operation, the errno and the object. Never shells out.
 /// </remarks>
 public sealed partial class RtNetlink : INetlink
@@ -71,64 +69,6 @@ public sealed partial class RtNetlink : INetlink
     // Links
 
     /// <inheritdoc />
-    public async ValueTask<LinkInfo> EnsureVxlanLinkAsync(VxlanLinkSpec spec, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        LinkInfo? existing = await GetLinkAsync(spec.Name, cancellationToken).ConfigureAwait(false);
-        if (existing is not null && VxlanCompatibility.FindIncompatibility(spec, existing) is string reason)
-        {
-            _logger.RecreatingIncompatibleVxlan(spec.Name, reason);
-            await DeleteLinkAsync(existing.Index, cancellationToken).ConfigureAwait(false);
-            existing = null;
-        }
-        else if (existing is not null)
-        {
-            _logger.ReusingVxlan(spec.Name, existing.Index);
-        }
-
-        if (existing is null)
-        {
-            await ExecuteAsync(RtnetlinkConstants.RTM_NEWLINK, spec, static (ref NetlinkWriter w, VxlanLinkSpec s, uint seq) => LinkMessages.WriteCreateVxlan(ref w, s, seq), static s => $"vxlan {s.Name} id {s.Vni}", cancellationToken).ConfigureAwait(false);
-            existing = await GetLinkAsync(spec.Name, cancellationToken).ConfigureAwait(false)
-                ?? throw new NetlinkException($"vxlan device {spec.Name} vanished right after it was created");
-        }
-
-        if (spec.Mtu is int mtu && existing.Mtu != mtu)
-        {
-            await SetLinkMtuAsync(existing.Index, mtu, cancellationToken).ConfigureAwait(false);
-        }
-
-        if (spec.Address is MacAddress mac && existing.Address != mac)
-        {
-            await SetLinkAddressAsync(existing.Index, mac, cancellationToken).ConfigureAwait(false);
-        }
-
-        return await GetLinkAsync(existing.Index, cancellationToken).ConfigureAwait(false)
-            ?? throw new NetlinkException($"vxlan device {spec.Name} vanished while it was being configured");
-    }
-
-    /// <inheritdoc />
-    public async ValueTask<LinkInfo> CreateLinkAsync(LinkSpec spec, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        SafeFileHandle? peerNamespace = spec.PeerNamespacePath is { } path
-            ? NetworkNamespaceThread.OpenNamespace(NetworkNamespaceThread.ResolvePath(path))
-            : null;
-        try
-        {
-            int fd = peerNamespace is null ? -1 : (int)peerNamespace.DangerousGetHandle();
-            await ExecuteAsync(RtnetlinkConstants.RTM_NEWLINK, (Spec: spec, Fd: fd), static (ref NetlinkWriter w, (LinkSpec Spec, int Fd) s, uint seq) => LinkMessages.WriteCreate(ref w, s.Spec, s.Fd, seq), static s => $"{s.Spec.Kind.ToString().ToLowerInvariant()} {s.Spec.Name}", cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            peerNamespace?.Dispose();
-        }
-
-        return await GetLinkAsync(spec.Name, cancellationToken).ConfigureAwait(false)
-            ?? throw new NetlinkException($"link {spec.Name} vanished right after it was created");
-    }
-
-    /// <inheritdoc />
     public ValueTask<LinkInfo?> GetLinkAsync(string name, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
@@ -143,57 +83,7 @@ public sealed partial class RtNetlink : INetlink
     public async ValueTask<IReadOnlyList<LinkInfo>> ListLinksAsync(CancellationToken cancellationToken) =>
         await DumpAsync(RtnetlinkConstants.RTM_GETLINK, 0, static (ref NetlinkWriter w, int _, uint seq) => LinkMessages.WriteDump(ref w, seq), DecodeLink, cancellationToken).ConfigureAwait(false);
 
-    /// <inheritdoc />
-    public ValueTask DeleteLinkAsync(int index, CancellationToken cancellationToken) =>
-        ExecuteAsync(RtnetlinkConstants.RTM_DELLINK, index, static (ref NetlinkWriter w, int i, uint seq) => LinkMessages.WriteDelete(ref w, i, seq), LinkMessages.Describe, cancellationToken);
-
-    /// <inheritdoc />
-    public ValueTask SetLinkUpAsync(int index, bool up, CancellationToken cancellationToken) =>
-        ExecuteAsync(RtnetlinkConstants.RTM_NEWLINK, (Index: index, Up: up), static (ref NetlinkWriter w, (int Index, bool Up) s, uint seq) => LinkMessages.WriteSetUp(ref w, s.Index, s.Up, seq), static s => $"{LinkMessages.Describe(s.Index)} {(s.Up ? "up" : "down")}", cancellationToken);
-
-    /// <inheritdoc />
-    public ValueTask SetLinkMtuAsync(int index, int mtu, CancellationToken cancellationToken)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(mtu);
-        return ExecuteAsync(RtnetlinkConstants.RTM_NEWLINK, (Index: index, Mtu: mtu), static (ref NetlinkWriter w, (int Index, int Mtu) s, uint seq) => LinkMessages.WriteSetMtu(ref w, s.Index, s.Mtu, seq), static s => $"{LinkMessages.Describe(s.Index)} mtu {s.Mtu}", cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public ValueTask SetLinkAddressAsync(int index, MacAddress address, CancellationToken cancellationToken) =>
-        ExecuteAsync(RtnetlinkConstants.RTM_NEWLINK, (Index: index, Mac: address), static (ref NetlinkWriter w, (int Index, MacAddress Mac) s, uint seq) => LinkMessages.WriteSetAddress(ref w, s.Index, s.Mac, seq), static s => $"{LinkMessages.Describe(s.Index)} address {s.Mac}", cancellationToken);
-
     // Addresses
-
-    /// <inheritdoc />
-    public async ValueTask EnsureAddressAsync(int linkIndex, IPNetwork address, IPNetwork? replaceWithin, CancellationToken cancellationToken)
-    {
-        bool present = false;
-        foreach (AddressInfo existing in await ListAddressesAsync(linkIndex, address.BaseAddress.AddressFamily, cancellationToken).ConfigureAwait(false))
-        {
-            if (existing.Local.Equals(address.BaseAddress) && existing.Address.PrefixLength == address.PrefixLength)
-            {
-                present = true;
-            }
-            else if (replaceWithin is IPNetwork within && within.Contains(existing.Local))
-            {
-                _logger.RemovingStaleAddress(existing.Local, existing.Address.PrefixLength, linkIndex, within, address);
-                await ExecuteAsync(RtnetlinkConstants.RTM_DELADDR, existing, static (ref NetlinkWriter w, AddressInfo a, uint seq) => AddressMessages.WriteDelete(ref w, a.LinkIndex, a.Local, a.Address.PrefixLength, seq), static a => $"{a.Local}/{a.Address.PrefixLength} dev {a.LinkIndex}", cancellationToken).ConfigureAwait(false);
-            }
-        }
-
-        if (!present)
-        {
-            await AddAddressAsync(linkIndex, address, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <inheritdoc />
-    public ValueTask AddAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) =>
-        ExecuteAsync(RtnetlinkConstants.RTM_NEWADDR, (Link: linkIndex, Address: address), static (ref NetlinkWriter w, (int Link, IPNetwork Address) s, uint seq) => AddressMessages.WriteAdd(ref w, s.Link, s.Address, seq), static s => AddressMessages.Describe(s.Link, s.Address), cancellationToken);
-
-    /// <inheritdoc />
-    public ValueTask DeleteAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) =>
-        ExecuteAsync(RtnetlinkConstants.RTM_DELADDR, (Link: linkIndex, Address: address), static (ref NetlinkWriter w, (int Link, IPNetwork Address) s, uint seq) => AddressMessages.WriteDelete(ref w, s.Link, s.Address, seq), static s => AddressMessages.Describe(s.Link, s.Address), cancellationToken);
 
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<AddressInfo>> ListAddressesAsync(int? linkIndex, AddressFamily? family, CancellationToken cancellationToken)
@@ -204,20 +94,6 @@ public sealed partial class RtNetlink : INetlink
     }
 
     // Routes
-
-    /// <inheritdoc />
-    public ValueTask ReplaceRouteAsync(RouteSpec route, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(route);
-        return ExecuteAsync(RtnetlinkConstants.RTM_NEWROUTE, route, static (ref NetlinkWriter w, RouteSpec r, uint seq) => RouteMessages.WriteReplace(ref w, r, seq), RouteMessages.Describe, cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public ValueTask DeleteRouteAsync(RouteSpec route, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(route);
-        return ExecuteAsync(RtnetlinkConstants.RTM_DELROUTE, route, static (ref NetlinkWriter w, RouteSpec r, uint seq) => RouteMessages.WriteDelete(ref w, r, seq), RouteMessages.Describe, cancellationToken);
-    }
 
     /// <inheritdoc />
     public async ValueTask<IReadOnlyList<RouteInfo>> ListRoutesAsync(RouteFilter filter, CancellationToken cancellationToken)
@@ -242,39 +118,11 @@ public sealed partial class RtNetlink : INetlink
     // Neighbours and FDB
 
     /// <inheritdoc />
-    public ValueTask ReplaceNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(neighbor);
-        return ExecuteAsync(RtnetlinkConstants.RTM_NEWNEIGH, neighbor, static (ref NetlinkWriter w, NeighborSpec n, uint seq) => NeighborMessages.WriteReplace(ref w, n, seq), NeighborMessages.Describe, cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public ValueTask DeleteNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(neighbor);
-        return ExecuteAsync(RtnetlinkConstants.RTM_DELNEIGH, neighbor, static (ref NetlinkWriter w, NeighborSpec n, uint seq) => NeighborMessages.WriteDelete(ref w, n, seq), NeighborMessages.Describe, cancellationToken);
-    }
-
-    /// <inheritdoc />
     public async ValueTask<IReadOnlyList<NeighborInfo>> ListNeighborsAsync(int linkIndex, AddressFamily? family, CancellationToken cancellationToken)
     {
         List<NeighborInfo> neighbors = await DumpAsync(RtnetlinkConstants.RTM_GETNEIGH, (Family: FamilyCodes.Of(family), Link: linkIndex), static (ref NetlinkWriter w, (byte Family, int Link) s, uint seq) => NeighborMessages.WriteDump(ref w, s.Family, s.Link, seq), static (type, payload) => NeighborMessages.ReadFamily(payload) is AddressFamilies.AF_INET or AddressFamilies.AF_INET6 ? NeighborMessages.ReadNeighbor(payload) : null, cancellationToken).ConfigureAwait(false);
         neighbors.RemoveAll(n => n.LinkIndex != linkIndex || (family is AddressFamily f && n.Address.AddressFamily != f));
         return neighbors;
-    }
-
-    /// <inheritdoc />
-    public ValueTask ReplaceFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(entry);
-        return ExecuteAsync(RtnetlinkConstants.RTM_NEWNEIGH, entry, static (ref NetlinkWriter w, FdbEntrySpec e, uint seq) => NeighborMessages.WriteReplaceFdb(ref w, e, seq), NeighborMessages.Describe, cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public ValueTask DeleteFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(entry);
-        return ExecuteAsync(RtnetlinkConstants.RTM_DELNEIGH, entry, static (ref NetlinkWriter w, FdbEntrySpec e, uint seq) => NeighborMessages.WriteDeleteFdb(ref w, e, seq), NeighborMessages.Describe, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -288,17 +136,6 @@ public sealed partial class RtNetlink : INetlink
     // Nexthop objects
 
     /// <inheritdoc />
-    public ValueTask ReplaceNexthopAsync(NexthopSpec nexthop, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(nexthop);
-        return ExecuteAsync(RtnetlinkConstants.RTM_NEWNEXTHOP, nexthop, static (ref NetlinkWriter w, NexthopSpec n, uint seq) => NexthopMessages.WriteReplace(ref w, n, seq), NexthopMessages.Describe, cancellationToken);
-    }
-
-    /// <inheritdoc />
-    public ValueTask DeleteNexthopAsync(uint id, CancellationToken cancellationToken) =>
-        ExecuteAsync(RtnetlinkConstants.RTM_DELNEXTHOP, id, static (ref NetlinkWriter w, uint i, uint seq) => NexthopMessages.WriteDelete(ref w, i, seq), static i => "nexthop id " + i, cancellationToken);
-
-    /// <inheritdoc />
     public async ValueTask<IReadOnlyList<NexthopInfo>> ListNexthopsAsync(byte? protocol, CancellationToken cancellationToken)
     {
         List<NexthopInfo> nexthops = await DumpAsync(RtnetlinkConstants.RTM_GETNEXTHOP, 0, static (ref NetlinkWriter w, int _, uint seq) => NexthopMessages.WriteDump(ref w, seq), static (type, payload) => NexthopMessages.Read(payload), cancellationToken).ConfigureAwait(false);
@@ -310,7 +147,7 @@ public sealed partial class RtNetlink : INetlink
         return nexthops;
     }
 
-    // Notifications and sysctls
+    // Notifications
 
     /// <inheritdoc />
     public async IAsyncEnumerable<NetlinkNotification> WatchAsync(NetlinkNotificationGroups groups, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -353,25 +190,6 @@ public sealed partial class RtNetlink : INetlink
     }
 
     /// <inheritdoc />
-    public async ValueTask WriteSysctlAsync(string key, string value, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(value);
-        string path = SysctlPath(key);
-        if (_namespacePath is null)
-        {
-            await File.WriteAllTextAsync(path, value, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        // /proc/sys/net shows the namespace of the thread that opens the file, so open it from inside.
-        await NetworkNamespaceThread.RunAsync(_namespacePath, () =>
-        {
-            File.WriteAllText(path, value);
-            return true;
-        }).WaitAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <inheritdoc />
     public ValueTask DisposeAsync()
     {
         if (!_disposed)
@@ -381,18 +199,6 @@ public sealed partial class RtNetlink : INetlink
         }
 
         return ValueTask.CompletedTask;
-    }
-
-    internal static string SysctlPath(string key)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(key);
-        string[] parts = key.Split('/');
-        if (key.StartsWith('/') || parts.Any(p => p.Length == 0 || p is "." or ".."))
-        {
-            throw new ArgumentException($"Sysctl key '{key}' must be a relative path under /proc/sys such as net/ipv6/conf/flannel-v6.1/accept_ra.", nameof(key));
-        }
-
-        return "/proc/sys/" + key;
     }
 
     internal static int[] MulticastGroups(NetlinkNotificationGroups groups)

@@ -29,6 +29,9 @@ public sealed class BackendMetrics : IDisposable
     /// <summary>Remote peers in the desired state.</summary>
     public const string PeersName = "flannel.backend.peers";
 
+    /// <summary>Remote peers refused (by the kernel, or with an unusable lease) and waiting for their retry.</summary>
+    public const string RefusedPeersName = "flannel.backend.peers.refused";
+
     /// <summary>Seconds from receiving lease events to the kernel acknowledging their objects.</summary>
     public const string EventDurationName = "flannel.backend.event.duration";
 
@@ -40,6 +43,7 @@ public sealed class BackendMetrics : IDisposable
     private readonly Counter<long> _peerFailures;
     private readonly Counter<long> _deviceRecreations;
     private readonly UpDownCounter<long> _peers;
+    private readonly UpDownCounter<long> _refusedPeers;
     private readonly Histogram<double> _eventDuration;
 
     /// <summary>Creates the instruments for <paramref name="backendType"/> on a meter from <paramref name="meterFactory"/>, or on a private meter when it is null.</summary>
@@ -61,10 +65,11 @@ public sealed class BackendMetrics : IDisposable
         _backendTag = new KeyValuePair<string, object?>("flannel.backend", backendType);
         _repairs = meter.CreateCounter<long>(RepairsName, "{object}", "Kernel objects a reconciliation added, fixed or deleted because the kernel had drifted from the desired state.");
         _reconciliations = meter.CreateCounter<long>(ReconciliationsName, "{pass}", "Full reconciliation passes (dump, diff, repair).");
-        _operationFailures = meter.CreateCounter<long>(OperationFailuresName, "{operation}", "Netlink operations the kernel refused.");
+        _operationFailures = meter.CreateCounter<long>(OperationFailuresName, "{operation}", "Operations the kernel (or a backend's applier) refused.");
         _peerFailures = meter.CreateCounter<long>(PeerFailuresName, "{peer}", "Peers withdrawn because one of their kernel objects could not be programmed.");
         _deviceRecreations = meter.CreateCounter<long>(DeviceRecreationsName, "{device}", "Times the backend's device was found missing and recreated.");
         _peers = meter.CreateUpDownCounter<long>(PeersName, "{peer}", "Remote peers in the backend's desired state.");
+        _refusedPeers = meter.CreateUpDownCounter<long>(RefusedPeersName, "{peer}", "Remote peers refused (by the kernel, or with an unusable lease) and retried with backoff.");
         // Seconds, from one peer (well under a millisecond) to thousands at start-up; the SDKs' default boundaries
         // (0 to 10 000, meant for milliseconds) would put every observation in the first buckets.
         _eventDuration = meter.CreateHistogram<double>(
@@ -79,15 +84,15 @@ public sealed class BackendMetrics : IDisposable
     public Meter Meter { get; }
 
     /// <summary>Counts one object a reconciliation added, fixed or deleted.</summary>
-    public void Repaired(KernelObjectKind kind, RepairAction action) =>
-        _repairs.Add(1, _backendTag, new("kind", KindName(kind)), new("action", ActionName(action)));
+    public void Repaired(StateObjectKind kind, RepairAction action) =>
+        _repairs.Add(1, _backendTag, new("kind", kind?.Name), new("action", ActionName(action)));
 
     /// <summary>Counts one full reconciliation pass and its result.</summary>
     public void Reconciled(string reason, bool succeeded) =>
         _reconciliations.Add(1, _backendTag, new("reason", reason), new("result", succeeded ? "ok" : "failed"));
 
-    /// <summary>Counts one netlink operation the kernel refused.</summary>
-    public void OperationFailed(KernelObjectKind kind) => _operationFailures.Add(1, _backendTag, new("kind", KindName(kind)));
+    /// <summary>Counts one operation the kernel (or a backend's applier) refused.</summary>
+    public void OperationFailed(StateObjectKind kind) => _operationFailures.Add(1, _backendTag, new("kind", kind?.Name));
 
     /// <summary>Counts one peer withdrawn because an object of it could not be programmed.</summary>
     public void PeerFailed() => _peerFailures.Add(1, _backendTag);
@@ -104,19 +109,14 @@ public sealed class BackendMetrics : IDisposable
         }
     }
 
+    /// <summary>Adjusts the refused-peer gauge by <paramref name="delta"/>.</summary>
+    public void RefusedPeersChanged(long delta) => _refusedPeers.Add(delta, _backendTag);
+
     /// <summary>Records the time from receiving lease events to the kernel acknowledging their objects.</summary>
     public void EventsProgrammed(TimeSpan elapsed) => _eventDuration.Record(elapsed.TotalSeconds, _backendTag);
 
     /// <summary>Disposes the private meter, if one was created.</summary>
     public void Dispose() => _ownedMeter?.Dispose();
-
-    private static string KindName(KernelObjectKind kind) => kind switch
-    {
-        KernelObjectKind.Neighbor => "neighbor",
-        KernelObjectKind.FdbEntry => "fdb",
-        KernelObjectKind.Nexthop => "nexthop",
-        _ => "route",
-    };
 
     private static string ActionName(RepairAction action) => action switch
     {

@@ -11,52 +11,35 @@ namespace Flannel.Reconciliation;
 // route "via 10.244.2.0 dev 7 onlink" is satisfied by a kernel route that also carries a preferred source,
 // and a direct route given without a device is satisfied by whatever device the kernel resolved.
 
-/// <summary>The kinds of kernel object a backend programs, in the order a peer's objects are created.</summary>
-public enum KernelObjectKind
+/// <summary>The rtnetlink kinds of <see cref="KernelObject"/>, with their places in a plan (see <see cref="StateObjectKind"/>).</summary>
+public static class KernelObjectKinds
 {
-    /// <summary>A permanent neighbour (ARP/NDP) entry.</summary>
-    Neighbor = 0,
+    /// <summary>A permanent neighbour (ARP/NDP) entry: created first, so the kernel never resolves a gateway by ARP.</summary>
+    public static StateObjectKind Neighbor { get; } = new("neighbor", CreateOrder: 100, DeleteOrder: 300);
 
-    /// <summary>A vxlan FDB entry.</summary>
-    FdbEntry = 1,
+    /// <summary>A vxlan FDB entry: deleted last, since the kernel keys it on the MAC alone (the stale entry goes
+    /// before its replacement is written).</summary>
+    public static StateObjectKind FdbEntry { get; } = new("fdb", CreateOrder: 200, DeleteOrder: 400);
 
-    /// <summary>A nexthop object.</summary>
-    Nexthop = 2,
+    /// <summary>A nexthop object: created before and deleted after the routes through it.</summary>
+    public static StateObjectKind Nexthop { get; } = new("nexthop", CreateOrder: 300, DeleteOrder: 200);
 
-    /// <summary>A route.</summary>
-    Route = 3,
-}
-
-/// <summary>What the kernel keys an object on: at most one object per key can exist.</summary>
-/// <param name="Kind">The object kind.</param>
-/// <param name="Identity">A value-equal identity (a record or tuple of the keying fields).</param>
-public readonly record struct KernelObjectKey(KernelObjectKind Kind, object Identity)
-{
-    /// <summary>The kind and identity, for logs.</summary>
-    public override string ToString() => $"{Kind} {Identity}";
+    /// <summary>A route: created last and deleted first.</summary>
+    public static StateObjectKind Route { get; } = new("route", CreateOrder: 400, DeleteOrder: 100);
 }
 
 /// <summary>
 /// One kernel object: its key, its content, the netlink operations that create and delete it, and the peer
 /// (lease key) that owns it when it is desired state.
 /// </summary>
-public sealed class KernelObject
+public sealed class KernelObject : StateObject
 {
-    private KernelObject(KernelObjectKey key, IKernelObjectContent content, NetlinkOperation replace, NetlinkOperation delete, string? owner, string description)
+    private KernelObject(StateObjectKey key, IStateContent content, NetlinkOperation replace, NetlinkOperation delete, string? owner, string description)
+        : base(key, content, owner, description)
     {
-        Key = key;
-        Content = content;
         Replace = replace;
         Delete = delete;
-        Owner = owner;
-        Description = description;
     }
-
-    /// <summary>What the kernel keys the object on.</summary>
-    public KernelObjectKey Key { get; }
-
-    /// <summary>What a replace would change.</summary>
-    public IKernelObjectContent Content { get; }
 
     /// <summary>The operation that creates or overwrites the object.</summary>
     public NetlinkOperation Replace { get; }
@@ -64,27 +47,18 @@ public sealed class KernelObject
     /// <summary>The operation that deletes the object.</summary>
     public NetlinkOperation Delete { get; }
 
-    /// <summary>The lease key of the peer this object serves; null for an observed object.</summary>
-    public string? Owner { get; }
-
-    /// <summary>Human-readable form, in <c>ip</c> syntax, for logs.</summary>
-    public string Description { get; }
-
-    /// <summary>The object kind.</summary>
-    public KernelObjectKind Kind => Key.Kind;
-
-    /// <summary>The description, in <c>ip</c> syntax.</summary>
-    public override string ToString() => Description;
+    /// <summary>The operation a step with <paramref name="action"/> sends: the delete for <see cref="RepairAction.Deleted"/>, else the replace.</summary>
+    public NetlinkOperation OperationFor(RepairAction action) => action == RepairAction.Deleted ? Delete : Replace;
 
     /// <summary>A permanent neighbour <c>IP lladdr MAC dev LINK</c>.</summary>
     public static KernelObject ForNeighbor(NeighborSpec spec, bool isPermanent, string? owner)
     {
         ArgumentNullException.ThrowIfNull(spec);
         return new KernelObject(
-            new KernelObjectKey(KernelObjectKind.Neighbor, (spec.LinkIndex, spec.Address)),
+            new StateObjectKey(KernelObjectKinds.Neighbor, (spec.LinkIndex, spec.Address)),
             new NeighborContent(spec.LinkLayerAddress, isPermanent),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceNeighbor, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteNeighbor, spec),
+            new NeighborReplace(spec),
+            new NeighborDelete(spec),
             owner,
             $"neigh {spec.Address} lladdr {spec.LinkLayerAddress} dev #{spec.LinkIndex}");
     }
@@ -94,10 +68,10 @@ public sealed class KernelObject
     {
         ArgumentNullException.ThrowIfNull(spec);
         return new KernelObject(
-            new KernelObjectKey(KernelObjectKind.FdbEntry, (spec.LinkIndex, spec.MacAddress, spec.Destination)),
+            new StateObjectKey(KernelObjectKinds.FdbEntry, (spec.LinkIndex, spec.MacAddress, spec.Destination)),
             new FdbContent(isPermanent),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceFdbEntry, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteFdbEntry, spec),
+            new FdbEntryReplace(spec),
+            new FdbEntryDelete(spec),
             owner,
             $"fdb {spec.MacAddress} dev #{spec.LinkIndex} dst {spec.Destination}");
     }
@@ -107,10 +81,10 @@ public sealed class KernelObject
     {
         ArgumentNullException.ThrowIfNull(spec);
         return new KernelObject(
-            new KernelObjectKey(KernelObjectKind.Nexthop, spec.Id),
+            new StateObjectKey(KernelObjectKinds.Nexthop, spec.Id),
             new NexthopContent(spec.Gateway, spec.LinkIndex, spec.OnLink),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceNexthop, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteNexthop, spec.Id),
+            new NexthopReplace(spec),
+            new NexthopDelete(spec.Id),
             owner,
             $"nexthop id {spec.Id} via {spec.Gateway} dev #{spec.LinkIndex}{(spec.OnLink ? " onlink" : string.Empty)}");
     }
@@ -120,10 +94,10 @@ public sealed class KernelObject
     {
         ArgumentNullException.ThrowIfNull(spec);
         return new KernelObject(
-            new KernelObjectKey(KernelObjectKind.Route, (spec.Table, spec.Destination)),
+            new StateObjectKey(KernelObjectKinds.Route, (spec.Table, spec.Destination)),
             new RouteContent(spec.Gateway, spec.LinkIndex, spec.OnLink, spec.NexthopId),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceRoute, spec),
-            new NetlinkOperation(NetlinkOperationKind.DeleteRoute, spec),
+            new RouteReplace(spec),
+            new RouteDelete(spec),
             owner,
             DescribeRoute(spec.Destination, spec.Gateway, spec.LinkIndex, spec.OnLink, spec.NexthopId, spec.Table));
     }
@@ -144,10 +118,10 @@ public sealed class KernelObject
             NexthopId = info.NexthopId,
         };
         return new KernelObject(
-            new KernelObjectKey(KernelObjectKind.Route, (info.Table, info.Destination)),
+            new StateObjectKey(KernelObjectKinds.Route, (info.Table, info.Destination)),
             new RouteContent(info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId),
-            new NetlinkOperation(NetlinkOperationKind.ReplaceRoute, delete),
-            new NetlinkOperation(NetlinkOperationKind.DeleteRoute, delete),
+            new RouteReplace(delete),
+            new RouteDelete(delete),
             owner: null,
             DescribeRoute(info.Destination, info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId, info.Table) + $" proto {info.Protocol}");
     }
@@ -179,42 +153,35 @@ public sealed class KernelObject
     }
 }
 
-/// <summary>The part of an object a replace changes.</summary>
-public interface IKernelObjectContent
-{
-    /// <summary>True when an object with <paramref name="observed"/> content already is what this content asks for.</summary>
-    bool IsSatisfiedBy(IKernelObjectContent observed);
-}
-
 /// <summary>Neighbour content: the MAC, and that the entry is permanent.</summary>
-public sealed record NeighborContent(MacAddress? LinkLayerAddress, bool IsPermanent) : IKernelObjectContent
+public sealed record NeighborContent(MacAddress? LinkLayerAddress, bool IsPermanent) : IStateContent
 {
     /// <inheritdoc />
-    public bool IsSatisfiedBy(IKernelObjectContent observed) =>
+    public bool IsSatisfiedBy(IStateContent observed) =>
         observed is NeighborContent other && other.LinkLayerAddress == LinkLayerAddress && other.IsPermanent == IsPermanent;
 }
 
 /// <summary>FDB content: the key already holds MAC and destination, so only permanence is left.</summary>
-public sealed record FdbContent(bool IsPermanent) : IKernelObjectContent
+public sealed record FdbContent(bool IsPermanent) : IStateContent
 {
     /// <inheritdoc />
-    public bool IsSatisfiedBy(IKernelObjectContent observed) => observed is FdbContent other && other.IsPermanent == IsPermanent;
+    public bool IsSatisfiedBy(IStateContent observed) => observed is FdbContent other && other.IsPermanent == IsPermanent;
 }
 
 /// <summary>Nexthop content.</summary>
-public sealed record NexthopContent(IPAddress? Gateway, int? LinkIndex, bool OnLink) : IKernelObjectContent
+public sealed record NexthopContent(IPAddress? Gateway, int? LinkIndex, bool OnLink) : IStateContent
 {
     /// <inheritdoc />
-    public bool IsSatisfiedBy(IKernelObjectContent observed) =>
+    public bool IsSatisfiedBy(IStateContent observed) =>
         observed is NexthopContent other && Equals(other.Gateway, Gateway) && other.LinkIndex == LinkIndex && other.OnLink == OnLink;
 }
 
 /// <summary>Route content. A route through a nexthop object is compared by id alone (the kernel reports the
 /// object's gateway and device alongside); an unset device or onlink flag is not compared.</summary>
-public sealed record RouteContent(IPAddress? Gateway, int? LinkIndex, bool OnLink, uint? NexthopId) : IKernelObjectContent
+public sealed record RouteContent(IPAddress? Gateway, int? LinkIndex, bool OnLink, uint? NexthopId) : IStateContent
 {
     /// <inheritdoc />
-    public bool IsSatisfiedBy(IKernelObjectContent observed)
+    public bool IsSatisfiedBy(IStateContent observed)
     {
         if (observed is not RouteContent other)
         {

@@ -1,5 +1,3 @@
-using Flannel.Netlink;
-
 namespace Flannel.Reconciliation;
 
 /// <summary>What one step of a plan does to the kernel.</summary>
@@ -16,41 +14,34 @@ public enum RepairAction
 }
 
 /// <summary>One step: an object and what to do to it.</summary>
-public readonly record struct PlannedStep(KernelObject Target, RepairAction Action)
-{
-    /// <summary>The operation to send: the object's delete for <see cref="RepairAction.Deleted"/>, else its replace.</summary>
-    public NetlinkOperation Operation => Action == RepairAction.Deleted ? Target.Delete : Target.Replace;
-}
+/// <param name="Target">The desired object (add, fix) or the observed one (delete).</param>
+/// <param name="Action">What to do.</param>
+public readonly record struct PlannedStep(StateObject Target, RepairAction Action);
 
 /// <summary>
-/// The difference between a desired and an observed set of kernel objects, as an ordered list of steps.
+/// The difference between a desired and an observed set of state objects, as an ordered list of steps.
 /// </summary>
 /// <remarks>
-/// Order: every delete first (routes, then nexthop objects, then neighbours, then FDB entries, so nothing
-/// routes through an object being removed), then every create or replace in flannel's order for a peer
-/// (neighbour, FDB entry, nexthop object, route last, so the kernel never resolves the gateway by ARP).
+/// Order: every delete first, by <see cref="StateObjectKind.DeleteOrder"/> (routes, then nexthop objects, then
+/// neighbours, then FDB entries, so nothing routes through an object being removed), then every create or replace
+/// by <see cref="StateObjectKind.CreateOrder"/> (flannel's order for a peer: neighbour, FDB entry, nexthop object,
+/// route last, so the kernel never resolves the gateway by ARP). Objects of one kind keep their input order.
 /// Deleting first also matters for the FDB, which the kernel keys on the MAC alone: the stale
 /// <c>MAC dst OLD</c> goes before <c>replace MAC dst NEW</c> so the delete cannot remove the new entry.
 /// </remarks>
 public sealed class ReconcilePlan
 {
-    private static readonly KernelObjectKind[] s_deleteOrder =
-        [KernelObjectKind.Route, KernelObjectKind.Nexthop, KernelObjectKind.Neighbor, KernelObjectKind.FdbEntry];
-
-    private static readonly KernelObjectKind[] s_createOrder =
-        [KernelObjectKind.Neighbor, KernelObjectKind.FdbEntry, KernelObjectKind.Nexthop, KernelObjectKind.Route];
-
-    private ReconcilePlan(List<PlannedStep> steps, Dictionary<string, List<KernelObject>> desiredByOwner)
+    private ReconcilePlan(List<PlannedStep> steps, Dictionary<string, List<StateObject>> desiredByOwner)
     {
         Steps = steps;
-        DesiredByOwner = desiredByOwner;
+        DesiredByOwner = desiredByOwner.ToDictionary(static p => p.Key, static p => (IReadOnlyList<StateObject>)p.Value, StringComparer.Ordinal);
     }
 
     /// <summary>The steps, in the order they must be sent.</summary>
     public IReadOnlyList<PlannedStep> Steps { get; }
 
     /// <summary>Every desired object, grouped by owning peer (used to withdraw a peer that failed).</summary>
-    public IReadOnlyDictionary<string, List<KernelObject>> DesiredByOwner { get; }
+    public IReadOnlyDictionary<string, IReadOnlyList<StateObject>> DesiredByOwner { get; }
 
     /// <summary>True when the kernel already matches.</summary>
     public bool IsEmpty => Steps.Count == 0;
@@ -59,19 +50,19 @@ public sealed class ReconcilePlan
     /// Plans the steps that turn <paramref name="observed"/> into <paramref name="desired"/>. Observed objects
     /// are only the ones the caller owns; anything not in that set is never deleted.
     /// </summary>
-    public static ReconcilePlan Create(IEnumerable<KernelObject> desired, IEnumerable<KernelObject> observed)
+    public static ReconcilePlan Create(IEnumerable<StateObject> desired, IEnumerable<StateObject> observed)
     {
         ArgumentNullException.ThrowIfNull(desired);
         ArgumentNullException.ThrowIfNull(observed);
 
-        var wanted = new Dictionary<KernelObjectKey, KernelObject>();
-        var desiredByOwner = new Dictionary<string, List<KernelObject>>(StringComparer.Ordinal);
-        foreach (KernelObject item in desired)
+        var wanted = new Dictionary<StateObjectKey, StateObject>();
+        var desiredByOwner = new Dictionary<string, List<StateObject>>(StringComparer.Ordinal);
+        foreach (StateObject item in desired)
         {
             // Two peers wanting one key (two leases claiming one subnet) cannot both win; the first one does.
             if (wanted.TryAdd(item.Key, item) && item.Owner is { } owner)
             {
-                if (!desiredByOwner.TryGetValue(owner, out List<KernelObject>? list))
+                if (!desiredByOwner.TryGetValue(owner, out List<StateObject>? list))
                 {
                     list = [];
                     desiredByOwner.Add(owner, list);
@@ -81,9 +72,9 @@ public sealed class ReconcilePlan
             }
         }
 
-        var present = new Dictionary<KernelObjectKey, KernelObject>();
-        var deletes = new List<KernelObject>();
-        foreach (KernelObject item in observed)
+        var present = new Dictionary<StateObjectKey, StateObject>();
+        var deletes = new List<StateObject>();
+        foreach (StateObject item in observed)
         {
             if (!present.TryAdd(item.Key, item))
             {
@@ -97,9 +88,9 @@ public sealed class ReconcilePlan
         }
 
         var creates = new List<PlannedStep>();
-        foreach (KernelObject item in wanted.Values)
+        foreach (StateObject item in wanted.Values)
         {
-            if (!present.TryGetValue(item.Key, out KernelObject? existing))
+            if (!present.TryGetValue(item.Key, out StateObject? existing))
             {
                 creates.Add(new PlannedStep(item, RepairAction.Added));
             }
@@ -109,29 +100,10 @@ public sealed class ReconcilePlan
             }
         }
 
+        // OrderBy is stable: objects of one kind keep their order.
         var steps = new List<PlannedStep>(deletes.Count + creates.Count);
-        foreach (KernelObjectKind kind in s_deleteOrder)
-        {
-            foreach (KernelObject item in deletes)
-            {
-                if (item.Kind == kind)
-                {
-                    steps.Add(new PlannedStep(item, RepairAction.Deleted));
-                }
-            }
-        }
-
-        foreach (KernelObjectKind kind in s_createOrder)
-        {
-            foreach (PlannedStep step in creates)
-            {
-                if (step.Target.Kind == kind)
-                {
-                    steps.Add(step);
-                }
-            }
-        }
-
+        steps.AddRange(deletes.OrderBy(static item => item.Kind.DeleteOrder).Select(static item => new PlannedStep(item, RepairAction.Deleted)));
+        steps.AddRange(creates.OrderBy(static step => step.Target.Kind.CreateOrder));
         return new ReconcilePlan(steps, desiredByOwner);
     }
 }

@@ -21,13 +21,29 @@ namespace Flannel.Reconciliation;
 // batch succeeds or fails on its own. One loop owns the model, so no locks are needed around it.
 
 /// <summary>
-/// The shared engine of the vxlan and host-gw networks: the desired-state model, the event and reconcile
-/// paths, resync ticks, retry backoff and the notification watch.
+/// The public reconciliation engine every backend builds on: the desired-state model (one entry per remote lease),
+/// the event and reconcile paths, resync ticks, retry backoff, per-peer withdraw and the notification watch.
 /// </summary>
+/// <remarks>
+/// A backend says what one lease needs (<see cref="BuildDesiredAsync"/>) and what it owns now
+/// (<see cref="DumpOwnedAsync"/>). <see cref="KernelObject"/>s are applied through <see cref="Netlink"/> as one
+/// batch; objects of a backend-defined <see cref="StateObjectKind"/> through the <see cref="IStateApplier"/> the
+/// backend returns from <see cref="GetApplier"/>.
+/// </remarks>
 public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSource
 {
     private static readonly TimeSpan s_firstRetryDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan s_maxWatchBackoff = TimeSpan.FromSeconds(30);
+
+    // A refused peer is retried after 1 s, 2 s, 4 s ... up to 2 min (±20 % jitter, so peers refused together do not
+    // retry together): at most 7 attempts in its first minute, then one every 2 min. The same warning about one peer
+    // is logged at most once per 5 min, with the number suppressed meanwhile.
+    private static readonly TimeSpan s_peerRetryFirst = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan s_peerRetryMax = TimeSpan.FromMinutes(2);
+    private static readonly TimeSpan s_peerWarningInterval = TimeSpan.FromMinutes(5);
+
+    // How long a route deletion of our own waits for its RTM_DELROUTE echo; only that echo is ignored.
+    private static readonly TimeSpan s_ownDeletionWindow = TimeSpan.FromSeconds(30);
 
     private readonly Dictionary<string, PeerState> _peers = new(StringComparer.Ordinal);
 
@@ -35,10 +51,14 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PeerKernelStatus> _kernelStatus = new(StringComparer.Ordinal);
     private readonly List<(string Key, PeerState State)> _removedSinceLastPass = [];
     private readonly Dictionary<System.Net.IPNetwork, string> _subnetOwners = [];
+    private readonly Dictionary<System.Net.IPNetwork, DateTimeOffset> _ownRouteDeletions = [];
+    private DateTimeOffset? _globalRetryAt;
     private readonly TimeSpan _resyncInterval;
+    private readonly NetlinkStateApplier _netlinkApplier;
     private TimeSpan _retryDelay = s_firstRetryDelay;
     private bool _retryPending;
     private long _completedReconciliations;
+    private int _refusedPeers;
     private long _processedEventBatches;
 
     /// <summary>Creates the engine for a backend of type <paramref name="backendType"/>, reconciling every <paramref name="resyncInterval"/>.</summary>
@@ -55,6 +75,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         Metrics = metrics;
         Logger = logger;
         _resyncInterval = resyncInterval;
+        _netlinkApplier = new NetlinkStateApplier(netlink);
     }
 
     /// <inheritdoc />
@@ -103,13 +124,27 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     protected abstract bool IsForThisBackend(Lease lease);
 
     /// <summary>
-    /// The kernel objects one remote lease needs, each with <paramref name="owner"/> as its owner. Throws
+    /// The state objects one remote lease needs, each with <paramref name="owner"/> as its owner. Throws
     /// (any exception) when the lease is unusable; that peer is then skipped and logged.
     /// </summary>
-    protected abstract ValueTask<IReadOnlyList<KernelObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken);
+    protected abstract ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken);
 
-    /// <summary>Dumps the kernel objects this backend owns (the only ones reconciliation may delete).</summary>
-    protected abstract ValueTask<IReadOnlyList<KernelObject>> DumpOwnedAsync(CancellationToken cancellationToken);
+    /// <summary>Reads the state objects this backend owns now (the only ones reconciliation may delete), of every kind it builds.</summary>
+    protected abstract ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The applier for objects of <paramref name="kind"/>. The base applies the rtnetlink kinds
+    /// (<see cref="KernelObjectKinds"/>) through <see cref="Netlink"/>; override it to return your applier for the
+    /// kinds your backend defines, and defer to the base for the rest.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No applier for <paramref name="kind"/>.</exception>
+    protected virtual IStateApplier GetApplier(StateObjectKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(kind);
+        return kind == KernelObjectKinds.Route || kind == KernelObjectKinds.Neighbor || kind == KernelObjectKinds.FdbEntry || kind == KernelObjectKinds.Nexthop
+            ? _netlinkApplier
+            : throw new InvalidOperationException($"{BackendType}: no applier for state objects of kind '{kind.Name}'; override GetApplier.");
+    }
 
     /// <summary>Runs before each reconciliation, e.g. to recreate a device that was deleted.</summary>
     protected virtual ValueTask PrepareReconcileAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
@@ -119,7 +154,10 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         notification.Kind == NetlinkNotificationKind.Overrun ? "notification-overrun" : null;
 
     /// <summary>True when <paramref name="subnet"/> is the subnet of a peer in the desired state right now.</summary>
-    protected bool IsDesiredSubnet(System.Net.IPNetwork subnet) => _subnetOwners.ContainsKey(subnet);
+    /// <remarks>A peer that was refused and waits for its retry is not desired until then: the kernel deleting its
+    /// objects is our own withdrawal, not drift.</remarks>
+    protected bool IsDesiredSubnet(System.Net.IPNetwork subnet) =>
+        _subnetOwners.TryGetValue(subnet, out string? owner) && _peers.TryGetValue(owner, out PeerState? peer) && !peer.Refused;
 
     /// <summary>The leases in the desired state.</summary>
     protected IEnumerable<Lease> DesiredLeases => _peers.Values.Select(static p => p.Lease);
@@ -182,13 +220,18 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 }
                 else if (item.Notification is { } notification)
                 {
-                    resyncReason ??= ResyncReasonFor(notification);
+                    // The echo of our own deletion (a withdrawn peer, a stale route) is not drift.
+                    if (!IsOwnDeletion(notification))
+                    {
+                        resyncReason ??= ResyncReasonFor(notification);
+                    }
                 }
                 else if (item.ResyncReason is { } reason)
                 {
                     if (reason == "retry")
                     {
                         _retryPending = false;
+                        _globalRetryAt = null;
                     }
 
                     resyncReason ??= reason;
@@ -227,21 +270,78 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         }
     }
 
+    /// <summary>
+    /// Schedules the next retry pass: soon after a failure no peer accounts for (a socket error, a stale object the
+    /// kernel would not delete), backing off up to the resync interval; and when the first refused peer is due.
+    /// </summary>
     private void AfterPass(bool succeeded, ITimer retry)
     {
+        DateTimeOffset now = TimeProvider.GetUtcNow();
         if (succeeded)
         {
             _retryDelay = s_firstRetryDelay;
-            return;
         }
-
-        // After any netlink error, reconcile again soon, backing off up to the resync interval.
-        if (!_retryPending)
+        else if (!_retryPending)
         {
             _retryPending = true;
-            retry.Change(_retryDelay, Timeout.InfiniteTimeSpan);
+            _globalRetryAt = now + _retryDelay;
             LogRetryScheduled(Logger, BackendType, _retryDelay);
             _retryDelay = TimeSpan.FromTicks(Math.Min(_retryDelay.Ticks * 2, _resyncInterval.Ticks));
+        }
+
+        DateTimeOffset? due = _globalRetryAt;
+        if (_refusedPeers > 0)
+        {
+            foreach (PeerState peer in _peers.Values)
+            {
+                if (peer.RetryAt is { } at && (due is null || at < due))
+                {
+                    due = at;
+                }
+            }
+        }
+
+        retry.Change(due is { } when ? Max(when - now, TimeSpan.FromMilliseconds(1)) : Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    /// <summary>True (once) for the kernel's notification of a route deletion this engine itself just made.</summary>
+    private bool IsOwnDeletion(NetlinkNotification notification)
+    {
+        if (notification.Kind != NetlinkNotificationKind.RouteDeleted || notification.Route is not { } route
+            || !_ownRouteDeletions.Remove(route.Destination, out DateTimeOffset until))
+        {
+            return false;
+        }
+
+        return TimeProvider.GetUtcNow() <= until;
+    }
+
+    /// <summary>Remembers the routes a pass deleted, so their deletion notifications are not taken for drift.</summary>
+    private void RecordOwnDeletions(IReadOnlyList<PlannedStep> steps)
+    {
+        DateTimeOffset until = TimeProvider.GetUtcNow() + s_ownDeletionWindow;
+        foreach (PlannedStep step in steps)
+        {
+            if (step.Action == RepairAction.Deleted && step.Target.Kind == KernelObjectKinds.Route
+                && step.Target.Key.Identity is ValueTuple<uint, System.Net.IPNetwork> route)
+            {
+                _ownRouteDeletions[route.Item2] = until;
+            }
+        }
+
+        if (_ownRouteDeletions.Count > 1024)
+        {
+            // Echoes that never came (a notification overrun): forget the expired ones.
+            DateTimeOffset now = TimeProvider.GetUtcNow();
+            foreach (KeyValuePair<System.Net.IPNetwork, DateTimeOffset> entry in _ownRouteDeletions.ToArray())
+            {
+                if (entry.Value < now)
+                {
+                    _ownRouteDeletions.Remove(entry.Key);
+                }
+            }
         }
     }
 
@@ -262,14 +362,18 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             {
                 if (_peers.TryGetValue(key, out PeerState? existing))
                 {
-                    if (!existing.Failed && existing.Lease.Attributes == lease.Attributes)
+                    if (existing.Lease.Attributes == lease.Attributes && (!existing.Failed || existing.RetryAt is not null))
                     {
-                        // A renewal re-delivers the same attributes; there is nothing to program.
+                        // A renewal re-delivers the same attributes: nothing to program, and a refused peer keeps
+                        // waiting for its retry.
                         existing.Lease = lease;
                         continue;
                     }
 
+                    // New attributes: whatever was refused before may work now; try at once.
                     existing.Lease = lease;
+                    existing.RetryAt = null;
+                    existing.Failures = 0;
                 }
                 else
                 {
@@ -281,6 +385,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             }
             else if (_peers.Remove(key, out PeerState? removed))
             {
+                SetRefused(removed, false);
                 _kernelStatus.TryRemove(key, out _);
                 IndexSubnets(removed.Lease, key, add: false);
                 // A removal, or the peer switched to another backend type: its objects go.
@@ -315,7 +420,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     private async Task<bool> ApplyEventsAsync(IReadOnlyList<LeaseEvent> events, long receivedTimestamp, CancellationToken cancellationToken)
     {
         // What was programmed for each touched peer, captured before the model changes.
-        var previous = new Dictionary<string, IReadOnlyList<KernelObject>>(StringComparer.Ordinal);
+        var previous = new Dictionary<string, IReadOnlyList<StateObject>>(StringComparer.Ordinal);
         foreach (LeaseEvent leaseEvent in events)
         {
             string key = leaseEvent.Lease.Key;
@@ -340,19 +445,18 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         await KernelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var desired = new List<KernelObject>();
-            var observed = new List<KernelObject>();
-            bool buildFailed = false;
+            var desired = new List<StateObject>();
+            var observed = new List<StateObject>();
             foreach (string key in touched.Distinct(StringComparer.Ordinal))
             {
-                if (previous.TryGetValue(key, out IReadOnlyList<KernelObject>? before))
+                if (previous.TryGetValue(key, out IReadOnlyList<StateObject>? before))
                 {
                     observed.AddRange(before);
                 }
 
                 if (_peers.TryGetValue(key, out PeerState? state))
                 {
-                    buildFailed |= !await TryBuildDesiredAsync(state, key, desired, cancellationToken).ConfigureAwait(false);
+                    await TryBuildDesiredAsync(state, key, desired, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -367,10 +471,11 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             }
 
             Metrics.EventsProgrammed(TimeProvider.GetElapsedTime(receivedTimestamp));
-            return outcome.Succeeded && !buildFailed;
+            return outcome.UnownedFailures == 0; // a refused or unusable peer has its own retry
         }
-        catch (Exception ex) when (ex is NetlinkException or IOException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
+            // Whatever an applier throws (a netlink socket error, a wireguard-go socket gone) fails this pass only.
             LogEventBatchFailed(Logger, BackendType, ex);
             foreach (string key in touched)
             {
@@ -397,11 +502,21 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         try
         {
             await PrepareReconcileAsync(cancellationToken).ConfigureAwait(false);
-            IReadOnlyList<KernelObject> observed = await DumpOwnedAsync(cancellationToken).ConfigureAwait(false);
-            var desired = new List<KernelObject>(_peers.Count * 3);
+            IReadOnlyList<StateObject> observed = await DumpOwnedAsync(cancellationToken).ConfigureAwait(false);
+            var desired = new List<StateObject>(_peers.Count * 3);
             bool buildFailed = false;
+            DateTimeOffset now = TimeProvider.GetUtcNow();
+            HashSet<string>? waiting = null;
             foreach ((string key, PeerState state) in _peers)
             {
+                if (state.RetryAt is { } at && at > now)
+                {
+                    // Refused, and not due yet: it stays out of the kernel (its objects, if any, are deleted).
+                    (waiting ??= new HashSet<string>(StringComparer.Ordinal)).Add(key);
+                    continue;
+                }
+
+                state.RetryAt = null;
                 buildFailed |= !await TryBuildDesiredAsync(state, key, desired, cancellationToken).ConfigureAwait(false);
             }
 
@@ -411,7 +526,10 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             ApplyOutcome outcome = await ExecuteAsync(plan, counting, cancellationToken).ConfigureAwait(false);
             foreach ((string key, PeerState state) in _peers)
             {
-                RecordProgrammed(state, key, plan, outcome, againstKernel: reason != "startup");
+                if (waiting is null || !waiting.Contains(key))
+                {
+                    RecordProgrammed(state, key, plan, outcome, againstKernel: reason != "startup");
+                }
             }
 
             if (!plan.IsEmpty)
@@ -419,11 +537,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 LogReconciled(Logger, BackendType, reason, plan.Steps.Count, outcome.FailedOperations);
             }
 
-            bool succeeded = outcome.Succeeded && !buildFailed;
-            Metrics.Reconciled(reason, succeeded);
-            return succeeded;
+            Metrics.Reconciled(reason, outcome.Succeeded && !buildFailed);
+
+            // A refused or unusable peer has its own retry; only the other failures call for another pass.
+            return outcome.UnownedFailures == 0;
         }
-        catch (Exception ex) when (ex is NetlinkException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             LogReconcileFailed(Logger, BackendType, reason, ex);
             Metrics.Reconciled(reason, succeeded: false);
@@ -436,7 +555,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         }
     }
 
-    private async ValueTask<bool> TryBuildDesiredAsync(PeerState state, string key, List<KernelObject> desired, CancellationToken cancellationToken)
+    private async ValueTask<bool> TryBuildDesiredAsync(PeerState state, string key, List<StateObject> desired, CancellationToken cancellationToken)
     {
         try
         {
@@ -446,8 +565,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // One bad lease (unparsable backend data, an unusable address) never stops the others.
-            LogBadPeer(Logger, BackendType, key, ex.Message);
+            // One bad lease (unparsable backend data, an unusable address) never stops the others; it is logged
+            // (rate-limited) and retried with backoff like a refused peer.
+            state.LastError = $"its lease cannot be programmed: {ex.Message}";
             state.Failed = true;
             state.Programmed = null;
             return false;
@@ -470,17 +590,28 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         {
             state.Programmed = null;
             state.Failed = true;
+            MarkRefused(state, key, now);
             _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "the kernel refused one of its objects; the peer is withdrawn and retried", now);
             return;
         }
 
         if (state.Failed)
         {
+            MarkRefused(state, key, now);
             _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "its lease cannot be programmed (see the agent's log)", now);
             return;
         }
 
-        List<KernelObject> objects = plan.DesiredByOwner.TryGetValue(key, out List<KernelObject>? desired) ? desired : [];
+        if (state.Refused)
+        {
+            LogPeerRecovered(Logger, BackendType, key, state.Failures);
+            SetRefused(state, false);
+        }
+
+        state.Failures = 0;
+        state.RetryAt = null;
+
+        IReadOnlyList<StateObject> objects = plan.DesiredByOwner.TryGetValue(key, out IReadOnlyList<StateObject>? desired) ? desired : [];
         state.Programmed = objects;
         PlannedStep[] repairs = againstKernel ? [.. plan.Steps.Where(s => s.Target.Owner == key && s.Action != RepairAction.Deleted)] : [];
         if (repairs.Length == 0)
@@ -497,6 +628,43 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             now);
     }
 
+    /// <summary>
+    /// Puts a peer that could not be programmed on its own exponential backoff with jitter, and warns about it at most
+    /// once per <see cref="s_peerWarningInterval"/> for the same problem, counting what it suppressed.
+    /// </summary>
+    private void MarkRefused(PeerState state, string key, DateTimeOffset now)
+    {
+        SetRefused(state, true);
+        state.Failures++;
+        double exponential = s_peerRetryFirst.TotalSeconds * Math.Pow(2, Math.Min(state.Failures - 1, 20));
+        double jitter = 0.8 + (0.4 * Random.Shared.NextDouble());
+        var delay = TimeSpan.FromSeconds(Math.Min(exponential, s_peerRetryMax.TotalSeconds) * jitter);
+        state.RetryAt = now + delay;
+
+        string problem = state.LastError ?? "it could not be programmed";
+        if (problem == state.LastWarning && now - state.LastWarnedAt < s_peerWarningInterval)
+        {
+            state.Suppressed++;
+            LogPeerRefusedAgain(Logger, BackendType, key, state.Failures, delay);
+            return;
+        }
+
+        LogPeerRefused(Logger, BackendType, key, problem, state.Failures, delay, state.Suppressed);
+        state.LastWarning = problem;
+        state.LastWarnedAt = now;
+        state.Suppressed = 0;
+    }
+
+    private void SetRefused(PeerState state, bool refused)
+    {
+        if (state.Refused != refused)
+        {
+            state.Refused = refused;
+            _refusedPeers += refused ? 1 : -1;
+            Metrics.RefusedPeersChanged(refused ? 1 : -1);
+        }
+    }
+
     /// <summary>Sends a plan as one batch, withdraws peers whose objects failed, and counts repairs.</summary>
     private async Task<ApplyOutcome> ExecuteAsync(ReconcilePlan plan, RepairCounting counting, CancellationToken cancellationToken)
     {
@@ -505,19 +673,15 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             return ApplyOutcome.Clean;
         }
 
-        var batch = new NetlinkBatch(plan.Steps.Count);
-        foreach (PlannedStep step in plan.Steps)
-        {
-            Add(batch, step.Operation);
-        }
-
-        NetlinkBatchResult result = await Netlink.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
+        RecordOwnDeletions(plan.Steps);
+        IReadOnlyList<Exception?> result = await ApplyStepsAsync(plan.Steps, cancellationToken).ConfigureAwait(false);
         var failedOwners = new HashSet<string>(StringComparer.Ordinal);
         int failedOperations = 0;
+        int unownedFailures = 0;
         for (int i = 0; i < plan.Steps.Count; i++)
         {
             PlannedStep step = plan.Steps[i];
-            NetlinkException? error = result[i];
+            Exception? error = result[i];
             if (error is null)
             {
                 if (counting == RepairCounting.All || (counting == RepairCounting.FixesAndDeletes && step.Action != RepairAction.Added))
@@ -528,17 +692,20 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 continue;
             }
 
-            if (step.Action == RepairAction.Deleted && error.IsNotFound)
-            {
-                continue; // already gone: that is what we wanted
-            }
-
             failedOperations++;
             Metrics.OperationFailed(step.Target.Kind);
-            LogOperationFailed(Logger, BackendType, step.Action, step.Target.Description, error.Message);
-            if (step.Action != RepairAction.Deleted && step.Target.Owner is { } owner)
+            if (step.Action != RepairAction.Deleted && step.Target.Owner is { } owner && _peers.TryGetValue(owner, out PeerState? peer))
             {
-                failedOwners.Add(owner);
+                // Reported once per peer, rate-limited, when the peer is put on backoff (MarkRefused).
+                if (failedOwners.Add(owner))
+                {
+                    peer.LastError = $"kernel refused to {ActionVerb(step.Action)} {step.Target.Description}: {error.Message}";
+                }
+            }
+            else
+            {
+                unownedFailures++;
+                LogOperationFailed(Logger, BackendType, step.Action, step.Target.Description, error.Message);
             }
         }
 
@@ -547,57 +714,72 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             await WithdrawAsync(plan, failedOwners, cancellationToken).ConfigureAwait(false);
         }
 
-        return new ApplyOutcome(failedOwners, failedOperations);
+        return new ApplyOutcome(failedOwners, failedOperations, unownedFailures);
     }
 
     /// <summary>Deletes every object of the failed peers, so none is left half-programmed (flannel's rollback).</summary>
     private async Task WithdrawAsync(ReconcilePlan plan, HashSet<string> failedOwners, CancellationToken cancellationToken)
     {
-        var objects = new List<KernelObject>();
+        var objects = new List<StateObject>();
         foreach (string owner in failedOwners)
         {
             Metrics.PeerFailed();
-            LogPeerWithdrawn(Logger, BackendType, owner);
-            if (plan.DesiredByOwner.TryGetValue(owner, out List<KernelObject>? owned))
+            if (plan.DesiredByOwner.TryGetValue(owner, out IReadOnlyList<StateObject>? owned))
             {
                 objects.AddRange(owned);
             }
         }
 
         ReconcilePlan rollback = ReconcilePlan.Create([], objects);
-        var batch = new NetlinkBatch(rollback.Steps.Count);
-        foreach (PlannedStep step in rollback.Steps)
+        if (rollback.IsEmpty)
         {
-            Add(batch, step.Operation);
+            return;
         }
 
-        if (batch.Count > 0)
+        RecordOwnDeletions(rollback.Steps);
+        IReadOnlyList<Exception?> result = await ApplyStepsAsync(rollback.Steps, cancellationToken).ConfigureAwait(false);
+        for (int i = 0; i < result.Count; i++)
         {
-            NetlinkBatchResult result = await Netlink.ApplyAsync(batch, cancellationToken).ConfigureAwait(false);
-            for (int i = 0; i < result.Count; i++)
+            if (result[i] is { } error)
             {
-                if (result[i] is { IsNotFound: false } error)
-                {
-                    LogOperationFailed(Logger, BackendType, RepairAction.Deleted, rollback.Steps[i].Target.Description, error.Message);
-                }
+                LogOperationFailed(Logger, BackendType, RepairAction.Deleted, rollback.Steps[i].Target.Description, error.Message);
             }
         }
     }
 
-    private static void Add(NetlinkBatch batch, NetlinkOperation operation)
+    /// <summary>
+    /// Applies steps in order, each consecutive run of one applier in one call, so the plan's order across kinds
+    /// holds; returns one entry per step.
+    /// </summary>
+    private async Task<IReadOnlyList<Exception?>> ApplyStepsAsync(IReadOnlyList<PlannedStep> steps, CancellationToken cancellationToken)
     {
-        switch (operation.Kind)
+        var errors = new Exception?[steps.Count];
+        int start = 0;
+        while (start < steps.Count)
         {
-            case NetlinkOperationKind.ReplaceRoute: batch.ReplaceRoute((RouteSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteRoute: batch.DeleteRoute((RouteSpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceNeighbor: batch.ReplaceNeighbor((NeighborSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteNeighbor: batch.DeleteNeighbor((NeighborSpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceFdbEntry: batch.ReplaceFdbEntry((FdbEntrySpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteFdbEntry: batch.DeleteFdbEntry((FdbEntrySpec)operation.Spec); break;
-            case NetlinkOperationKind.ReplaceNexthop: batch.ReplaceNexthop((NexthopSpec)operation.Spec); break;
-            case NetlinkOperationKind.DeleteNexthop: batch.DeleteNexthop((uint)operation.Spec); break;
-            default: throw new UnreachableException($"Unknown netlink operation {operation.Kind}.");
+            IStateApplier applier = GetApplier(steps[start].Target.Kind);
+            int end = start + 1;
+            while (end < steps.Count && ReferenceEquals(GetApplier(steps[end].Target.Kind), applier))
+            {
+                end++;
+            }
+
+            IReadOnlyList<PlannedStep> run = start == 0 && end == steps.Count ? steps : steps.Skip(start).Take(end - start).ToList();
+            IReadOnlyList<Exception?> result = await applier.ApplyAsync(run, cancellationToken).ConfigureAwait(false);
+            if (result.Count != run.Count)
+            {
+                throw new InvalidOperationException($"{BackendType}: the applier for '{steps[start].Target.Kind.Name}' returned {result.Count} result(s) for {run.Count} step(s).");
+            }
+
+            for (int i = 0; i < run.Count; i++)
+            {
+                errors[start + i] = result[i];
+            }
+
+            start = end;
         }
+
+        return errors;
     }
 
     private async Task PumpLeaseEventsAsync(IAsyncEnumerable<IReadOnlyList<LeaseEvent>> leaseEvents, ChannelWriter<WorkItem> writer, CancellationToken cancellationToken)
@@ -675,10 +857,29 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         public Lease Lease { get; set; } = lease;
 
         /// <summary>The objects last programmed for the peer; null when unknown or withdrawn.</summary>
-        public IReadOnlyList<KernelObject>? Programmed { get; set; }
+        public IReadOnlyList<StateObject>? Programmed { get; set; }
 
         /// <summary>The peer could not be programmed; the next reconciliation retries it.</summary>
         public bool Failed { get; set; } = true;
+
+        /// <summary>The peer was refused (by the kernel, or its lease is unusable) and is on backoff.</summary>
+        public bool Refused { get; set; }
+
+        /// <summary>Consecutive failed attempts.</summary>
+        public int Failures { get; set; }
+
+        /// <summary>When a refused peer is tried again; until then it is left out of the kernel.</summary>
+        public DateTimeOffset? RetryAt { get; set; }
+
+        /// <summary>What went wrong in the last attempt.</summary>
+        public string? LastError { get; set; }
+
+        public string? LastWarning { get; set; }
+
+        public DateTimeOffset LastWarnedAt { get; set; }
+
+        /// <summary>Warnings about this peer not logged since the last one.</summary>
+        public int Suppressed { get; set; }
     }
 
     private readonly record struct WorkItem(IReadOnlyList<LeaseEvent>? Events, long ReceivedTimestamp, NetlinkNotification? Notification, string? ResyncReason)
@@ -690,9 +891,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         public static WorkItem Resync(string reason) => new(null, 0, null, reason);
     }
 
-    private sealed record ApplyOutcome(HashSet<string> FailedOwners, int FailedOperations)
+    private sealed record ApplyOutcome(HashSet<string> FailedOwners, int FailedOperations, int UnownedFailures)
     {
-        public static ApplyOutcome Clean { get; } = new([], 0);
+        public static ApplyOutcome Clean { get; } = new([], 0, 0);
 
         public bool Succeeded => FailedOperations == 0;
     }
@@ -700,11 +901,21 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     [LoggerMessage(EventId = 5900, Level = LogLevel.Warning, Message = "{Backend}: kernel refused to {Action} {Object}: {Error}")]
     private static partial void LogOperationFailed(ILogger logger, string backend, RepairAction action, string @object, string error);
 
-    [LoggerMessage(EventId = 5901, Level = LogLevel.Warning, Message = "{Backend}: peer {Lease} withdrawn after a failure; it will be retried")]
-    private static partial void LogPeerWithdrawn(ILogger logger, string backend, string lease);
+    [LoggerMessage(EventId = 5901, Level = LogLevel.Warning, Message = "{Backend}: peer {Lease} withdrawn: {Problem}; attempt {Attempt} failed, retrying in {Delay} ({Suppressed} identical warnings suppressed since the last one)")]
+    private static partial void LogPeerRefused(ILogger logger, string backend, string lease, string problem, int attempt, TimeSpan delay, int suppressed);
 
-    [LoggerMessage(EventId = 5902, Level = LogLevel.Warning, Message = "{Backend}: skipping peer {Lease}: {Reason}")]
-    private static partial void LogBadPeer(ILogger logger, string backend, string lease, string reason);
+    [LoggerMessage(EventId = 5902, Level = LogLevel.Debug, Message = "{Backend}: peer {Lease} refused again (attempt {Attempt}); retrying in {Delay}")]
+    private static partial void LogPeerRefusedAgain(ILogger logger, string backend, string lease, int attempt, TimeSpan delay);
+
+    [LoggerMessage(EventId = 5908, Level = LogLevel.Information, Message = "{Backend}: peer {Lease} is programmed after {Failures} failed attempt(s)")]
+    private static partial void LogPeerRecovered(ILogger logger, string backend, string lease, int failures);
+
+    private static string ActionVerb(RepairAction action) => action switch
+    {
+        RepairAction.Added => "add",
+        RepairAction.Fixed => "fix",
+        _ => "delete",
+    };
 
     [LoggerMessage(EventId = 5903, Level = LogLevel.Information, Message = "{Backend}: reconciliation ({Reason}) sent {Steps} change(s), {Failed} failed")]
     private static partial void LogReconciled(ILogger logger, string backend, string reason, int steps, int failed);

@@ -123,12 +123,13 @@ public sealed class VxlanDeviceTests
     {
         var netlink = new FakeNetlink();
         LinkInfo eth0 = netlink.AddUnderlay("eth0", "198.18.0.1/24");
-        LinkInfo old = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Port = 9999, UnderlayIndex = eth0.Index }, CancellationToken.None);
+        // A VNI mismatch is incompatible by flannel's rule (a port mismatch is only when both sides set one).
+        LinkInfo old = await netlink.CreateVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 2, UnderlayIndex = eth0.Index }, CancellationToken.None);
 
         await using VxlanHarness node = await VxlanHarness.StartAsync(netlink: netlink);
 
         Assert.NotEqual(old.Index, node.Device.Index);
-        Assert.Equal((ushort)8472, node.Device.Vxlan!.Port);
+        Assert.Equal(1u, node.Device.Vxlan!.Vni);
         Assert.Equal(old.Address, node.Device.Address);
     }
 
@@ -149,7 +150,7 @@ public sealed class VxlanDeviceTests
     {
         var netlink = new FakeNetlink();
         LinkInfo eth0 = netlink.AddUnderlay("eth0", "198.18.0.1/24");
-        var backend = new VxlanBackend(netlink, Options.Create(new VxlanBackendOptions()), new FakeTimeProvider());
+        var backend = new VxlanBackend(netlink, Options.Create(new VxlanBackendOptions()), new FakeTimeProvider(), sysctl: netlink);
         var external = VxlanHarness.External(eth0) with
         {
             IfaceIPv6Address = IPAddress.Parse("2001:db8::1"),

@@ -64,7 +64,8 @@ internal sealed class VxlanHarness : IAsyncDisposable
         VxlanRouteMode mode = VxlanRouteMode.Classic,
         Action<FakeNetlink, LinkInfo>? prepare = null,
         LeaseAttributes? previous = null,
-        FakeNetlink? netlink = null)
+        FakeNetlink? netlink = null,
+        Microsoft.Extensions.Logging.ILogger<VxlanBackend>? logger = null)
     {
         netlink ??= new FakeNetlink();
         LinkInfo underlay = netlink.FindLink("eth0") ?? netlink.AddUnderlay("eth0", "198.18.0.1/24");
@@ -74,8 +75,9 @@ internal sealed class VxlanHarness : IAsyncDisposable
             netlink,
             Options.Create(new VxlanBackendOptions { RouteMode = mode }),
             harness.Time,
-            logger: null,
-            harness.Meters);
+            logger,
+            harness.Meters,
+            sysctl: netlink);
         harness.Network = await harness.Backend.RegisterNetworkAsync(
             new BackendContext { Config = Config(backend), ExternalInterface = External(underlay), PreviousAttributes = previous },
             CancellationToken.None);

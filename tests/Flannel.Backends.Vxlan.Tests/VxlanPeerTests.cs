@@ -24,7 +24,7 @@ public sealed class VxlanPeerTests
         FdbEntryInfo fdb = Assert.Single(node.Netlink.FdbEntries);
         Assert.Equal(IPAddress.Parse("198.18.0.2"), fdb.Destination);
         Assert.True(fdb.IsPermanent);
-        Assert.Equal(0x02, fdb.Flags & 0x02); // self
+        Assert.Equal(NeighborFlags.Self, fdb.Flags & NeighborFlags.Self);
         RouteInfo route = Assert.Single(node.Netlink.Routes, r => r.Protocol == RouteDefaults.ProtocolFlannel);
         Assert.Equal(RouteScope.Universe, route.Scope);
         Assert.Equal(RouteDefaults.MainTable, route.Table);

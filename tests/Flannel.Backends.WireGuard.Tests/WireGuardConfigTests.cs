@@ -27,8 +27,8 @@ public sealed class WireGuardConfigTests
     }
 
     [Theory]
-    [InlineData("""{"Mode":"bogus"}""", "no valid Mode configured: \"bogus\" is not one of separate, auto, ipv4, ipv6", "Backend.Mode")]
-    [InlineData("""{"Mode":"Separate"}""", "no valid Mode configured: \"Separate\" is not one of separate, auto, ipv4, ipv6", "Backend.Mode")]
+    [InlineData("""{"Mode":"bogus"}""", "No valid Mode configured: \"bogus\" is not one of separate, auto, ipv4, ipv6", "Backend.Mode")]
+    [InlineData("""{"Mode":"Separate"}""", "No valid Mode configured: \"Separate\" is not one of separate, auto, ipv4, ipv6", "Backend.Mode")]
     [InlineData("""{"ListenPort":"51820"}""", "error decoding backend config: ListenPort \"51820\" must be an integer", "Backend.ListenPort")]
     [InlineData("""{"ListenPort":70000}""", "error decoding backend config: ListenPort 70000 must be between 0 and 65535", "Backend.ListenPort")]
     [InlineData("""{"PersistentKeepaliveInterval":"25s"}""", "error decoding backend config: PersistentKeepaliveInterval \"25s\" must be an integer", "Backend.PersistentKeepaliveInterval")]

@@ -21,6 +21,7 @@ internal sealed class VirtualCluster : IAsyncDisposable
     private readonly string _work = Directory.CreateTempSubdirectory("flannel-e2e-").FullName;
     private readonly List<NetworkNamespace> _namespaces = [];
     private readonly Dictionary<string, Process> _flanneld = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, WireGuardMountNamespace> _wireGuardMounts = new(StringComparer.Ordinal);
     private Process? _etcd;
 
     private VirtualCluster(string backend, ClusterFamilies families, IReadOnlyList<string> flanneldArguments, ContainerImage? image, IReadOnlySet<string> containerNodes)
@@ -108,6 +109,15 @@ internal sealed class VirtualCluster : IAsyncDisposable
         try
         {
             await cluster.CreateTopologyAsync();
+            if (backend == "wireguard")
+            {
+                // Each node's wireguard-go needs its own /var/run/wireguard (every node has a flannel-wg).
+                foreach (string node in cluster._nodes.Keys)
+                {
+                    cluster._wireGuardMounts[node] = await WireGuardMountNamespace.CreateAsync(Path.Combine(cluster._work, node, "wireguard"));
+                }
+            }
+
             await cluster.StartEtcdAsync();
             foreach (string node in cluster._nodes.Keys)
             {
@@ -125,6 +135,20 @@ internal sealed class VirtualCluster : IAsyncDisposable
     }
 
     public string SubnetFile(string node) => Path.Combine(_work, node, "subnet.env");
+
+    /// <summary>The node's status socket (each flanneld gets its own: they share one filesystem).</summary>
+    public string StatusSocket(string node) => Path.Combine(_work, node, "flannel.sock");
+
+    /// <summary>Runs <c>flanneld ARGS</c> in the node's namespace (<c>status</c>, <c>doctor</c>) and returns its exit code and stdout (stderr appended).</summary>
+    public async Task<(int ExitCode, string Output)> FlanneldSubcommandAsync(string node, params string[] args)
+    {
+        ProcessResult result = await _nodes[node].RunAsync([FlanneldPath, .. args]);
+        return (result.ExitCode, result.StandardOutput + result.StandardError);
+    }
+
+    /// <summary><c>flanneld doctor</c> on the node, reading the leases from its agent's socket.</summary>
+    public Task<(int ExitCode, string Output)> DoctorAsync(string node) =>
+        FlanneldSubcommandAsync(node, "doctor", "--socket", StatusSocket(node), $"--subnet-file={SubnetFile(node)}", $"--etcd-endpoints={EtcdUrl}");
 
     /// <summary>The node's lease subnet from its subnet.env, e.g. 10.244.7.0/24.</summary>
     public IPNetwork Subnet(string node) => SubnetFromEnv(node, "FLANNEL_SUBNET=");
@@ -156,10 +180,35 @@ internal sealed class VirtualCluster : IAsyncDisposable
     /// <summary>The port each flanneld serves /healthz, /readyz (and /metrics) on, at its node's address.</summary>
     public const int HealthzPort = 8081;
 
+    /// <summary>The node's WireGuard private key file (<c>$WIREGUARD_KEY_FILE</c>).</summary>
+    public string WireGuardKeyFile(string node) => Path.Combine(_work, node, "wgkey");
+
+    /// <summary>Runs <c>wg ARGS</c> for the node (its network namespace and its /var/run/wireguard) and returns the output.</summary>
+    public async Task<string> WgAsync(string node, params string[] args)
+    {
+        ProcessResult result = await NetworkNamespace.RunProcessAsync(_wireGuardMounts[node].Enter(_nodes[node], ["wg", .. args]), CancellationToken.None);
+        Assert.True(result.ExitCode == 0, $"wg {string.Join(' ', args)} on {node} failed: {result.StandardError}");
+        return result.StandardOutput;
+    }
+
+    /// <summary>The peers of a node's WireGuard device from <c>wg show DEVICE dump</c>: public key → (endpoint, allowed IPs).</summary>
+    public async Task<Dictionary<string, (string Endpoint, string AllowedIps)>> WireGuardPeersAsync(string node, string device = "flannel-wg")
+    {
+        var peers = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
+        string[] lines = (await WgAsync(node, "show", device, "dump")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        foreach (string line in lines.Skip(1)) // the first line is the interface
+        {
+            string[] fields = line.Split('\t');
+            peers[fields[0]] = (fields[2], fields[3]);
+        }
+
+        return peers;
+    }
+
     public void StartFlanneld(string node)
     {
         bool inContainer = _containerNodes.Contains(node);
-        var start = new ProcessStartInfo(inContainer ? "podman" : "ip")
+        var start = new ProcessStartInfo
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -168,14 +217,30 @@ internal sealed class VirtualCluster : IAsyncDisposable
         string[] flags =
         [
             $"--etcd-endpoints={EtcdUrl}", $"--subnet-file={SubnetFile(node)}", "--iface=eth0", "--ip-masq",
+            $"--status-socket={StatusSocket(node)}",
             $"--healthz-ip={(HasIPv4 ? _addresses[node] : _addresses6[node])}", $"--healthz-port={HealthzPort}",
             .. FlanneldArguments,
         ];
+
+        // The node's directory (subnet.env, the status socket) is bind-mounted at the same path into a container.
         string nodeDirectory = Path.Combine(_work, node);
         string[] arguments = inContainer
-            ? [.. _image!.RunArguments(ContainerName(node), _nodes[node].Path, [(nodeDirectory, nodeDirectory)]), _image.Name, .. flags]
-            : ["netns", "exec", _nodes[node].Name, FlanneldPath, .. flags];
-        foreach (string arg in arguments)
+            ? ["podman", .. _image!.RunArguments(ContainerName(node), _nodes[node].Path, [(nodeDirectory, nodeDirectory)]), _image.Name, .. flags]
+            : ["ip", "netns", "exec", _nodes[node].Name, FlanneldPath, .. flags];
+        if (_wireGuardMounts.TryGetValue(node, out WireGuardMountNamespace? mount))
+        {
+            if (inContainer)
+            {
+                throw new NotSupportedException("the container nodes run vxlan: podman would need the node's private /var/run/wireguard mounted");
+            }
+
+            // flanneld, and the wireguard-go it starts, see the node's private /var/run/wireguard.
+            arguments = mount.Enter(arguments);
+            start.Environment["WIREGUARD_KEY_FILE"] = WireGuardKeyFile(node);
+        }
+
+        start.FileName = arguments[0];
+        foreach (string arg in arguments.Skip(1))
         {
             start.ArgumentList.Add(arg);
         }
@@ -329,7 +394,18 @@ internal sealed class VirtualCluster : IAsyncDisposable
             {
                 foreach (IPNetwork subnet in Subnets(peer))
                 {
-                    await WaitUntilAsync(() => HasRouteAsync(node, subnet), $"{node}'s route to {peer} ({subnet})\n{FlanneldLog(node)}");
+                    if (Backend == "wireguard")
+                    {
+                        // One route to the whole network through flannel-wg; the per-node state is the peer.
+                        string device = subnet.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? "flannel-wg-v6" : "flannel-wg";
+                        await WaitUntilAsync(
+                            async () => (await WireGuardPeersAsync(node, device)).Values.Any(p => p.AllowedIps == subnet.ToString()),
+                            $"{node}'s WireGuard peer for {peer} ({subnet})\n{FlanneldLog(node)}");
+                    }
+                    else
+                    {
+                        await WaitUntilAsync(() => HasRouteAsync(node, subnet), $"{node}'s route to {peer} ({subnet})\n{FlanneldLog(node)}");
+                    }
                 }
             }
         }
@@ -358,7 +434,12 @@ internal sealed class VirtualCluster : IAsyncDisposable
 
         foreach (NetworkNamespace ns in Enumerable.Reverse(_namespaces))
         {
-            await ns.DisposeAsync();
+            await ns.DisposeAsync(); // also stops the wireguard-go daemons living in it
+        }
+
+        foreach (WireGuardMountNamespace mount in _wireGuardMounts.Values)
+        {
+            await mount.DisposeAsync();
         }
 
         Directory.Delete(_work, recursive: true);

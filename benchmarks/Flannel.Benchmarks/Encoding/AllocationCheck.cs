@@ -19,6 +19,8 @@ internal static class AllocationCheck
         var messages = new EncodeMessageBenchmarks();
         var batch = new EncodeBatchBenchmarks { Peers = 512 };
         batch.Setup();
+        var wireGuard = new EncodeWireGuardBenchmarks { Peers = 512 };
+        wireGuard.Setup();
         (string Name, Func<int> Operation)[] cases =
         [
             (nameof(messages.RouteReplace), messages.RouteReplace),
@@ -29,6 +31,9 @@ internal static class AllocationCheck
             (nameof(messages.RouteReplaceViaNexthop), messages.RouteReplaceViaNexthop),
             ("PeersIntoSpan(512)", batch.PeersIntoSpan),
             ("PeersIntoBufferWriter(512)", batch.PeersIntoBufferWriter),
+            ("PeersThroughOperations(512)", batch.PeersThroughOperations),
+            ("WgSetOnePeer", wireGuard.SetOnePeer),
+            ("WgSetDevice(512)", wireGuard.SetDevice),
         ];
 
         int failures = 0;

@@ -25,6 +25,8 @@ public class EncodeBatchBenchmarks
     private NeighborSpec[] _neighbors = [];
     private FdbEntrySpec[] _fdb = [];
     private RouteSpec[] _routes = [];
+    private NetlinkOperation[] _operations = [];
+    private readonly List<IDisposable> _keepAlive = [];
     private uint _sequence;
 
     [Params(1, 8, 64, 512)]
@@ -36,6 +38,13 @@ public class EncodeBatchBenchmarks
         _neighbors = Enumerable.Range(0, Peers).Select(p => EncoderFixtures.Neighbor(p)).ToArray();
         _fdb = Enumerable.Range(0, Peers).Select(p => EncoderFixtures.Fdb(p)).ToArray();
         _routes = Enumerable.Range(0, Peers).Select(p => EncoderFixtures.Route(p)).ToArray();
+        var batch = new NetlinkBatch(Peers * 3);
+        for (int i = 0; i < Peers; i++)
+        {
+            batch.ReplaceNeighbor(_neighbors[i]).ReplaceFdbEntry(_fdb[i]).ReplaceRoute(_routes[i]);
+        }
+
+        _operations = [.. batch.Operations];
     }
 
     /// <summary>Into a fixed span (the caller sized the buffer).</summary>
@@ -64,6 +73,24 @@ public class EncodeBatchBenchmarks
             NeighborMessages.WriteReplace(ref writer, _neighbors[i], ++_sequence);
             NeighborMessages.WriteReplaceFdb(ref writer, _fdb[i], ++_sequence);
             RouteMessages.WriteReplace(ref writer, _routes[i], ++_sequence);
+        }
+
+        writer.Flush();
+        return _bufferWriter.WrittenCount;
+    }
+
+    /// <summary>
+    /// The path <c>RtNetlink.ApplyAsync</c> takes: each <see cref="NetlinkOperation"/> of a batch encodes its own message
+    /// (one virtual call per operation) into the reused buffer writer.
+    /// </summary>
+    [Benchmark]
+    public int PeersThroughOperations()
+    {
+        _bufferWriter.ResetWrittenCount();
+        var writer = new NetlinkWriter(_bufferWriter);
+        foreach (NetlinkOperation operation in _operations)
+        {
+            operation.Encode(ref writer, ++_sequence, _keepAlive);
         }
 
         writer.Flush();

@@ -83,7 +83,7 @@ internal sealed class FlagSpec<T> : FlagSpec
 
     public override Option Option => _option;
 
-    public override string TypeWord => IsBool ? "" : typeof(T) == typeof(int) ? "int" : "string";
+    public override string TypeWord => IsBool ? "" : typeof(T) == typeof(int) ? "int" : typeof(T) == typeof(TimeSpan) ? "duration" : "string";
 
     public static FlagSpec<T> Create(string name, string usage, string? defaultText,
         Func<string, T> parse, Func<FlanneldOptions, T, FlanneldOptions> store, bool readsEnvironment = true) =>

@@ -315,6 +315,15 @@ public static class FlanneldCommandLine
                 s => GoFlagValues.ParseIntInRange(s, 1, int.MaxValue), (o, v) => o with { IptablesResyncSeconds = v }),
             Bool("iptables-forward-rules", "add default accept rules to FORWARD chain in iptables", true, (o, v) => o with { IptablesForwardRules = v }),
             Bool("ip-blackhole-route", "add a blackhole route on the node for the local podCIDR", false, (o, v) => o with { IPBlackholeRoute = v }),
+            // Flannel.NET's own: the fabric health features (docs/health.md).
+            Str("status-socket", "unix socket where the agent serves its fabric status for `flanneld status` and `flanneld doctor` (empty to disable)",
+                Flannel.Agent.Status.StatusSocketOptions.DefaultPath, (o, v) => o with { StatusSocket = v }),
+            FlagSpec<TimeSpan>.Create("probe-interval", "probe every peer over the overlay and the underlay once per interval (0 to disable)", "1m0s",
+                s => GoFlagValues.ParseDuration(s, allowZero: true), (o, v) => o with { ProbeInterval = v }),
+            FlagSpec<TimeSpan>.Create("probe-timeout", "how long a peer probe waits for its reply", "1s",
+                s => GoFlagValues.ParseDuration(s, allowZero: false), (o, v) => o with { ProbeTimeout = v }),
+            Bool("probe-per-peer-metrics", "label flannel_peer_reachable per peer (one series per peer and path)", false, (o, v) => o with { ProbePerPeerMetrics = v }),
+            Bool("status-http", "also serve the fabric status as JSON under /status on the healthz port", false, (o, v) => o with { StatusHttp = v }),
             Str("net-config-path", "path to the network configuration file", "/etc/kube-flannel/net-conf.json", (o, v) => o with { NetConfigPath = v }),
             Bool("set-node-network-unavailable", "set NodeNetworkUnavailable after ready", true, (o, v) => o with { SetNodeNetworkUnavailable = v }),
             // klog flags flanneld copies onto its flag set (it always logs to stderr).

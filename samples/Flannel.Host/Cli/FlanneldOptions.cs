@@ -87,6 +87,21 @@ public sealed record FlanneldOptions
     /// <summary><c>--ip-blackhole-route</c>: keep a blackhole route for the lease subnet.</summary>
     public bool IPBlackholeRoute { get; init; }
 
+    /// <summary><c>--status-socket</c>: the unix socket the agent serves its fabric status on; empty disables it.</summary>
+    public string StatusSocket { get; init; } = Flannel.Agent.Status.StatusSocketOptions.DefaultPath;
+
+    /// <summary><c>--probe-interval</c>: every peer is probed once per interval; zero disables the probes.</summary>
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary><c>--probe-timeout</c>: how long a probe waits for its reply.</summary>
+    public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary><c>--probe-per-peer-metrics</c>: one <c>flannel_peer_reachable</c> series per peer (a <c>peer</c> label).</summary>
+    public bool ProbePerPeerMetrics { get; init; }
+
+    /// <summary><c>--status-http</c>: also serve the fabric status under <c>/status</c> on the healthz port.</summary>
+    public bool StatusHttp { get; init; }
+
     /// <summary><c>--healthz-ip</c>: the address the health server listens on.</summary>
     public IPAddress HealthzIP { get; init; } = IPAddress.Any;
 

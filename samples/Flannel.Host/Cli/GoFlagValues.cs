@@ -120,6 +120,22 @@ internal static class GoFlagValues
     }
 
     /// <summary>An int within [min, max].</summary>
+    /// <summary>Go's time.ParseDuration (e.g. <c>1m0s</c>, <c>500ms</c>); <c>0</c> when <paramref name="allowZero"/>.</summary>
+    public static TimeSpan ParseDuration(string text, bool allowZero)
+    {
+        if (allowZero && text == "0")
+        {
+            return TimeSpan.Zero;
+        }
+
+        if (!Flannel.Host.Status.SubcommandFlags.TryParseDuration(text, out TimeSpan value) || (value == TimeSpan.Zero && !allowZero))
+        {
+            throw new FlagValueException(allowZero ? "parse error: a duration such as 30s, 1m0s or 0" : "parse error: a positive duration such as 500ms or 1s");
+        }
+
+        return value;
+    }
+
     public static int ParseIntInRange(string text, int min, int max)
     {
         int value = ParseInt(text);

@@ -68,6 +68,10 @@ internal static class FlanneldHost
         WebApplication app = web.Build();
         MetricsEndpoint.Map(app);
         HealthEndpoints.Map(app);
+        if (options.StatusHttp)
+        {
+            HealthEndpoints.MapStatus(app);
+        }
         return app;
     }
 
@@ -85,12 +89,18 @@ internal static class FlanneldHost
         // The process is started in the node's network namespace (e.g. `ip netns exec NODE flanneld ...`), so
         // netlink in the current namespace is the node's.
         flannel.UseNetlink(_ => RtNetlink.Open());
+        flannel.UseSysctl(_ => ProcSysctl.Current);
         flannel.AddVxlanBackend();
         flannel.AddHostGwBackend();
         flannel.AddAllocBackend();
         flannel.AddExtensionBackend();
+
+        // flannel's only host-side WireGuard knob is $WIREGUARD_KEY_FILE, which the backend reads itself. Several
+        // flanneld on one machine each need a private /var/run/wireguard (a mount namespace): see docs/backends.md.
+        flannel.AddWireGuardBackend();
         AddSubnetStore(flannel, options);
         flannel.UseTrafficManager();
+        flannel.UseFabricProbes();
         flannel.AddAgent(o => ApplyAgentOptions(o, options));
         builder.Services.AddHostedService<SystemdNotifier>();
         overrides?.Invoke(builder.Services);
@@ -149,6 +159,15 @@ internal static class FlanneldHost
         agent.IptablesResync = options.IptablesResyncPeriod;
         agent.IptablesForwardRules = options.IptablesForwardRules;
         agent.IpBlackholeRoute = options.IPBlackholeRoute;
+        agent.StatusSocket = options.StatusSocket;
+        agent.Probes.Enabled = options.ProbeInterval > TimeSpan.Zero;
+        if (agent.Probes.Enabled)
+        {
+            agent.Probes.Interval = options.ProbeInterval;
+        }
+
+        agent.Probes.Timeout = options.ProbeTimeout;
+        agent.Probes.PerPeerMetrics = options.ProbePerPeerMetrics;
     }
 
     /// <summary>Console logging to stderr (as klog does), one line per entry; <c>-v</c> ≥ 2 adds debug, ≥ 4 trace.</summary>

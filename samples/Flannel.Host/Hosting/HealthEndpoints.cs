@@ -77,6 +77,22 @@ internal static class HealthEndpoints
         return context.Response.WriteAsync(text, context.RequestAborted);
     }
 
+    /// <summary>
+    /// Maps <c>/status</c> (<c>--status-http</c>): the agent's fabric status, the same JSON document as on its unix
+    /// socket. Off by default: the health port usually listens on every address, and the status names every node.
+    /// </summary>
+    public static void MapStatus(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapGet("/status", static async context =>
+        {
+            Flannel.Agent.Status.IFabricStatus status = context.RequestServices.GetRequiredService<Flannel.Agent.Status.IFabricStatus>();
+            context.Response.ContentType = "application/json; charset=utf-8";
+            await System.Text.Json.JsonSerializer.SerializeAsync(
+                context.Response.Body, status.GetStatus(), Flannel.Agent.Status.FabricStatusJsonContext.Default.FabricStatus, context.RequestAborted).ConfigureAwait(false);
+        });
+    }
+
     /// <summary>Header values must be printable ASCII; anything else becomes '?'.</summary>
     private static string Sanitize(string text)
     {

@@ -4,6 +4,7 @@ using Flannel.Backends;
 using Flannel.Configuration;
 using Flannel.Agent.Health;
 using Flannel.Agent.Metrics;
+using Flannel.Agent.Probing;
 using Flannel.Netlink;
 using Flannel.Agent.InterfaceSelection;
 using Flannel.SubnetEnv;
@@ -58,6 +59,10 @@ public sealed partial class FlannelAgent : BackgroundService
     /// What the store reports about its health, when it is not the store itself that implements
     /// <see cref="ISubnetStoreStatus"/> (a host-side adapter); folded into readiness.
     /// </param>
+    /// <param name="echoProber">
+    /// Sends the peer probes (registered by <c>UseFabricProbes</c>); null: no probes, and the status shows none.
+    /// </param>
+    /// <param name="fabricMetrics">The probe instruments, or null for none.</param>
     public FlannelAgent(
         IOptions<FlannelAgentOptions> options,
         ISubnetStore store,
@@ -68,7 +73,9 @@ public sealed partial class FlannelAgent : BackgroundService
         TimeProvider timeProvider,
         ILogger<FlannelAgent> logger,
         IAgentTrafficRules? trafficRules = null,
-        ISubnetStoreStatus? storeStatus = null)
+        ISubnetStoreStatus? storeStatus = null,
+        IEchoProber? echoProber = null,
+        FabricMetrics? fabricMetrics = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(store);
@@ -93,6 +100,8 @@ public sealed partial class FlannelAgent : BackgroundService
         {
             Readiness.SetStoreStatus(() => status.NotReadyReason);
         }
+
+        CreateProber(echoProber, fabricMetrics, storeStatus ?? store as ISubnetStoreStatus);
     }
 
     /// <summary>The agent's name (<see cref="FlannelAgentOptions.Name"/>).</summary>
@@ -113,6 +122,8 @@ public sealed partial class FlannelAgent : BackgroundService
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var statusStopping = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        Task statusSocket = ServeStatusAsync(statusStopping.Token);
         try
         {
             await RunAsync(stoppingToken).ConfigureAwait(false);
@@ -131,6 +142,8 @@ public sealed partial class FlannelAgent : BackgroundService
         }
         finally
         {
+            await statusStopping.CancelAsync().ConfigureAwait(false);
+            await statusSocket.ConfigureAwait(false);
             _started.TrySetCanceled(stoppingToken.IsCancellationRequested ? stoppingToken : CancellationToken.None);
             if (stoppingToken.IsCancellationRequested)
             {
@@ -221,11 +234,13 @@ public sealed partial class FlannelAgent : BackgroundService
         Task backendTask = network.RunAsync(RemoteLeaseEventsAsync(linked.Token), linked.Token);
         Task keepTask = KeepLeaseAsync(linked.Token);
         Task resyncTask = ResyncLoopAsync(linked.Token);
+        SetProbeEndpoints(lease, network);
+        Task probeTask = RunProbesAsync(linked.Token);
         Task first = await Task.WhenAny(backendTask, keepTask, resyncTask).ConfigureAwait(false);
         await linked.CancelAsync().ConfigureAwait(false);
         try
         {
-            await Task.WhenAll(backendTask, keepTask, resyncTask).ConfigureAwait(false);
+            await Task.WhenAll(backendTask, keepTask, resyncTask, probeTask).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -403,6 +418,7 @@ public sealed partial class FlannelAgent : BackgroundService
         }
 
         await _network!.ConfigureLeaseAsync(updated, cancellationToken).ConfigureAwait(false);
+        SetProbeEndpoints(updated, _network);
         var previous = new SubnetEnvReadResult { Exists = true, Network = _config!.Network, Subnet = old.Subnet, IPv6Network = _config.IPv6Network, IPv6Subnet = old.IPv6Subnet };
         await EnsureTrafficRulesAsync(updated, previous, isResync: false, cancellationToken).ConfigureAwait(false);
         await WriteSubnetFileAsync(_config, updated, _network, cancellationToken).ConfigureAwait(false);
@@ -468,6 +484,11 @@ public sealed partial class FlannelAgent : BackgroundService
 
                     IReadOnlyList<LeaseEvent> batch = remote.Apply(item);
                     _gauges.SetPeers(remote.RemoteLeases.Count);
+                    if (batch.Count > 0 || item.IsSnapshot)
+                    {
+                        PublishRemoteLeases(remote);
+                    }
+
                     if (batch.Count == 0 && !item.IsSnapshot)
                     {
                         continue;

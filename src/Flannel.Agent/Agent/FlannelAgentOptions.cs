@@ -59,4 +59,17 @@ public sealed class FlannelAgentOptions
 
     /// <summary>Longest delay between store retries; delays double up to it. Default 30 s.</summary>
     public TimeSpan StoreRetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How peers are probed over the overlay and the underlay (<c>--probe-interval</c>, <c>--probe-timeout</c> in
+    /// flanneld). Probes run only when a prober is registered (<c>UseFabricProbes</c>).
+    /// </summary>
+    public Flannel.Agent.Probing.FabricProbeOptions Probes { get; set; } = new();
+
+    /// <summary>
+    /// The unix socket the agent serves its <see cref="Flannel.Agent.Status.FabricStatus"/> on (mode 0600), for
+    /// <c>flanneld status</c> and <c>flanneld doctor</c>; null or empty: none (the default for an embedded agent;
+    /// flanneld's default is <see cref="Flannel.Agent.Status.StatusSocketOptions.DefaultPath"/>).
+    /// </summary>
+    public string? StatusSocket { get; set; }
 }

@@ -38,6 +38,7 @@ public sealed class FlannelAgentOptionsValidator : IValidateOptions<FlannelAgent
             failures.Add($"StoreRetryInitialDelay={options.StoreRetryInitialDelay}, StoreRetryMaxDelay={options.StoreRetryMaxDelay}: need 0 < initial <= max");
         }
 
+        CheckProbes(failures, options.Probes);
         CheckAddress(failures, "--public-ip", options.PublicIP, AddressFamily.InterNetwork);
         CheckAddress(failures, "--public-ipv6", options.PublicIPv6, AddressFamily.InterNetworkV6);
         CheckAddress(failures, "--iface-can-reach", options.IfaceCanReach, null);
@@ -62,6 +63,40 @@ public sealed class FlannelAgentOptionsValidator : IValidateOptions<FlannelAgent
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckProbes(List<string> failures, Flannel.Agent.Probing.FabricProbeOptions? probes)
+    {
+        if (probes is null)
+        {
+            failures.Add("Probes: must not be null (set Probes.Enabled = false to turn probing off)");
+            return;
+        }
+
+        if (!probes.Enabled)
+        {
+            return;
+        }
+
+        if (probes.Interval <= TimeSpan.Zero)
+        {
+            failures.Add($"--probe-interval={probes.Interval}: must be positive (0 turns probing off)");
+        }
+
+        if (probes.Timeout <= TimeSpan.Zero || probes.Timeout >= probes.Interval)
+        {
+            failures.Add($"--probe-timeout={probes.Timeout}: must be positive and shorter than --probe-interval ({probes.Interval})");
+        }
+
+        if (probes.FailureThreshold < 1 || probes.RecoveryThreshold < 1 || probes.FlapThreshold < 2 || probes.Window < 1)
+        {
+            failures.Add($"Probes: FailureThreshold={probes.FailureThreshold}, RecoveryThreshold={probes.RecoveryThreshold} and Window={probes.Window} must be at least 1, FlapThreshold={probes.FlapThreshold} at least 2");
+        }
+
+        if (probes.MaxPeersPerSecond <= 0)
+        {
+            failures.Add($"Probes: MaxPeersPerSecond={probes.MaxPeersPerSecond} must be positive");
+        }
     }
 
     private static void CheckAddress(List<string> failures, string flag, string? value, AddressFamily? family)

@@ -61,6 +61,20 @@ public static class FlannelAgentServiceCollectionExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Registers the sysctls of the node's network namespace (backends set e.g. <c>accept_ra</c> on their devices):
+    /// <see cref="ProcSysctl.Current"/> for the process's own namespace, <see cref="ProcSysctl.InNamespace"/> for
+    /// another. Register the same namespace as <see cref="UseNetlink"/>.
+    /// </summary>
+    public static IFlannelBuilder UseSysctl(this IFlannelBuilder builder, Func<IServiceProvider, ISysctl> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        builder.Services.RemoveAll<ISysctl>();
+        builder.Services.AddSingleton(factory);
+        return builder;
+    }
+
     /// <summary>Registers the masquerade/forward rule manager the agent drives.</summary>
     public static IFlannelBuilder UseTrafficRules(this IFlannelBuilder builder, Func<IServiceProvider, IAgentTrafficRules> factory)
     {
@@ -92,6 +106,7 @@ public static class FlannelAgentServiceCollectionExtensions
         services.TryAddSingleton(sp => new FlannelMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<FlannelAgentOptions>, FlannelAgentOptionsValidator>());
         services.TryAddSingleton<FlannelAgent>();
+        services.TryAddSingleton<Flannel.Agent.Status.IFabricStatus>(sp => sp.GetRequiredService<FlannelAgent>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, FlannelAgentHostedService>());
     }
 

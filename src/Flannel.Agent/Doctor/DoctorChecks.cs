@@ -467,6 +467,15 @@ internal static class DoctorChecks
             return [new DoctorFinding(KernelObjects, FindingSeverity.Info, "no leases to compare the kernel's objects with", [], [])];
         }
 
+        if (facts.Leases.BackendType is { } backendType and not ("vxlan" or "host-gw"))
+        {
+            // Only vxlan and host-gw program a route (and neighbour/FDB entry) per peer. wireguard routes the whole
+            // network through its device and keeps peers in the device, alloc programs nothing and extension runs
+            // its own commands: judging them by per-peer routes would report every healthy peer as broken.
+            return [new DoctorFinding(KernelObjects, FindingSeverity.Info,
+                $"the {backendType} backend programs no per-peer routes; doctor judges kernel objects for vxlan and host-gw only", [], [])];
+        }
+
         var findings = new List<DoctorFinding>();
         Lease? own = facts.OwnLease;
         Lease[] remote = [.. facts.RemoteLeases];
@@ -537,7 +546,7 @@ internal static class DoctorChecks
             }
 
             bool ours = route.Protocol == RouteDefaults.ProtocolFlannel || (device is not null && route.LinkIndex == device.Index);
-            if (!ours || route.Destination.PrefixLength == net.PrefixLength || route.Type != 1)
+            if (!ours || route.Destination.PrefixLength == net.PrefixLength || route.Type != RouteType.Unicast)
             {
                 continue; // the cluster-wide route, blackholes and others' routes are not flannel's per-peer routes
             }

@@ -21,11 +21,6 @@ namespace Flannel.Agent.InterfaceSelection;
 /// </remarks>
 public sealed class ExternalInterfaceSelector
 {
-    // IFA_F_* bits of AddressInfo.Flags, named here for what they mean to the preference order.
-    private const uint TemporaryAddressFlag = 0x01;
-    private const uint DeprecatedAddressFlag = 0x20;
-    private const uint PermanentAddressFlag = 0x80;
-
     private static readonly TimeSpan RegexTimeout = TimeSpan.FromSeconds(1);
 
     private readonly INetlink _netlink;
@@ -302,11 +297,11 @@ public sealed class ExternalInterfaceSelector
         public IEnumerable<IPAddress> PreferredAddresses(int linkIndex, AddressFamily family) =>
             addresses
                 .Where(a => a.LinkIndex == linkIndex && a.Local.AddressFamily == family)
-                .Where(a => (a.Flags & DeprecatedAddressFlag) == 0)
+                .Where(a => (a.Flags & AddressFlags.Deprecated) == 0)
                 .Where(a => IsGlobalUnicast(a.Local) || IsLinkLocalUnicast(a.Local))
                 .OrderBy(a => IsLinkLocalUnicast(a.Local) ? 1 : 0)
-                .ThenBy(a => (a.Flags & PermanentAddressFlag) != 0 ? 0 : 1)
-                .ThenBy(a => (a.Flags & TemporaryAddressFlag) != 0 ? 1 : 0)
+                .ThenBy(a => (a.Flags & AddressFlags.Permanent) != 0 ? 0 : 1)
+                .ThenBy(a => (a.Flags & AddressFlags.Temporary) != 0 ? 1 : 0)
                 .Select(a => a.Local);
 
         public string Describe(InterfaceSelectionOptions options)

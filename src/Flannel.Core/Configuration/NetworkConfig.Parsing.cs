@@ -9,13 +9,13 @@ namespace Flannel.Configuration;
 
 public sealed partial record NetworkConfig
 {
-    /// <summary>The backend types Flannel.NET implements: <c>vxlan</c>, <c>host-gw</c>, <c>alloc</c> and <c>extension</c>.</summary>
-    public static IReadOnlyList<string> SupportedBackendTypes { get; } = ["vxlan", "host-gw", "alloc", "extension"];
+    /// <summary>The backend types Flannel.NET implements: <c>vxlan</c>, <c>host-gw</c>, <c>wireguard</c>, <c>alloc</c> and <c>extension</c>.</summary>
+    public static IReadOnlyList<string> SupportedBackendTypes { get; } = ["vxlan", "host-gw", "wireguard", "alloc", "extension"];
 
     // Backends flannel has and Flannel.NET deliberately does not (so the error can say "not implemented"
     // rather than "unknown").
     private static readonly string[] s_flannelOnlyBackendTypes =
-        ["udp", "ipip", "wireguard", "ipsec", "tencent-vpc"];
+        ["udp", "ipip", "ipsec", "tencent-vpc"];
 
     /// <summary>
     /// Parses net-conf.json with Go <c>encoding/json</c> semantics (case-insensitive keys, unknown keys

@@ -27,11 +27,15 @@ internal static class AddressMessages
 {
     /// <summary>RTM_NEWADDR (CREATE|EXCL), as <c>ip addr add A/P dev X</c>.</summary>
     public static NetlinkMessageToken WriteAdd(ref NetlinkWriter writer, int linkIndex, IPNetwork address, uint sequence) =>
-        Write(ref writer, RtnetlinkConstants.RTM_NEWADDR, RequestFlags.CreateExclusive, linkIndex, address.BaseAddress, address.PrefixLength, sequence);
+        WriteAdd(ref writer, linkIndex, address.BaseAddress, address.PrefixLength, sequence);
+
+    /// <summary>RTM_NEWADDR (CREATE|EXCL) of <paramref name="local"/>/<paramref name="prefixLength"/> (host bits allowed).</summary>
+    public static NetlinkMessageToken WriteAdd(ref NetlinkWriter writer, int linkIndex, IPAddress local, int prefixLength, uint sequence) =>
+        Write(ref writer, RtnetlinkConstants.RTM_NEWADDR, RequestFlags.CreateExclusive, linkIndex, local, prefixLength, sequence);
 
     /// <summary>RTM_DELADDR, as <c>ip addr del A/P dev X</c>.</summary>
     public static NetlinkMessageToken WriteDelete(ref NetlinkWriter writer, int linkIndex, IPNetwork address, uint sequence) =>
-        Write(ref writer, RtnetlinkConstants.RTM_DELADDR, RequestFlags.Acknowledged, linkIndex, address.BaseAddress, address.PrefixLength, sequence);
+        WriteDelete(ref writer, linkIndex, address.BaseAddress, address.PrefixLength, sequence);
 
     /// <summary>RTM_DELADDR of an address with host bits (as dumped: <paramref name="local"/>/<paramref name="prefixLength"/>).</summary>
     public static NetlinkMessageToken WriteDelete(ref NetlinkWriter writer, int linkIndex, IPAddress local, int prefixLength, uint sequence) =>
@@ -86,12 +90,12 @@ internal static class AddressMessages
             LinkIndex = index,
             Address = FamilyCodes.Network(value, prefixLength),
             Local = value,
-            Scope = scope,
-            Flags = flags,
+            Scope = (RouteScope)scope,
+            Flags = (AddressFlags)flags,
         };
     }
 
     /// <summary>Describes an address operation for error messages.</summary>
-    public static string Describe(int linkIndex, IPNetwork address) =>
-        string.Create(CultureInfo.InvariantCulture, $"{address} dev {linkIndex}");
+    public static string Describe(int linkIndex, IPAddress local, int prefixLength) =>
+        string.Create(CultureInfo.InvariantCulture, $"{local}/{prefixLength} dev {linkIndex}");
 }

@@ -120,7 +120,7 @@ internal static class NeighborMessages
         var (index, state, flags, destination, lladdr) = ReadCommon(payload);
         return destination is null
             ? null
-            : new NeighborInfo { LinkIndex = index, Address = destination, LinkLayerAddress = lladdr, State = state, Flags = flags };
+            : new NeighborInfo { LinkIndex = index, Address = destination, LinkLayerAddress = lladdr, State = (NeighborState)state, Flags = (NeighborFlags)flags };
     }
 
     /// <summary>Decodes an AF_BRIDGE RTM_NEWNEIGH; null when it carries no 6-byte NDA_LLADDR.</summary>
@@ -129,7 +129,7 @@ internal static class NeighborMessages
         var (index, state, flags, destination, lladdr) = ReadCommon(payload);
         return lladdr is not MacAddress mac
             ? null
-            : new FdbEntryInfo { LinkIndex = index, MacAddress = mac, Destination = destination, State = state, Flags = flags };
+            : new FdbEntryInfo { LinkIndex = index, MacAddress = mac, Destination = destination, State = (NeighborState)state, Flags = (NeighborFlags)flags };
     }
 
     private static (int Index, ushort State, byte Flags, IPAddress? Destination, MacAddress? LinkLayer) ReadCommon(ReadOnlySpan<byte> payload)

@@ -36,7 +36,7 @@ internal static class RouteMessages
     public static NetlinkMessageToken WriteReplace(ref NetlinkWriter writer, RouteSpec route, uint sequence)
     {
         NetlinkMessageToken message = writer.BeginMessage(RtnetlinkConstants.RTM_NEWROUTE, RequestFlags.Replace, sequence);
-        WriteRtMsg(ref writer, route.Destination, route.Table, route.Protocol, (byte)route.Scope, route.Type, route.OnLink ? RtnetlinkConstants.RTNH_F_ONLINK : 0);
+        WriteRtMsg(ref writer, route.Destination, route.Table, route.Protocol, (byte)route.Scope, (byte)route.Type, route.OnLink ? RtnetlinkConstants.RTNH_F_ONLINK : 0);
         WriteAttributes(ref writer, route);
         writer.EndMessage(message);
         return message;
@@ -170,7 +170,7 @@ internal static class RouteMessages
             Table = table,
             Protocol = protocol,
             Scope = (RouteScope)scope,
-            Type = type,
+            Type = (RouteType)type,
             NexthopId = nexthop,
         };
     }

@@ -5,7 +5,7 @@ using static Tmds.Linux.LibC;
 namespace Flannel.Netlink.Sockets;
 
 /// <summary>
-/// An AF_NETLINK / NETLINK_ROUTE socket opened with Tmds.LibC, optionally inside another network namespace,
+/// An AF_NETLINK socket (NETLINK_ROUTE, or NETLINK_GENERIC for genetlink families such as wireguard) opened with Tmds.LibC, optionally inside another network namespace,
 /// then wrapped in a <see cref="Socket"/> for cancellable asynchronous reads.
 /// </summary>
 /// <remarks>
@@ -39,22 +39,23 @@ internal sealed class LinuxNetlinkSocket : INetlinkSocket
 
     /// <summary>
     /// Opens a socket in the current namespace, or in <paramref name="namespacePath"/> (entered on a dedicated
-    /// thread), joined to the rtnetlink multicast <paramref name="groups"/> (RTNLGRP_* numbers).
+    /// thread), joined to the multicast <paramref name="groups"/> (RTNLGRP_* numbers for NETLINK_ROUTE).
+    /// <paramref name="protocol"/> is NETLINK_ROUTE unless given (NETLINK_GENERIC for generic netlink).
     /// </summary>
-    public static LinuxNetlinkSocket Open(string? namespacePath, ReadOnlySpan<int> groups = default)
+    public static LinuxNetlinkSocket Open(string? namespacePath, ReadOnlySpan<int> groups = default, int protocol = NetlinkHeader.NETLINK_ROUTE)
     {
         int[] groupList = groups.ToArray();
         return namespacePath is null
-            ? Create(groupList)
-            : NetworkNamespaceThread.Run(namespacePath, () => Create(groupList));
+            ? Create(groupList, protocol)
+            : NetworkNamespaceThread.Run(namespacePath, () => Create(groupList, protocol));
     }
 
-    private static unsafe LinuxNetlinkSocket Create(int[] groups)
+    private static unsafe LinuxNetlinkSocket Create(int[] groups, int protocol)
     {
-        int fd = socket(AddressFamilies.AF_NETLINK, SocketConstants.SOCK_RAW | SocketConstants.SOCK_CLOEXEC, NetlinkHeader.NETLINK_ROUTE);
+        int fd = socket(AddressFamilies.AF_NETLINK, SocketConstants.SOCK_RAW | SocketConstants.SOCK_CLOEXEC, protocol);
         if (fd < 0)
         {
-            ThrowErrno("socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)");
+            ThrowErrno($"socket(AF_NETLINK, SOCK_RAW, {(protocol == NetlinkHeader.NETLINK_ROUTE ? "NETLINK_ROUTE" : protocol.ToString(System.Globalization.CultureInfo.InvariantCulture))})");
         }
 
         try

@@ -12,7 +12,7 @@ internal sealed class AgentHarness : IAsyncDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("flannel-agent-test-").FullName;
 
-    public AgentHarness(Action<FlannelAgentOptions>? configure = null, bool withTrafficRules = true)
+    public AgentHarness(Action<FlannelAgentOptions>? configure = null, bool withTrafficRules = true, Flannel.Agent.Probing.IEchoProber? echo = null)
     {
         Netlink = new AgentTestNetlink()
             .AddLink(1, "lo", 65536).AddAddress(1, "127.0.0.1/8")
@@ -33,7 +33,8 @@ internal sealed class AgentHarness : IAsyncDisposable
             Metrics,
             Time,
             NullLogger<FlannelAgent>.Instance,
-            Traffic);
+            Traffic,
+            echoProber: echo);
     }
 
     public CallLog Log { get; } = new();

@@ -137,8 +137,15 @@ internal sealed class RecordingBackend(CallLog log, string type = "fake") : IBac
     }
 }
 
-internal sealed class RecordingNetwork(CallLog log) : INetwork
+internal sealed class RecordingNetwork(CallLog log) : INetwork, IOverlayNetwork, IPeerKernelStateSource
 {
+    /// <summary>Kernel state per lease key, as a reconciling backend reports it; unknown otherwise.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, PeerKernelStatus> KernelStates { get; } = new(StringComparer.Ordinal);
+
+    public IReadOnlyList<string> DeviceNames => ["fake.1"];
+
+    public PeerKernelStatus GetPeerKernelStatus(string leaseKey) => KernelStates.GetValueOrDefault(leaseKey, PeerKernelStatus.Unknown);
+
     private readonly Lock _gate = new();
     private readonly List<IReadOnlyList<LeaseEvent>> _batches = [];
 

@@ -29,7 +29,7 @@ internal sealed class AgentTestNetlink : INetlink
         return this;
     }
 
-    public AgentTestNetlink AddAddress(int index, string cidr, uint flags = 0x80)
+    public AgentTestNetlink AddAddress(int index, string cidr, AddressFlags flags = AddressFlags.Permanent)
     {
         var network = IPNetwork.Parse(cidr);
         IPAddress local = IPAddress.Parse(cidr.Split('/')[0]);
@@ -64,64 +64,45 @@ internal sealed class AgentTestNetlink : INetlink
 
     public ValueTask<LinkInfo?> GetLinkAsync(int index, CancellationToken cancellationToken) => new(Links.FirstOrDefault(l => l.Index == index));
 
-    public ValueTask ReplaceRouteAsync(RouteSpec route, CancellationToken cancellationToken)
+    /// <summary>Route replaces are recorded (through <see cref="ReplaceRouteHook"/>, which may throw); anything else is refused.</summary>
+    public ValueTask<NetlinkBatchResult> ApplyAsync(NetlinkBatch batch, CancellationToken cancellationToken)
     {
-        ReplaceRouteHook?.Invoke(route);
-        lock (ReplacedRoutes)
+        var errors = new NetlinkException?[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
         {
-            ReplacedRoutes.Add(route);
+            if (batch.Operations[i] is not RouteReplace replace)
+            {
+                throw new NotSupportedException(batch.Operations[i].ToString());
+            }
+
+            try
+            {
+                ReplaceRouteHook?.Invoke(replace.Route);
+                lock (ReplacedRoutes)
+                {
+                    ReplacedRoutes.Add(replace.Route);
+                }
+            }
+            catch (NetlinkException ex)
+            {
+                errors[i] = ex;
+            }
         }
 
-        return ValueTask.CompletedTask;
+        return ValueTask.FromResult(new NetlinkBatchResult(errors));
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    public ValueTask<LinkInfo> EnsureVxlanLinkAsync(VxlanLinkSpec spec, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask<LinkInfo> CreateLinkAsync(LinkSpec spec, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask DeleteLinkAsync(int index, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask SetLinkUpAsync(int index, bool up, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask SetLinkMtuAsync(int index, int mtu, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask SetLinkAddressAsync(int index, MacAddress address, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask EnsureAddressAsync(int linkIndex, IPNetwork address, IPNetwork? replaceWithin, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask AddAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask DeleteAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask DeleteRouteAsync(RouteSpec route, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask ReplaceNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask DeleteNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken) => throw new NotSupportedException();
-
     public ValueTask<IReadOnlyList<NeighborInfo>> ListNeighborsAsync(int linkIndex, AddressFamily? family, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask ReplaceFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask DeleteFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public ValueTask<IReadOnlyList<FdbEntryInfo>> ListFdbEntriesAsync(int linkIndex, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-    public ValueTask ReplaceNexthopAsync(NexthopSpec nexthop, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask DeleteNexthopAsync(uint id, CancellationToken cancellationToken) => throw new NotSupportedException();
-
     public ValueTask<IReadOnlyList<NexthopInfo>> ListNexthopsAsync(byte? protocol, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-    public ValueTask<NetlinkBatchResult> ApplyAsync(NetlinkBatch batch, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public async IAsyncEnumerable<NetlinkNotification> WatchAsync(NetlinkNotificationGroups groups, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await Task.Delay(Timeout.Infinite, cancellationToken);
         yield break;
     }
-
-    public ValueTask WriteSysctlAsync(string key, string value, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 }

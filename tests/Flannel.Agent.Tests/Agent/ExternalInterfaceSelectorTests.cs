@@ -109,11 +109,11 @@ public sealed class ExternalInterfaceSelectorTests
     {
         AgentTestNetlink netlink = new AgentTestNetlink()
             .AddLink(2, "eth0")
-            .AddAddress(2, "169.254.1.1/16", flags: 0x80)     // link-local
-            .AddAddress(2, "198.18.0.9/24", flags: 0x80 | 0x20) // deprecated
-            .AddAddress(2, "198.18.0.7/24", flags: 0x01)      // temporary, dynamic
-            .AddAddress(2, "198.18.0.6/24", flags: 0x00)      // dynamic
-            .AddAddress(2, "198.18.0.5/24", flags: 0x80)      // permanent
+            .AddAddress(2, "169.254.1.1/16", flags: AddressFlags.Permanent)     // link-local
+            .AddAddress(2, "198.18.0.9/24", flags: AddressFlags.Permanent | AddressFlags.Deprecated)
+            .AddAddress(2, "198.18.0.7/24", flags: AddressFlags.Temporary)      // dynamic
+            .AddAddress(2, "198.18.0.6/24", flags: AddressFlags.None)           // dynamic
+            .AddAddress(2, "198.18.0.5/24", flags: AddressFlags.Permanent)
             .AddDefaultRoute(2, "198.18.0.1");
         InterfaceSelectionResult result = await Select(netlink, new InterfaceSelectionOptions());
         Assert.Equal(IPAddress.Parse("198.18.0.5"), result.Interface.IfaceAddress);

@@ -52,7 +52,7 @@ public sealed class DoctorChecksTests
         OnLink = true,
         Table = RouteDefaults.MainTable,
         Protocol = RouteDefaults.ProtocolFlannel,
-        Type = 1,
+        Type = RouteType.Unicast,
     };
 
     private static KernelFacts HealthyKernel(int deviceMtu = 1450, int underlayMtu = 1500) => new()
@@ -68,16 +68,16 @@ public sealed class DoctorChecksTests
         {
             [3] =
             [
-                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.2.0"), LinkLayerAddress = Mac2, State = 0x80 },
-                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.3.0"), LinkLayerAddress = Mac3, State = 0x80 },
+                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.2.0"), LinkLayerAddress = Mac2, State = NeighborState.Permanent },
+                new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.3.0"), LinkLayerAddress = Mac3, State = NeighborState.Permanent },
             ],
         },
         Fdb = new Dictionary<int, IReadOnlyList<FdbEntryInfo>>
         {
             [3] =
             [
-                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = 0x80 },
-                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac3, Destination = IPAddress.Parse("198.18.0.13"), State = 0x80 },
+                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = NeighborState.Permanent },
+                new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac3, Destination = IPAddress.Parse("198.18.0.13"), State = NeighborState.Permanent },
             ],
         },
     };
@@ -268,12 +268,12 @@ public sealed class DoctorChecksTests
             {
                 [3] =
                 [
-                    new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = 0x80 },
-                    new FdbEntryInfo { LinkIndex = 3, MacAddress = MacAddress.Parse("0e:00:00:00:00:09"), Destination = IPAddress.Parse("198.18.0.19"), State = 0x80 },
+                    new FdbEntryInfo { LinkIndex = 3, MacAddress = Mac2, Destination = IPAddress.Parse("198.18.0.12"), State = NeighborState.Permanent },
+                    new FdbEntryInfo { LinkIndex = 3, MacAddress = MacAddress.Parse("0e:00:00:00:00:09"), Destination = IPAddress.Parse("198.18.0.19"), State = NeighborState.Permanent },
                 ],
             },
             Routes = [.. kernel.Routes, PeerRoute(9)],
-            Neighbors = new Dictionary<int, IReadOnlyList<NeighborInfo>> { [3] = [.. kernel.Neighbors[3], new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.9.0"), LinkLayerAddress = MacAddress.Parse("0e:00:00:00:00:09"), State = 0x80 }] },
+            Neighbors = new Dictionary<int, IReadOnlyList<NeighborInfo>> { [3] = [.. kernel.Neighbors[3], new NeighborInfo { LinkIndex = 3, Address = IPAddress.Parse("10.244.9.0"), LinkLayerAddress = MacAddress.Parse("0e:00:00:00:00:09"), State = NeighborState.Permanent }] },
         };
 
         DoctorFinding[] findings = [.. DoctorChecks.KernelObjectFindings(Healthy(kernel))];
@@ -286,6 +286,24 @@ public sealed class DoctorChecksTests
         Assert.Contains("ip route del 10.244.9.0/24 dev flannel.1", stale.Fix);
         Assert.Contains("ip neigh del 10.244.9.0 dev flannel.1", stale.Fix);
         Assert.Contains("bridge fdb del 0e:00:00:00:00:09 dev flannel.1 dst 198.18.0.19", stale.Fix);
+    }
+
+    [Theory]
+    [InlineData("wireguard")]
+    [InlineData("alloc")]
+    [InlineData("extension")]
+    public void Backends_without_per_peer_routes_are_not_judged_by_their_routes(string backendType)
+    {
+        // A wireguard node has one route to the whole network through flannel-wg and none per peer.
+        DoctorFacts facts = Healthy(HealthyKernel() with { Routes = [] });
+        facts = facts with { Leases = facts.Leases with { BackendType = backendType } };
+
+        DoctorFinding finding = Assert.Single(DoctorChecks.KernelObjectFindings(facts));
+        Assert.Equal(FindingSeverity.Info, finding.Severity);
+        Assert.Contains($"the {backendType} backend programs no per-peer routes", finding.Summary, StringComparison.Ordinal);
+
+        // The same kernel under vxlan is an error for every peer: the check still bites where it applies.
+        Assert.Equal(2, DoctorChecks.KernelObjectFindings(Healthy(HealthyKernel() with { Routes = [] })).Count(f => f.Severity == FindingSeverity.Error));
     }
 
     [Fact]

@@ -1,6 +1,4 @@
 using Flannel.Backends.WireGuard.Userspace;
-using Flannel.Testing;
-using Flannel.Testing.Namespaces;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Flannel.Backends.WireGuard.Tests.Userspace;
@@ -28,42 +26,6 @@ public sealed class WireGuardGoLauncherTests
         finally
         {
             Directory.Delete(directory, recursive: true);
-        }
-    }
-
-    [Fact]
-    public async Task Starts_a_daemon_in_the_nodes_namespace_once_and_then_finds_it_running()
-    {
-        Privileged.RequireRoot();
-        Privileged.RequireExecutable("wireguard-go");
-        Privileged.RequireExecutable("nsenter");
-        CancellationToken cancel = TestContext.Current.CancellationToken;
-        await using NetworkNamespace ns = await NetworkNamespace.CreateAsync("fwg");
-        string device = "fwg" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
-        var client = new WireGuardUapiClient();
-        var launcher = new WireGuardGoLauncher(new WireGuardGoLaunchOptions { NetworkNamespace = ns.Name }, client, NullLogger.Instance);
-        try
-        {
-            Assert.True(await launcher.EnsureRunningAsync(device, cancel));
-            Assert.Contains(device, await ns.RunCheckedAsync("ip", "-o", "link", "show", device), StringComparison.Ordinal); // the TUN device is in the node's namespace
-            Assert.False(await launcher.EnsureRunningAsync(device, cancel));
-            Assert.NotNull(await client.GetDeviceAsync(device, cancel));
-        }
-        finally
-        {
-            // The daemon detached; it is the only process in this test's namespace.
-            foreach (string pid in (await NetworkNamespace.RunProcessAsync(["ip", "netns", "pids", ns.Name], CancellationToken.None)).StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-            {
-                try
-                {
-                    System.Diagnostics.Process.GetProcessById(int.Parse(pid.Trim(), System.Globalization.CultureInfo.InvariantCulture)).Kill();
-                }
-                catch (ArgumentException)
-                {
-                }
-            }
-
-            File.Delete(client.SocketPath(device));
         }
     }
 }

@@ -1,10 +1,7 @@
-using System.Diagnostics;
 using System.Net;
 using Flannel.Backends.WireGuard.Keys;
 using Flannel.Backends.WireGuard.Userspace;
 using Flannel.Netlink.WireGuard;
-using Flannel.Testing;
-using Flannel.Testing.Namespaces;
 
 namespace Flannel.Backends.WireGuard.Tests.Userspace;
 
@@ -108,122 +105,5 @@ public sealed class WireGuardUapiClientTests
         {
             Directory.Delete(directory, recursive: true);
         }
-    }
-
-    [Fact]
-    public async Task Configures_a_real_wireguard_go_device_and_reads_it_back()
-    {
-        Privileged.RequireRoot();
-        Privileged.RequireExecutable("wireguard-go");
-        CancellationToken cancel = TestContext.Current.CancellationToken;
-        await using NetworkNamespace ns = await NetworkNamespace.CreateAsync("fwg");
-        string device = "fwg" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
-        await using var daemon = await WireGuardGoProcess.StartAsync(ns, device, cancel);
-        var client = new WireGuardUapiClient();
-
-        WireGuardKeyPair own = WireGuardKeyPair.Generate();
-        WireGuardKey psk = WireGuardKey.CreateRandom();
-        await client.SetDeviceAsync(
-            new WireGuardDeviceUpdate
-            {
-                Name = device,
-                PrivateKey = own.PrivateKey,
-                ListenPort = 51820,
-                ReplacePeers = true,
-                Peers =
-                [
-                    new WireGuardPeerUpdate
-                    {
-                        PublicKey = PeerKey,
-                        PresharedKey = psk,
-                        Endpoint = IPEndPoint.Parse("198.18.0.12:51820"),
-                        PersistentKeepaliveInterval = 25,
-                        ReplaceAllowedIps = true,
-                        AllowedIps = [IPNetwork.Parse("10.244.2.0/24"), IPNetwork.Parse("fd00:10:244:2::/64")],
-                    },
-                ],
-            },
-            cancel);
-
-        WireGuardDevice? read = await client.GetDeviceAsync(device, cancel);
-        Assert.NotNull(read);
-        Assert.Equal(own.PublicKey, read.PublicKey);
-        Assert.Equal((ushort)51820, read.ListenPort);
-        WireGuardPeer peer = Assert.Single(read.Peers);
-        Assert.Equal(PeerKey, peer.PublicKey);
-        Assert.Equal(psk, peer.PresharedKey);
-        Assert.Equal(IPEndPoint.Parse("198.18.0.12:51820"), peer.Endpoint);
-        Assert.Equal((ushort)25, peer.PersistentKeepaliveInterval);
-        Assert.Equal(["10.244.2.0/24", "fd00:10:244:2::/64"], peer.AllowedIps.Select(n => n.ToString()).Order(StringComparer.Ordinal));
-
-        // `wg show` (wireguard-tools) reads the same device the same way.
-        if (Privileged.FindExecutable("wg") is not null)
-        {
-            string shown = await ns.RunCheckedAsync("wg", "show", device, "allowed-ips");
-            Assert.Contains(PeerKey.ToString(), shown, StringComparison.Ordinal);
-        }
-
-        // Removing the peer.
-        await client.SetDeviceAsync(new WireGuardDeviceUpdate { Name = device, Peers = [new WireGuardPeerUpdate { PublicKey = PeerKey, Remove = true }] }, cancel);
-        Assert.Empty((await client.GetDeviceAsync(device, cancel))!.Peers);
-
-        // A refused value comes back as errno: a second device cannot listen on the first one's port.
-        string second = device[..^1] + (device[^1] == 'a' ? 'b' : 'a');
-        await using var other = await WireGuardGoProcess.StartAsync(ns, second, cancel);
-        WireGuardUapiException refused = await Assert.ThrowsAsync<WireGuardUapiException>(async () =>
-            await client.SetDeviceAsync(new WireGuardDeviceUpdate { Name = second, ListenPort = 51820 }, cancel));
-        Assert.NotEqual(0, refused.Errno);
-        Assert.Contains($"refused the configuration of {second}", refused.Message, StringComparison.Ordinal);
-    }
-}
-
-/// <summary>A wireguard-go in the foreground inside a test namespace, stopped (and its socket removed) on dispose.</summary>
-internal sealed class WireGuardGoProcess : IAsyncDisposable
-{
-    private readonly Process _process;
-    private readonly string _socket;
-
-    private WireGuardGoProcess(Process process, string socket)
-    {
-        _process = process;
-        _socket = socket;
-    }
-
-    public static async Task<WireGuardGoProcess> StartAsync(NetworkNamespace ns, string device, CancellationToken cancellationToken)
-    {
-        var start = new ProcessStartInfo("nsenter") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string arg in new[] { $"--net={ns.Path}", "--", "wireguard-go", "-f", device })
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["LOG_LEVEL"] = "error";
-        Process process = Process.Start(start) ?? throw new InvalidOperationException("cannot start wireguard-go");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        string socket = Path.Combine(WireGuardUapiClient.DefaultSocketDirectory, device + ".sock");
-        var client = new WireGuardUapiClient();
-        for (int i = 0; i < 100 && !await client.IsListeningAsync(device, cancellationToken); i++)
-        {
-            Assert.False(process.HasExited, $"wireguard-go exited with {(process.HasExited ? process.ExitCode : 0)}");
-            await Task.Delay(50, cancellationToken);
-        }
-
-        Assert.True(await client.IsListeningAsync(device, cancellationToken), $"wireguard-go did not open {socket}");
-        return new WireGuardGoProcess(process, socket);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill();
-            await _process.WaitForExitAsync(CancellationToken.None);
-        }
-
-        _process.Dispose();
-        File.Delete(_socket);
     }
 }

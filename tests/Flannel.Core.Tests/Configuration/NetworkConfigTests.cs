@@ -95,7 +95,6 @@ public sealed class NetworkConfigParseTests
     [Theory]
     [InlineData("udp")]
     [InlineData("ipip")]
-    [InlineData("wireguard")]
     [InlineData("ipsec")]
     [InlineData("tencent-vpc")]
     [InlineData("UDP")]
@@ -103,7 +102,7 @@ public sealed class NetworkConfigParseTests
     {
         var ex = Assert.Throws<NetworkConfigException>(
             () => NetworkConfig.Parse($$$"""{"Network":"10.244.0.0/16","Backend":{"Type":"{{{type}}}"}}"""));
-        Assert.Equal($"Backend.Type: \"{type}\" is a flannel backend that is not implemented in Flannel.NET; supported backend types: vxlan, host-gw, alloc, extension", ex.Message);
+        Assert.Equal($"Backend.Type: \"{type}\" is a flannel backend that is not implemented in Flannel.NET; supported backend types: vxlan, host-gw, wireguard, alloc, extension", ex.Message);
         Assert.Equal("Backend.Type", ex.Field);
         Assert.Equal(type, ex.Value);
     }
@@ -112,7 +111,9 @@ public sealed class NetworkConfigParseTests
     [InlineData("alloc")]
     [InlineData("extension")]
     [InlineData("Extension")]
-    public void Alloc_and_extension_are_accepted_with_their_backend_object_kept_for_the_backend(string type)
+    [InlineData("wireguard")]
+    [InlineData("WireGuard")]
+    public void Alloc_extension_and_wireguard_are_accepted_with_their_backend_object_kept_for_the_backend(string type)
     {
         NetworkConfig config = NetworkConfig.Parse($$$"""{"Network":"10.244.0.0/16","Backend":{"Type":"{{{type}}}","SubnetAddCommand":"ip route replace $SUBNET via $PUBLIC_IP"}}""");
         Assert.Equal(type.ToLowerInvariant(), config.BackendType);
@@ -124,17 +125,17 @@ public sealed class NetworkConfigParseTests
     {
         var ex = Assert.Throws<NetworkConfigException>(
             () => NetworkConfig.Parse("""{"Network":"10.244.0.0/16","Backend":{"Type":"carrier-pigeon"}}"""));
-        Assert.Equal("Backend.Type: \"carrier-pigeon\" is an unknown backend type; supported backend types: vxlan, host-gw, alloc, extension", ex.Message);
+        Assert.Equal("Backend.Type: \"carrier-pigeon\" is an unknown backend type; supported backend types: vxlan, host-gw, wireguard, alloc, extension", ex.Message);
     }
 
     [Theory]
-    [InlineData("""{"Port": 8472}""", """Backend: {"Port":8472} has no "Type"; supported backend types: vxlan, host-gw, alloc, extension""")]
-    [InlineData("""{"Type": ""}""", """Backend: {"Type":""} has no "Type"; supported backend types: vxlan, host-gw, alloc, extension""")]
-    [InlineData("""{"Type": null}""", """Backend: {"Type":null} has no "Type"; supported backend types: vxlan, host-gw, alloc, extension""")]
+    [InlineData("""{"Port": 8472}""", """Backend: {"Port":8472} has no "Type"; supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Type": ""}""", """Backend: {"Type":""} has no "Type"; supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Type": null}""", """Backend: {"Type":null} has no "Type"; supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
     // flannel's texts: parseBackendType wraps the error of json.Unmarshal into struct { Type string } (go1.19 output).
-    [InlineData("""{"Type": 7}""", """Backend.Type: 7 is not a string ("error decoding Backend property of config: json: cannot unmarshal number into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, alloc, extension""")]
-    [InlineData("""{"type": true}""", """Backend.Type: true is not a string ("error decoding Backend property of config: json: cannot unmarshal bool into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, alloc, extension""")]
-    [InlineData("""{"Type": {}}""", """Backend.Type: {} is not a string ("error decoding Backend property of config: json: cannot unmarshal object into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, alloc, extension""")]
+    [InlineData("""{"Type": 7}""", """Backend.Type: 7 is not a string ("error decoding Backend property of config: json: cannot unmarshal number into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"type": true}""", """Backend.Type: true is not a string ("error decoding Backend property of config: json: cannot unmarshal bool into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Type": {}}""", """Backend.Type: {} is not a string ("error decoding Backend property of config: json: cannot unmarshal object into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
     [InlineData("\"vxlan\"", """Backend: "vxlan" is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal string into Go value of type struct { Type string }")""")]
     [InlineData("7", """Backend: 7 is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal number into Go value of type struct { Type string }")""")]
     [InlineData("[1]", """Backend: [1] is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal array into Go value of type struct { Type string }")""")]

@@ -88,7 +88,12 @@ public sealed class FlanneldCommandLineTests
             "--healthz-port=8081",
             "-v=4",
             "-vmodule=main=3,agent*=5",
-            "-log_backtrace_at=main.go:12");
+            "-log_backtrace_at=main.go:12",
+            "--status-socket=/tmp/f.sock",
+            "--probe-interval=1m30s",
+            "--probe-timeout=250ms",
+            "--probe-per-peer-metrics",
+            "--status-http");
         Assert.Equal(["https://10.0.0.1:2379", "https://10.0.0.2:2379"], o.EtcdEndpointList);
         Assert.Equal("/my/network", o.EtcdPrefix);
         Assert.Equal("/k.pem", o.EtcdKeyFile);
@@ -121,7 +126,12 @@ public sealed class FlanneldCommandLineTests
         Assert.Equal(4, o.Verbosity);
         Assert.Equal("main=3,agent*=5", o.VModule);
         Assert.Equal("main.go:12", o.LogBacktraceAt);
-        Assert.Equal(30, o.CommandLineFlags.Count);
+        Assert.Equal("/tmp/f.sock", o.StatusSocket);
+        Assert.Equal(TimeSpan.FromSeconds(90), o.ProbeInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), o.ProbeTimeout);
+        Assert.True(o.ProbePerPeerMetrics);
+        Assert.True(o.StatusHttp);
+        Assert.Equal(35, o.CommandLineFlags.Count);
         Assert.Equal(FlanneldCommandLine.FlagNames.Count - 1, o.CommandLineFlags.Count); // all but --version
     }
 
@@ -133,10 +143,43 @@ public sealed class FlanneldCommandLineTests
                 "etcd-cafile", "etcd-certfile", "etcd-endpoints", "etcd-keyfile", "etcd-password", "etcd-prefix", "etcd-username",
                 "healthz-ip", "healthz-port", "iface", "iface-can-reach", "iface-regex", "ip-blackhole-route", "ip-masq",
                 "ip-masq-fully-random-disable", "iptables-forward-rules", "iptables-resync", "kube-annotation-prefix", "kube-api-url",
-                "kube-subnet-mgr", "kubeconfig-file", "log_backtrace_at", "net-config-path", "public-ip", "public-ipv6",
-                "set-node-network-unavailable", "subnet-file", "subnet-lease-renew-margin", "v", "version", "vmodule",
+                "kube-subnet-mgr", "kubeconfig-file", "log_backtrace_at", "net-config-path", "probe-interval", "probe-per-peer-metrics", "probe-timeout", "public-ip", "public-ipv6",
+                "set-node-network-unavailable", "status-http", "status-socket", "subnet-file", "subnet-lease-renew-margin", "v", "version", "vmodule",
             ],
             FlanneldCommandLine.FlagNames);
+    }
+
+    [Fact]
+    public void Fabric_health_flags_default_to_the_documented_values_and_map_onto_the_agent()
+    {
+        FlanneldOptions defaults = Parse();
+        Assert.Equal("/run/flannel/flannel.sock", defaults.StatusSocket);
+        Assert.Equal(TimeSpan.FromMinutes(1), defaults.ProbeInterval);
+        Assert.Equal(TimeSpan.FromSeconds(1), defaults.ProbeTimeout);
+        var agent = new Flannel.Agent.FlannelAgentOptions();
+        Flannel.Host.Hosting.FlanneldHost.ApplyAgentOptions(agent, Parse("--probe-interval=10s", "--probe-timeout=2s", "--status-socket="));
+        Assert.True(agent.Probes.Enabled);
+        Assert.Equal(TimeSpan.FromSeconds(10), agent.Probes.Interval);
+        Assert.Equal(TimeSpan.FromSeconds(2), agent.Probes.Timeout);
+        Assert.Equal("", agent.StatusSocket);
+
+        var off = new Flannel.Agent.FlannelAgentOptions();
+        Flannel.Host.Hosting.FlanneldHost.ApplyAgentOptions(off, Parse("--probe-interval=0"));
+        Assert.False(off.Probes.Enabled);
+        Assert.Equal("/run/flannel/flannel.sock", off.StatusSocket);
+    }
+
+    [Theory]
+    [InlineData("--probe-interval=soon")]
+    [InlineData("--probe-interval=-5s")]
+    [InlineData("--probe-timeout=0")]
+    [InlineData("--probe-timeout=10")]
+    public async Task Bad_probe_durations_are_rejected_with_the_flag_named(string arg)
+    {
+        var error = new StringWriter();
+        int exit = await FlanneldCommandLine.InvokeAsync([arg], NoEnvironment, (_, _) => Task.FromResult(0), error, TestContext.Current.CancellationToken);
+        Assert.NotEqual(0, exit);
+        Assert.Contains(arg.Split('=')[0].TrimStart('-'), error.ToString(), StringComparison.Ordinal);
     }
 
     [Theory]

@@ -59,15 +59,56 @@ public sealed class HealthEndpointsTests
         await app.StopAsync(ct);
     }
 
-    private static WebApplication Build(FlannelHealth health)
+    [Fact]
+    public async Task Status_serves_the_agents_fabric_status_as_json_when_mapped()
+    {
+        var health = new FlannelHealth();
+        await using WebApplication app = Build(health, new FixedStatus());
+        await app.StartAsync(TestContext.Current.CancellationToken);
+        var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        using var client = new HttpClient { BaseAddress = baseAddress };
+        CancellationToken ct = TestContext.Current.CancellationToken;
+
+        using HttpResponseMessage response = await client.GetAsync(new Uri("/status", UriKind.Relative), ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType!.MediaType);
+        using System.Text.Json.JsonDocument document = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        Assert.Equal("node-1", document.RootElement.GetProperty("node").GetProperty("name").GetString());
+        Assert.Equal("0/0 peers reachable", document.RootElement.GetProperty("summary").GetProperty("text").GetString());
+        await app.StopAsync(ct);
+    }
+
+    private sealed class FixedStatus : Flannel.Agent.Status.IFabricStatus
+    {
+        public string Name => "node-1";
+
+        public Flannel.Agent.Status.FabricStatus GetStatus() => new()
+        {
+            GeneratedAt = DateTimeOffset.UnixEpoch,
+            Node = new Flannel.Agent.Status.NodeStatus { Name = Name, Store = new Flannel.Agent.Status.StoreStatus(true, null) },
+            Peers = [],
+            Summary = Flannel.Agent.Status.FabricSummary.From([]),
+        };
+    }
+
+    private static WebApplication Build(FlannelHealth health, Flannel.Agent.Status.IFabricStatus? status = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
         HealthEndpoints.Listen(builder.WebHost, IPAddress.Loopback, 0);
         builder.Services.AddSingleton(health);
+        if (status is not null)
+        {
+            builder.Services.AddSingleton(status);
+        }
         builder.Services.AddHealthChecks().AddFlannelReadiness();
         WebApplication app = builder.Build();
         HealthEndpoints.Map(app);
+        if (status is not null)
+        {
+            HealthEndpoints.MapStatus(app);
+        }
+
         return app;
     }
 }

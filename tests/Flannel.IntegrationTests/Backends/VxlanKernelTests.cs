@@ -37,7 +37,7 @@ public sealed class VxlanKernelTests
             var node = new Node { Namespace = ns, Netlink = RtNetlink.OpenInNamespace(ns) };
             LinkInfo eth0 = await node.Netlink.GetLinkAsync("eth0", CancellationToken.None) ?? throw new InvalidOperationException("no eth0");
             var address = IPAddress.Parse($"198.18.0.{host}");
-            var backend = new VxlanBackend(node.Netlink, Options.Create(new VxlanBackendOptions { RouteMode = mode }), node.Time, meterFactory: node.Meters);
+            var backend = new VxlanBackend(node.Netlink, Options.Create(new VxlanBackendOptions { RouteMode = mode }), node.Time, meterFactory: node.Meters, sysctl: ProcSysctl.InNamespace(ns));
             node.Network = await backend.RegisterNetworkAsync(
                 new BackendContext
                 {

@@ -32,7 +32,7 @@ public sealed class KernelTests
 
         LinkInfo underlay = await netlink.GetLinkAsync("veth0", Ct) ?? throw new InvalidOperationException("veth0 missing");
         Assert.Equal(1500, underlay.Mtu);
-        LinkInfo vxlan = await netlink.EnsureVxlanLinkAsync(
+        LinkInfo vxlan = await netlink.CreateVxlanLinkAsync(
             new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Local = HostUnderlay, UnderlayIndex = underlay.Index, Mtu = underlay.Mtu - 50, Address = HostMac },
             Ct);
         await netlink.EnsureAddressAsync(vxlan.Index, IPNetwork.Parse("10.244.0.0/32"), IPNetwork.Parse("10.244.0.0/16"), Ct);
@@ -106,14 +106,12 @@ public sealed class KernelTests
         FdbEntryInfo ourFdb = Assert.Single(await netlink.ListFdbEntriesAsync(vxlan.Index, Ct), e => e.MacAddress == PeerMac);
         Assert.Equal(PeerUnderlay, ourFdb.Destination);
         Assert.True(ourFdb.IsPermanent);
-        Assert.Equal(0x02, ourFdb.Flags & 0x02);
+        Assert.Equal(NeighborFlags.Self, ourFdb.Flags & NeighborFlags.Self);
 
         AddressInfo address = Assert.Single(await netlink.ListAddressesAsync(vxlan.Index, AddressFamily.InterNetwork, Ct));
         Assert.Equal(IPNetwork.Parse("10.244.0.0/32"), address.Address);
 
-        // Ensuring again reuses the compatible device; a new lease replaces the old address within the network.
-        LinkInfo again = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Local = HostUnderlay, UnderlayIndex = underlay.Index, Mtu = 1450 }, Ct);
-        Assert.Equal(vxlan.Index, again.Index);
+        // A new lease replaces the old address within the network.
         await netlink.EnsureAddressAsync(vxlan.Index, IPNetwork.Parse("10.244.5.0/32"), IPNetwork.Parse("10.244.0.0/16"), Ct);
         Assert.Equal(IPNetwork.Parse("10.244.5.0/32"), Assert.Single(await netlink.ListAddressesAsync(vxlan.Index, AddressFamily.InterNetwork, Ct)).Address);
     }
@@ -128,7 +126,9 @@ public sealed class KernelTests
         LinkInfo before = await netlink.GetLinkAsync("flannel.1", Ct) ?? throw new InvalidOperationException();
         Assert.Equal(7u, before.Vxlan?.Vni);
 
-        LinkInfo after = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
+        // The reuse policy is the VXLAN backend's (VxlanCompatibility): an incompatible device is deleted and recreated.
+        var device = new Flannel.Backends.Vxlan.VxlanDevice(AddressFamily.InterNetwork, 1, new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Mtu = 1450 }, MacAddress.NewRandomLocal());
+        LinkInfo after = await device.EnsureAsync(netlink, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, Ct);
 
         Assert.Equal(1u, after.Vxlan?.Vni);
         Assert.Contains("vxlan id 1 ", await host.RunCheckedAsync("ip", "-d", "link", "show", "flannel.1"), StringComparison.Ordinal);
@@ -140,7 +140,7 @@ public sealed class KernelTests
         Privileged.RequireRoot();
         await using var host = await NetworkNamespace.CreateAsync();
         await using RtNetlink netlink = RtNetlink.OpenInNamespace(host.Name);
-        LinkInfo vxlan = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
+        LinkInfo vxlan = await netlink.CreateVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
         await netlink.SetLinkUpAsync(vxlan.Index, true, Ct);
 
         var batch = new NetlinkBatch();
@@ -219,7 +219,7 @@ public sealed class KernelTests
         Privileged.RequireRoot();
         await using var host = await NetworkNamespace.CreateAsync();
         await using RtNetlink netlink = RtNetlink.OpenInNamespace(host.Name);
-        LinkInfo vxlan = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
+        LinkInfo vxlan = await netlink.CreateVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
         await netlink.SetLinkUpAsync(vxlan.Index, true, Ct);
 
         await netlink.ReplaceNexthopAsync(new NexthopSpec { Id = 7, Gateway = IPAddress.Parse("10.244.1.0"), LinkIndex = vxlan.Index, OnLink = true }, Ct);
@@ -245,7 +245,7 @@ public sealed class KernelTests
         Privileged.RequireRoot();
         await using var host = await NetworkNamespace.CreateAsync();
         await using RtNetlink netlink = RtNetlink.OpenInNamespace(host.Name);
-        LinkInfo vxlan = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
+        LinkInfo vxlan = await netlink.CreateVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
 
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         watching.CancelAfter(TimeSpan.FromSeconds(30));
@@ -284,7 +284,7 @@ public sealed class KernelTests
             LinkInfo underlay = await netlink.GetLinkAsync("veth0", Ct) ?? throw new InvalidOperationException();
             // The MAC goes in with the device: changing it later flushes the device's neighbours (NETDEV_CHANGEADDR).
             MacAddress own = local.Equals(HostUnderlay) ? HostMac : PeerMac;
-            LinkInfo vxlan = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Local = local, UnderlayIndex = underlay.Index, Mtu = 1450, Address = own }, Ct);
+            LinkInfo vxlan = await netlink.CreateVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Local = local, UnderlayIndex = underlay.Index, Mtu = 1450, Address = own }, Ct);
             await netlink.EnsureAddressAsync(vxlan.Index, IPNetwork.Parse(ownSubnet + "/32"), IPNetwork.Parse("10.244.0.0/16"), Ct);
             await netlink.SetLinkUpAsync(vxlan.Index, true, Ct);
             var peerVtep = IPAddress.Parse(peerSubnet);
@@ -320,8 +320,8 @@ public sealed class KernelTests
         string rootValue = File.ReadAllText("/proc/sys/net/ipv4/conf/all/forwarding").Trim();
         string wanted = rootValue == "1" ? "0" : "1";
 
-        await netlink.WriteSysctlAsync("net/ipv4/conf/all/forwarding", wanted, Ct);
-        await netlink.WriteSysctlAsync("net/ipv6/conf/br0/accept_ra", "0", Ct);
+        await ProcSysctl.InNamespace(host.Name).WriteAsync("net/ipv4/conf/all/forwarding", wanted, Ct);
+        await ProcSysctl.InNamespace(host.Name).WriteAsync("net/ipv6/conf/br0/accept_ra", "0", Ct);
 
         Assert.Equal(wanted, (await host.RunCheckedAsync("cat", "/proc/sys/net/ipv4/conf/all/forwarding")).Trim());
         Assert.Equal("0", (await host.RunCheckedAsync("cat", "/proc/sys/net/ipv6/conf/br0/accept_ra")).Trim());
@@ -357,10 +357,10 @@ public sealed class KernelTests
         LinkInfo underlay = await netlink.GetLinkAsync("veth0", Ct) ?? throw new InvalidOperationException();
 
         // 70 bytes of overhead on an IPv6 underlay (the project's decision; the kernel refuses 1450 here).
-        LinkInfo vxlan = await netlink.EnsureVxlanLinkAsync(
+        LinkInfo vxlan = await netlink.CreateVxlanLinkAsync(
             new VxlanLinkSpec { Name = "flannel-v6.1", Vni = 1, Local = IPAddress.Parse("fd00:18::1"), UnderlayIndex = underlay.Index, Mtu = 1430, Address = HostMac },
             Ct);
-        await netlink.WriteSysctlAsync("net/ipv6/conf/flannel-v6.1/accept_ra", "0", Ct);
+        await ProcSysctl.InNamespace(host.Name).WriteAsync("net/ipv6/conf/flannel-v6.1/accept_ra", "0", Ct);
         await netlink.EnsureAddressAsync(vxlan.Index, IPNetwork.Parse("fd10:244::/128"), IPNetwork.Parse("fd10:244::/56"), Ct);
         await netlink.SetLinkUpAsync(vxlan.Index, true, Ct);
         var gateway = IPAddress.Parse("fd10:244:1::");
@@ -397,7 +397,7 @@ public sealed class KernelTests
         Privileged.RequireRoot();
         await using var host = await NetworkNamespace.CreateAsync();
         await using RtNetlink netlink = RtNetlink.OpenInNamespace(host.Name);
-        LinkInfo vxlan = await netlink.EnsureVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
+        LinkInfo vxlan = await netlink.CreateVxlanLinkAsync(new VxlanLinkSpec { Name = "flannel.1", Vni = 1 }, Ct);
         await netlink.SetLinkUpAsync(vxlan.Index, true, Ct);
         var add = new NetlinkBatch(3000);
         var delete = new NetlinkBatch(3000);

@@ -131,7 +131,7 @@ public sealed class NetlinkReaderTests
         Assert.NotNull(fdb);
         Assert.Equal(mac, fdb.MacAddress);
         Assert.Equal(IPAddress.Parse("198.18.0.2"), fdb.Destination);
-        Assert.Equal(NeighborConstants.NTF_SELF, fdb.Flags);
+        Assert.Equal(NeighborFlags.Self, fdb.Flags);
         Assert.True(fdb.IsPermanent);
 
         NexthopInfo nexthop = NexthopMessages.Read(Payload((ref NetlinkWriter w) => NexthopMessages.WriteReplace(ref w, new NexthopSpec { Id = 5, Gateway = IPAddress.Parse("10.244.1.0"), LinkIndex = 4, OnLink = true }, 1)));

@@ -248,26 +248,12 @@ public sealed class RtNetlinkScriptedTests
     }
 
     [Fact]
-    public async Task An_existing_compatible_vxlan_device_is_reused_and_an_incompatible_one_replaced()
-    {
-        var existing = new LinkInfo { Index = 7, Name = "flannel.1", Kind = "vxlan", Vxlan = new VxlanInfo { Vni = 1, Local = IPAddress.Parse("198.18.0.1"), UnderlayIndex = 3, Port = 8472 } };
-        var wanted = new VxlanLinkSpec { Name = "flannel.1", Vni = 1, Local = IPAddress.Parse("198.18.0.1"), UnderlayIndex = 3, Learning = true };
-        Assert.Null(Flannel.Netlink.Links.VxlanCompatibility.FindIncompatibility(wanted, existing)); // learning is not compared
-        Assert.Equal("vni: 1 instead of 2", Flannel.Netlink.Links.VxlanCompatibility.FindIncompatibility(wanted with { Vni = 2 }, existing));
-        Assert.StartsWith("vtep (external) IP", Flannel.Netlink.Links.VxlanCompatibility.FindIncompatibility(wanted with { Local = IPAddress.Parse("198.18.0.9") }, existing), StringComparison.Ordinal);
-        Assert.StartsWith("port", Flannel.Netlink.Links.VxlanCompatibility.FindIncompatibility(wanted with { Port = 4789 }, existing), StringComparison.Ordinal);
-        Assert.Null(Flannel.Netlink.Links.VxlanCompatibility.FindIncompatibility(wanted with { UnderlayIndex = null }, existing));
-        Assert.StartsWith("gbp", Flannel.Netlink.Links.VxlanCompatibility.FindIncompatibility(wanted with { Gbp = true }, existing), StringComparison.Ordinal);
-        Assert.StartsWith("link type", Flannel.Netlink.Links.VxlanCompatibility.FindIncompatibility(wanted, existing with { Kind = "bridge", Vxlan = null }), StringComparison.Ordinal);
-    }
-
-    [Fact]
     public void Sysctl_keys_must_stay_under_proc_sys()
     {
-        Assert.Equal("/proc/sys/net/ipv6/conf/flannel-v6.1/accept_ra", RtNetlink.SysctlPath("net/ipv6/conf/flannel-v6.1/accept_ra"));
-        Assert.Throws<ArgumentException>(() => RtNetlink.SysctlPath("/etc/passwd"));
-        Assert.Throws<ArgumentException>(() => RtNetlink.SysctlPath("net/../../etc/passwd"));
-        Assert.Throws<ArgumentException>(() => RtNetlink.SysctlPath("net//x"));
+        Assert.Equal("/proc/sys/net/ipv6/conf/flannel-v6.1/accept_ra", ProcSysctl.PathOf("net/ipv6/conf/flannel-v6.1/accept_ra"));
+        Assert.Throws<ArgumentException>(() => ProcSysctl.PathOf("/etc/passwd"));
+        Assert.Throws<ArgumentException>(() => ProcSysctl.PathOf("net/../../etc/passwd"));
+        Assert.Throws<ArgumentException>(() => ProcSysctl.PathOf("net//x"));
     }
 
     private static NetlinkBatch PeerBatch(int peers)

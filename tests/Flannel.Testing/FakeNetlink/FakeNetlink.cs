@@ -8,7 +8,7 @@ using Flannel.Networking;
 namespace Flannel.Testing.FakeNetlink;
 
 /// <summary>One call the backend made, as the fake saw it (for assertions and fault matching).</summary>
-/// <param name="Name">The operation, e.g. <c>ReplaceRoute</c>, <c>EnsureVxlanLink</c>.</param>
+/// <param name="Name">The operation, e.g. <c>ReplaceRoute</c>, <c>CreateVxlanLink</c>, <c>GetLink</c>.</param>
 /// <param name="Spec">Its argument (a spec record, an index, a name), or null.</param>
 public sealed record FakeNetlinkOperation(string Name, object? Spec);
 
@@ -22,7 +22,7 @@ public sealed record FakeNetlinkOperation(string Name, object? Spec);
 /// ENOENT/ESRCH and adds of existing ones with EEXIST. Tests can inject faults per object and change state
 /// behind the backend's back.
 /// </summary>
-public sealed class FakeNetlink : INetlink
+public sealed class FakeNetlink : INetlink, ISysctl
 {
     private const int Eperm = 1;
     private const int Enoent = 2;
@@ -68,7 +68,7 @@ public sealed class FakeNetlink : INetlink
         }
     }
 
-    /// <summary>Number of successful changes made through <see cref="INetlink"/> (not through the test helpers).</summary>
+    /// <summary>Number of successful operations applied through <see cref="ApplyAsync"/> (not through the test helpers).</summary>
     public long MutationCount => Interlocked.Read(ref _mutations);
 
     /// <summary>Number of <see cref="ApplyAsync"/> calls.</summary>
@@ -96,7 +96,7 @@ public sealed class FakeNetlink : INetlink
     public IReadOnlyDictionary<string, string> Sysctls => Snapshot(() => new Dictionary<string, string>(_sysctls, StringComparer.Ordinal));
 
     /// <summary>
-    /// Rewrites a vxlan link right after it is created or reused, e.g. to mimic udev replacing the MAC
+    /// Rewrites a vxlan link after every change to it (creation, MTU, MAC), e.g. to mimic udev replacing the MAC
     /// (flannel-io/flannel#1795).
     /// </summary>
     public Func<LinkInfo, LinkInfo>? VxlanLinkRewriter { get; set; }
@@ -192,7 +192,7 @@ public sealed class FakeNetlink : INetlink
     }
 
     /// <summary>Changes a neighbour's MAC behind the backend's back (e.g. a stale ARP entry).</summary>
-    public void SetNeighborBehindBack(int linkIndex, IPAddress address, MacAddress mac, ushort state = 0x80)
+    public void SetNeighborBehindBack(int linkIndex, IPAddress address, MacAddress mac, NeighborState state = NeighborState.Permanent)
     {
         lock (_sync)
         {
@@ -205,7 +205,7 @@ public sealed class FakeNetlink : INetlink
     {
         lock (_sync)
         {
-            _fdb.Add(new FdbEntryInfo { LinkIndex = linkIndex, MacAddress = mac, Destination = destination, State = 0x80, Flags = 0x02 });
+            _fdb.Add(new FdbEntryInfo { LinkIndex = linkIndex, MacAddress = mac, Destination = destination, State = NeighborState.Permanent | NeighborState.NoArp, Flags = NeighborFlags.Self });
         }
     }
 
@@ -237,209 +237,22 @@ public sealed class FakeNetlink : INetlink
     // ----- INetlink -----
 
     /// <inheritdoc />
-    public ValueTask<LinkInfo> EnsureVxlanLinkAsync(VxlanLinkSpec spec, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        return Run("EnsureVxlanLink", spec, "RTM_NEWLINK", () =>
-        {
-            if (spec.Name.Length is 0 or > 15)
-            {
-                throw Error("RTM_NEWLINK", Einval, $"bad device name '{spec.Name}'");
-            }
-
-            if (spec.UnderlayIndex is { } underlay && !_links.ContainsKey(underlay))
-            {
-                throw Error("RTM_NEWLINK", Enodev, $"underlay #{underlay}");
-            }
-
-            LinkInfo? existing = _links.Values.FirstOrDefault(l => l.Name == spec.Name);
-            if (existing is not null && !IsCompatible(existing, spec))
-            {
-                DeleteLinkLocked(existing.Index);
-                existing = null;
-            }
-
-            if (existing is null)
-            {
-                int mtu = spec.UnderlayIndex is { } u ? _links[u].Mtu - 50 : 1450;
-                existing = new LinkInfo
-                {
-                    Index = _nextIndex++,
-                    Name = spec.Name,
-                    Kind = "vxlan",
-                    Mtu = mtu,
-                    Address = MacAddress.NewRandomLocal(),
-                    Vxlan = new VxlanInfo
-                    {
-                        Vni = spec.Vni,
-                        Local = spec.Local,
-                        UnderlayIndex = spec.UnderlayIndex,
-                        Port = spec.Port == 0 ? (ushort)8472 : spec.Port,
-                        Learning = spec.Learning,
-                        Gbp = spec.Gbp,
-                    },
-                };
-                _links[existing.Index] = existing;
-                Notify(NetlinkNotificationGroups.Link, new NetlinkNotification { Kind = NetlinkNotificationKind.LinkAddedOrChanged, Link = existing });
-            }
-
-            if (spec.Mtu is { } wantedMtu)
-            {
-                existing = _links[existing.Index] = existing with { Mtu = wantedMtu };
-            }
-
-            if (spec.Address is { } mac)
-            {
-                existing = _links[existing.Index] = existing with { Address = mac };
-            }
-
-            if (VxlanLinkRewriter is { } rewrite)
-            {
-                existing = _links[existing.Index] = rewrite(existing);
-            }
-
-            return existing;
-        });
-    }
-
-    /// <inheritdoc />
-    public ValueTask<LinkInfo> CreateLinkAsync(LinkSpec spec, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        return Run("CreateLink", spec, "RTM_NEWLINK", () =>
-        {
-            if (_links.Values.Any(l => l.Name == spec.Name))
-            {
-                throw Error("RTM_NEWLINK", Eexist, spec.Name);
-            }
-
-            string kind = spec.Kind switch { LinkKind.Bridge => "bridge", LinkKind.Veth => "veth", LinkKind.WireGuard => "wireguard", _ => "dummy" };
-            var link = new LinkInfo
-            {
-                Index = _nextIndex++,
-                Name = spec.Name,
-                Kind = kind,
-                Mtu = spec.Mtu ?? 1500,
-                Address = spec.Address ?? MacAddress.NewRandomLocal(),
-                MasterIndex = spec.MasterIndex,
-            };
-            _links[link.Index] = link;
-            if (spec.Kind == LinkKind.Veth && spec.PeerName is { } peer && spec.PeerNamespacePath is null)
-            {
-                var other = link with { Index = _nextIndex++, Name = peer, MasterIndex = null, Address = MacAddress.NewRandomLocal() };
-                _links[other.Index] = other;
-            }
-
-            return link;
-        });
-    }
-
-    /// <inheritdoc />
     public ValueTask<LinkInfo?> GetLinkAsync(string name, CancellationToken cancellationToken) =>
-        Run<LinkInfo?>("GetLink", name, "RTM_GETLINK", () => _links.Values.FirstOrDefault(l => l.Name == name), mutates: false);
+        Run<LinkInfo?>("GetLink", name, "RTM_GETLINK", () => _links.Values.FirstOrDefault(l => l.Name == name));
 
     /// <inheritdoc />
     public ValueTask<LinkInfo?> GetLinkAsync(int index, CancellationToken cancellationToken) =>
-        Run<LinkInfo?>("GetLink", index, "RTM_GETLINK", () => _links.GetValueOrDefault(index), mutates: false);
+        Run<LinkInfo?>("GetLink", index, "RTM_GETLINK", () => _links.GetValueOrDefault(index));
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<LinkInfo>> ListLinksAsync(CancellationToken cancellationToken) =>
-        Run<IReadOnlyList<LinkInfo>>("ListLinks", null, "RTM_GETLINK", () => _links.Values.OrderBy(l => l.Index).ToList(), mutates: false);
-
-    /// <inheritdoc />
-    public ValueTask DeleteLinkAsync(int index, CancellationToken cancellationToken) =>
-        RunVoid("DeleteLink", index, "RTM_DELLINK", () =>
-        {
-            RequireLink("RTM_DELLINK", index);
-            DeleteLinkLocked(index);
-        });
-
-    /// <inheritdoc />
-    public ValueTask SetLinkUpAsync(int index, bool up, CancellationToken cancellationToken) =>
-        RunVoid("SetLinkUp", (index, up), "RTM_NEWLINK", () =>
-        {
-            RequireLink("RTM_NEWLINK", index);
-            SetUpLocked(index, up);
-        });
-
-    /// <inheritdoc />
-    public ValueTask SetLinkMtuAsync(int index, int mtu, CancellationToken cancellationToken) =>
-        RunVoid("SetLinkMtu", (index, mtu), "RTM_NEWLINK", () =>
-        {
-            LinkInfo link = RequireLink("RTM_NEWLINK", index);
-            if (mtu < 68)
-            {
-                throw Error("RTM_NEWLINK", Einval, $"mtu {mtu}");
-            }
-
-            _links[index] = link with { Mtu = mtu };
-        });
-
-    /// <inheritdoc />
-    public ValueTask SetLinkAddressAsync(int index, MacAddress address, CancellationToken cancellationToken) =>
-        RunVoid("SetLinkAddress", (index, address), "RTM_NEWLINK", () =>
-        {
-            LinkInfo link = RequireLink("RTM_NEWLINK", index);
-            _links[index] = link with { Address = address };
-        });
-
-    /// <inheritdoc />
-    public ValueTask EnsureAddressAsync(int linkIndex, IPNetwork address, IPNetwork? replaceWithin, CancellationToken cancellationToken) =>
-        RunVoid("EnsureAddress", (linkIndex, address, replaceWithin), "RTM_NEWADDR", () =>
-        {
-            RequireLink("RTM_NEWADDR", linkIndex);
-            if (replaceWithin is { } within)
-            {
-                foreach (AddressInfo stale in _addresses.Where(a => a.LinkIndex == linkIndex
-                    && a.Local.AddressFamily == address.BaseAddress.AddressFamily
-                    && within.Contains(a.Local)
-                    && !(a.Local.Equals(address.BaseAddress) && a.Address.PrefixLength == address.PrefixLength)).ToList())
-                {
-                    RemoveAddressLocked(stale);
-                }
-            }
-
-            if (!_addresses.Any(a => a.LinkIndex == linkIndex && a.Local.Equals(address.BaseAddress)))
-            {
-                AddAddressLocked(linkIndex, address, address.BaseAddress);
-            }
-        });
-
-    /// <inheritdoc />
-    public ValueTask AddAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) =>
-        RunVoid("AddAddress", (linkIndex, address), "RTM_NEWADDR", () =>
-        {
-            RequireLink("RTM_NEWADDR", linkIndex);
-            if (_addresses.Any(a => a.LinkIndex == linkIndex && a.Local.Equals(address.BaseAddress)))
-            {
-                throw Error("RTM_NEWADDR", Eexist, address.ToString());
-            }
-
-            AddAddressLocked(linkIndex, address, address.BaseAddress);
-        });
-
-    /// <inheritdoc />
-    public ValueTask DeleteAddressAsync(int linkIndex, IPNetwork address, CancellationToken cancellationToken) =>
-        RunVoid("DeleteAddress", (linkIndex, address), "RTM_DELADDR", () =>
-        {
-            AddressInfo found = _addresses.FirstOrDefault(a => a.LinkIndex == linkIndex && a.Local.Equals(address.BaseAddress))
-                ?? throw Error("RTM_DELADDR", Eaddrnotavail, address.ToString());
-            RemoveAddressLocked(found);
-        });
+        Run<IReadOnlyList<LinkInfo>>("ListLinks", null, "RTM_GETLINK", () => _links.Values.OrderBy(l => l.Index).ToList());
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<AddressInfo>> ListAddressesAsync(int? linkIndex, AddressFamily? family, CancellationToken cancellationToken) =>
         Run<IReadOnlyList<AddressInfo>>("ListAddresses", (linkIndex, family), "RTM_GETADDR", () => _addresses
             .Where(a => (linkIndex is null || a.LinkIndex == linkIndex) && (family is null || a.Local.AddressFamily == family))
-            .ToList(), mutates: false);
-
-    /// <inheritdoc />
-    public ValueTask ReplaceRouteAsync(RouteSpec route, CancellationToken cancellationToken) =>
-        RunVoid("ReplaceRoute", route, "RTM_NEWROUTE", () => ReplaceRouteLocked(route));
-
-    /// <inheritdoc />
-    public ValueTask DeleteRouteAsync(RouteSpec route, CancellationToken cancellationToken) =>
-        RunVoid("DeleteRoute", route, "RTM_DELROUTE", () => DeleteRouteLocked(route));
+            .ToList());
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<RouteInfo>> ListRoutesAsync(RouteFilter filter, CancellationToken cancellationToken)
@@ -450,7 +263,7 @@ public sealed class FakeNetlink : INetlink
                 && (filter.Table is null || r.Table == filter.Table)
                 && (filter.LinkIndex is null || r.LinkIndex == filter.LinkIndex)
                 && (filter.Protocol is null || r.Protocol == filter.Protocol))
-            .ToList(), mutates: false);
+            .ToList());
     }
 
     /// <inheritdoc />
@@ -466,49 +279,25 @@ public sealed class FakeNetlink : INetlink
             }
 
             return best with { Destination = new IPNetwork(destination, destination.AddressFamily == AddressFamily.InterNetwork ? 32 : 128) };
-        }, mutates: false);
+        });
     }
-
-    /// <inheritdoc />
-    public ValueTask ReplaceNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken) =>
-        RunVoid("ReplaceNeighbor", neighbor, "RTM_NEWNEIGH", () => ReplaceNeighborLocked(neighbor));
-
-    /// <inheritdoc />
-    public ValueTask DeleteNeighborAsync(NeighborSpec neighbor, CancellationToken cancellationToken) =>
-        RunVoid("DeleteNeighbor", neighbor, "RTM_DELNEIGH", () => DeleteNeighborLocked(neighbor));
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<NeighborInfo>> ListNeighborsAsync(int linkIndex, AddressFamily? family, CancellationToken cancellationToken) =>
         Run<IReadOnlyList<NeighborInfo>>("ListNeighbors", (linkIndex, family), "RTM_GETNEIGH", () => _neighbors.Values
             .Where(n => n.LinkIndex == linkIndex && (family is null || n.Address.AddressFamily == family))
-            .ToList(), mutates: false);
-
-    /// <inheritdoc />
-    public ValueTask ReplaceFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken) =>
-        RunVoid("ReplaceFdbEntry", entry, "RTM_NEWNEIGH", () => ReplaceFdbLocked(entry));
-
-    /// <inheritdoc />
-    public ValueTask DeleteFdbEntryAsync(FdbEntrySpec entry, CancellationToken cancellationToken) =>
-        RunVoid("DeleteFdbEntry", entry, "RTM_DELNEIGH", () => DeleteFdbLocked(entry));
+            .ToList());
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<FdbEntryInfo>> ListFdbEntriesAsync(int linkIndex, CancellationToken cancellationToken) =>
-        Run<IReadOnlyList<FdbEntryInfo>>("ListFdbEntries", linkIndex, "RTM_GETNEIGH", () => _fdb.Where(e => e.LinkIndex == linkIndex).ToList(), mutates: false);
-
-    /// <inheritdoc />
-    public ValueTask ReplaceNexthopAsync(NexthopSpec nexthop, CancellationToken cancellationToken) =>
-        RunVoid("ReplaceNexthop", nexthop, "RTM_NEWNEXTHOP", () => ReplaceNexthopLocked(nexthop));
-
-    /// <inheritdoc />
-    public ValueTask DeleteNexthopAsync(uint id, CancellationToken cancellationToken) =>
-        RunVoid("DeleteNexthop", id, "RTM_DELNEXTHOP", () => DeleteNexthopLocked(id));
+        Run<IReadOnlyList<FdbEntryInfo>>("ListFdbEntries", linkIndex, "RTM_GETNEIGH", () => _fdb.Where(e => e.LinkIndex == linkIndex).ToList());
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<NexthopInfo>> ListNexthopsAsync(byte? protocol, CancellationToken cancellationToken) =>
         Run<IReadOnlyList<NexthopInfo>>("ListNexthops", protocol, "RTM_GETNEXTHOP", () => _nexthops.Values
             .Where(n => protocol is null || n.Protocol == protocol)
             .OrderBy(n => n.Id)
-            .ToList(), mutates: false);
+            .ToList());
 
     /// <inheritdoc />
     public ValueTask<NetlinkBatchResult> ApplyAsync(NetlinkBatch batch, CancellationToken cancellationToken)
@@ -522,24 +311,12 @@ public sealed class FakeNetlink : INetlink
             for (int i = 0; i < batch.Count; i++)
             {
                 NetlinkOperation op = batch.Operations[i];
-                string name = op.Kind.ToString();
-                _calls.Add(new FakeNetlinkOperation(name, op.Spec));
+                FakeNetlinkOperation call = CallOf(op);
+                _calls.Add(call);
                 try
                 {
-                    CheckFault(name, op.Spec, OperationName(op.Kind));
-                    switch (op.Kind)
-                    {
-                        case NetlinkOperationKind.ReplaceRoute: ReplaceRouteLocked((RouteSpec)op.Spec); break;
-                        case NetlinkOperationKind.DeleteRoute: DeleteRouteLocked((RouteSpec)op.Spec); break;
-                        case NetlinkOperationKind.ReplaceNeighbor: ReplaceNeighborLocked((NeighborSpec)op.Spec); break;
-                        case NetlinkOperationKind.DeleteNeighbor: DeleteNeighborLocked((NeighborSpec)op.Spec); break;
-                        case NetlinkOperationKind.ReplaceFdbEntry: ReplaceFdbLocked((FdbEntrySpec)op.Spec); break;
-                        case NetlinkOperationKind.DeleteFdbEntry: DeleteFdbLocked((FdbEntrySpec)op.Spec); break;
-                        case NetlinkOperationKind.ReplaceNexthop: ReplaceNexthopLocked((NexthopSpec)op.Spec); break;
-                        case NetlinkOperationKind.DeleteNexthop: DeleteNexthopLocked((uint)op.Spec); break;
-                        default: throw Error(OperationName(op.Kind), Eopnotsupp, null);
-                    }
-
+                    CheckFault(call, op.MessageName);
+                    Apply(op);
                     Interlocked.Increment(ref _mutations);
                 }
                 catch (NetlinkException ex)
@@ -582,20 +359,6 @@ public sealed class FakeNetlink : INetlink
     }
 
     /// <inheritdoc />
-    public ValueTask WriteSysctlAsync(string key, string value, CancellationToken cancellationToken) =>
-        RunVoid("WriteSysctl", (key, value), "sysctl", () =>
-        {
-            string[] parts = key.Split('/');
-            if (parts.Length == 5 && parts[0] == "net" && parts[2] == "conf" && parts[3] is not ("all" or "default")
-                && !_links.Values.Any(l => l.Name == parts[3]))
-            {
-                throw new FileNotFoundException($"/proc/sys/{key} does not exist");
-            }
-
-            _sysctls[key] = value;
-        });
-
-    /// <inheritdoc />
     public ValueTask DisposeAsync()
     {
         lock (_sync)
@@ -609,24 +372,193 @@ public sealed class FakeNetlink : INetlink
         return ValueTask.CompletedTask;
     }
 
-    // ----- kernel semantics -----
+    // ----- ISysctl -----
 
-    private static bool IsCompatible(LinkInfo existing, VxlanLinkSpec spec)
+    /// <summary>Records a sysctl write; a per-device key of a device that does not exist fails, as /proc/sys does.</summary>
+    public ValueTask WriteAsync(string key, string value, CancellationToken cancellationToken)
     {
-        if (existing.Kind != "vxlan" || existing.Vxlan is not { } vx)
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        ArgumentNullException.ThrowIfNull(value);
+        lock (_sync)
         {
-            return false;
+            var call = new FakeNetlinkOperation("WriteSysctl", (key, value));
+            _calls.Add(call);
+            try
+            {
+                CheckFault(call, "sysctl");
+                string[] parts = key.Split('/');
+                if (parts.Length == 5 && parts[0] == "net" && parts[2] == "conf" && parts[3] is not ("all" or "default")
+                    && !_links.Values.Any(l => l.Name == parts[3]))
+                {
+                    throw new FileNotFoundException($"/proc/sys/{key} does not exist");
+                }
+
+                _sysctls[key] = value;
+                return ValueTask.CompletedTask;
+            }
+            catch (Exception ex) when (ex is NetlinkException or IOException)
+            {
+                return ValueTask.FromException(ex);
+            }
+        }
+    }
+
+    // ----- operations -----
+
+    /// <summary>The call-log entry of an operation: a stable name and its typed argument (for assertions and faults).</summary>
+    private static FakeNetlinkOperation CallOf(NetlinkOperation operation) => operation switch
+    {
+        RouteReplace o => new("ReplaceRoute", o.Route),
+        RouteDelete o => new("DeleteRoute", o.Route),
+        NeighborReplace o => new("ReplaceNeighbor", o.Neighbor),
+        NeighborDelete o => new("DeleteNeighbor", o.Neighbor),
+        FdbEntryReplace o => new("ReplaceFdbEntry", o.Entry),
+        FdbEntryDelete o => new("DeleteFdbEntry", o.Entry),
+        NexthopReplace o => new("ReplaceNexthop", o.Nexthop),
+        NexthopDelete o => new("DeleteNexthop", o.Id),
+        LinkCreate o => new("CreateLink", o.Link),
+        VxlanLinkCreate o => new("CreateVxlanLink", o.Link),
+        LinkDelete o => new("DeleteLink", o.Index),
+        LinkSetUp o => new("SetLinkUp", (o.Index, o.Up)),
+        LinkSetMtu o => new("SetLinkMtu", (o.Index, o.Mtu)),
+        LinkSetAddress o => new("SetLinkAddress", (o.Index, o.Address)),
+        AddressAdd o => new("AddAddress", (o.LinkIndex, o.Local, o.PrefixLength)),
+        AddressDelete o => new("DeleteAddress", (o.LinkIndex, o.Local, o.PrefixLength)),
+        _ => new(operation.GetType().Name, operation),
+    };
+
+    /// <summary>Applies one operation to the in-memory namespace (under the lock), with the kernel's outcome.</summary>
+    private void Apply(NetlinkOperation operation)
+    {
+        switch (operation)
+        {
+            case RouteReplace o: ReplaceRouteLocked(o.Route); break;
+            case RouteDelete o: DeleteRouteLocked(o.Route); break;
+            case NeighborReplace o: ReplaceNeighborLocked(o.Neighbor); break;
+            case NeighborDelete o: DeleteNeighborLocked(o.Neighbor); break;
+            case FdbEntryReplace o: ReplaceFdbLocked(o.Entry); break;
+            case FdbEntryDelete o: DeleteFdbLocked(o.Entry); break;
+            case NexthopReplace o: ReplaceNexthopLocked(o.Nexthop); break;
+            case NexthopDelete o: DeleteNexthopLocked(o.Id); break;
+            case LinkCreate o: CreateLinkLocked(o.Link); break;
+            case VxlanLinkCreate o: CreateVxlanLinkLocked(o.Link); break;
+            case LinkDelete o:
+                RequireLink("RTM_DELLINK", o.Index);
+                DeleteLinkLocked(o.Index);
+                break;
+            case LinkSetUp o:
+                RequireLink("RTM_NEWLINK", o.Index);
+                SetUpLocked(o.Index, o.Up);
+                break;
+            case LinkSetMtu o:
+                if (o.Mtu < 68)
+                {
+                    throw Error("RTM_NEWLINK", Einval, $"mtu {o.Mtu}");
+                }
+
+                RewriteLinkLocked(RequireLink("RTM_NEWLINK", o.Index) with { Mtu = o.Mtu });
+                break;
+            case LinkSetAddress o:
+                RewriteLinkLocked(RequireLink("RTM_NEWLINK", o.Index) with { Address = o.Address });
+                break;
+            case AddressAdd o:
+                RequireLink("RTM_NEWADDR", o.LinkIndex);
+                if (_addresses.Any(a => a.LinkIndex == o.LinkIndex && a.Local.Equals(o.Local)))
+                {
+                    throw Error("RTM_NEWADDR", Eexist, $"{o.Local}/{o.PrefixLength}");
+                }
+
+                AddAddressLocked(o.LinkIndex, new IPNetwork(IPNetworkMath.Mask(o.Local, o.PrefixLength), o.PrefixLength), o.Local);
+                break;
+            case AddressDelete o:
+                AddressInfo found = _addresses.FirstOrDefault(a => a.LinkIndex == o.LinkIndex && a.Local.Equals(o.Local) && a.Address.PrefixLength == o.PrefixLength)
+                    ?? throw Error("RTM_DELADDR", Eaddrnotavail, $"{o.Local}/{o.PrefixLength}");
+                RemoveAddressLocked(found);
+                break;
+            default:
+                throw Error(operation.MessageName, Eopnotsupp, operation.ToString());
+        }
+    }
+
+    private void CreateLinkLocked(LinkSpec spec)
+    {
+        if (_links.Values.Any(l => l.Name == spec.Name))
+        {
+            throw Error("RTM_NEWLINK", Eexist, spec.Name);
         }
 
-        ushort wantedPort = spec.Port == 0 ? (ushort)8472 : spec.Port;
-        return vx.Vni == spec.Vni
-            && (spec.Local is null || vx.Local is null || vx.Local.Equals(spec.Local))
-            && (spec.UnderlayIndex is null || vx.UnderlayIndex is null || vx.UnderlayIndex == spec.UnderlayIndex)
-            && vx.Port == wantedPort
-            && vx.Learning == spec.Learning
-            && vx.Gbp == spec.Gbp
-            && !vx.L2Miss;
+        string kind = spec.Kind switch { LinkKind.Bridge => "bridge", LinkKind.Veth => "veth", LinkKind.WireGuard => "wireguard", _ => "dummy" };
+        var link = new LinkInfo
+        {
+            Index = _nextIndex++,
+            Name = spec.Name,
+            Kind = kind,
+            Mtu = spec.Mtu ?? (spec.Kind == LinkKind.WireGuard ? 1420 : 1500),
+            Address = spec.Kind == LinkKind.WireGuard ? null : spec.Address ?? MacAddress.NewRandomLocal(),
+            MasterIndex = spec.MasterIndex,
+        };
+        _links[link.Index] = link;
+        if (spec.Kind == LinkKind.Veth && spec.PeerName is { } peer && spec.PeerNamespacePath is null)
+        {
+            var other = link with { Index = _nextIndex++, Name = peer, MasterIndex = null, Address = MacAddress.NewRandomLocal() };
+            _links[other.Index] = other;
+        }
+
+        Notify(NetlinkNotificationGroups.Link, new NetlinkNotification { Kind = NetlinkNotificationKind.LinkAddedOrChanged, Link = link });
     }
+
+    private void CreateVxlanLinkLocked(VxlanLinkSpec spec)
+    {
+        if (spec.Name.Length is 0 or > 15)
+        {
+            throw Error("RTM_NEWLINK", Einval, $"bad device name '{spec.Name}'");
+        }
+
+        if (_links.Values.Any(l => l.Name == spec.Name))
+        {
+            throw Error("RTM_NEWLINK", Eexist, spec.Name);
+        }
+
+        if (spec.UnderlayIndex is { } underlay && !_links.ContainsKey(underlay))
+        {
+            throw Error("RTM_NEWLINK", Enodev, $"underlay #{underlay}");
+        }
+
+        // The request carries no MTU or MAC (they are set afterwards): the kernel derives the MTU from the underlay.
+        var link = new LinkInfo
+        {
+            Index = _nextIndex++,
+            Name = spec.Name,
+            Kind = "vxlan",
+            Mtu = spec.UnderlayIndex is { } u ? _links[u].Mtu - 50 : 1450,
+            Address = MacAddress.NewRandomLocal(),
+            Vxlan = new VxlanInfo
+            {
+                Vni = spec.Vni,
+                Local = spec.Local,
+                UnderlayIndex = spec.UnderlayIndex,
+                Port = spec.Port == 0 ? (ushort)8472 : spec.Port,
+                Learning = spec.Learning,
+                Gbp = spec.Gbp,
+            },
+        };
+        _links[link.Index] = link;
+        RewriteLinkLocked(link);
+    }
+
+    /// <summary>Stores a changed link (through <see cref="VxlanLinkRewriter"/> for vxlan devices) and notifies.</summary>
+    private void RewriteLinkLocked(LinkInfo link)
+    {
+        if (link.Kind == "vxlan" && VxlanLinkRewriter is { } rewrite)
+        {
+            link = rewrite(link);
+        }
+
+        _links[link.Index] = link;
+        Notify(NetlinkNotificationGroups.Link, new NetlinkNotification { Kind = NetlinkNotificationKind.LinkAddedOrChanged, Link = link });
+    }
+
+    // ----- kernel semantics -----
 
     private LinkInfo RequireLink(string operation, int index) =>
         _links.TryGetValue(index, out LinkInfo? link) ? link : throw Error(operation, Enodev, $"link #{index}");
@@ -689,7 +621,7 @@ public sealed class FakeNetlink : INetlink
             LinkIndex = linkIndex,
             Address = new IPNetwork(IPNetworkMath.Mask(local, address.PrefixLength), address.PrefixLength),
             Local = local,
-            Flags = 0x80, // IFA_F_PERMANENT
+            Flags = AddressFlags.Permanent,
         };
         _addresses.Add(info);
         if (_links[linkIndex].IsUp)
@@ -721,13 +653,13 @@ public sealed class FakeNetlink : INetlink
             Table = RouteDefaults.MainTable,
             Protocol = RouteDefaults.ProtocolKernel,
             Scope = RouteScope.Link,
-            Type = 1,
+            Type = RouteType.Unicast,
         });
     }
 
     /// <summary>Longest-prefix match in the main table, optionally only routes out of one link.</summary>
     private RouteInfo? Lookup(IPAddress destination, int? linkIndex) => _routes
-        .Where(r => r.Table == RouteDefaults.MainTable && r.Type == 1
+        .Where(r => r.Table == RouteDefaults.MainTable && r.Type == RouteType.Unicast
             && r.Destination.BaseAddress.AddressFamily == destination.AddressFamily
             && r.Destination.Contains(destination)
             && (linkIndex is null || r.LinkIndex == linkIndex))
@@ -795,7 +727,7 @@ public sealed class FakeNetlink : INetlink
         {
             RequireLink(Op, index);
         }
-        else if (route.Type == 1)
+        else if (route.Type == RouteType.Unicast)
         {
             throw Error(Op, Enodev, "no device and no gateway");
         }
@@ -839,7 +771,7 @@ public sealed class FakeNetlink : INetlink
             LinkIndex = neighbor.LinkIndex,
             Address = neighbor.Address,
             LinkLayerAddress = neighbor.LinkLayerAddress,
-            State = 0x80, // NUD_PERMANENT
+            State = NeighborState.Permanent,
         };
     }
 
@@ -861,7 +793,7 @@ public sealed class FakeNetlink : INetlink
 
         // vxlan_fdb_update with NLM_F_REPLACE: the MAC keys the entry; its (first) remote is rewritten.
         int at = _fdb.FindIndex(e => e.LinkIndex == entry.LinkIndex && e.MacAddress == entry.MacAddress);
-        var info = new FdbEntryInfo { LinkIndex = entry.LinkIndex, MacAddress = entry.MacAddress, Destination = entry.Destination, State = 0x80, Flags = 0x02 };
+        var info = new FdbEntryInfo { LinkIndex = entry.LinkIndex, MacAddress = entry.MacAddress, Destination = entry.Destination, State = NeighborState.Permanent | NeighborState.NoArp, Flags = NeighborFlags.Self };
         if (at >= 0)
         {
             _fdb[at] = info;
@@ -912,47 +844,32 @@ public sealed class FakeNetlink : INetlink
 
     // ----- plumbing -----
 
-    private ValueTask<T> Run<T>(string name, object? spec, string operation, Func<T> action, bool mutates = true)
+    /// <summary>A read: logged as a call and subject to injected faults; never counts as a mutation.</summary>
+    private ValueTask<T> Run<T>(string name, object? spec, string operation, Func<T> read)
     {
         lock (_sync)
         {
-            _calls.Add(new FakeNetlinkOperation(name, spec));
+            var call = new FakeNetlinkOperation(name, spec);
+            _calls.Add(call);
             try
             {
-                CheckFault(name, spec, operation);
-                T result = action();
-                if (mutates)
-                {
-                    Interlocked.Increment(ref _mutations);
-                }
-
-                return ValueTask.FromResult(result);
+                CheckFault(call, operation);
+                return ValueTask.FromResult(read());
             }
-            catch (Exception ex) when (ex is NetlinkException or IOException)
+            catch (NetlinkException ex)
             {
                 return ValueTask.FromException<T>(ex);
             }
         }
     }
 
-    private ValueTask RunVoid(string name, object? spec, string operation, Action action)
+    private void CheckFault(FakeNetlinkOperation call, string operation)
     {
-        ValueTask<bool> result = Run(name, spec, operation, () =>
-        {
-            action();
-            return true;
-        });
-        return result.IsCompletedSuccessfully ? ValueTask.CompletedTask : new ValueTask(result.AsTask());
-    }
-
-    private void CheckFault(string name, object? spec, string operation)
-    {
-        var call = new FakeNetlinkOperation(name, spec);
         foreach (FaultRule rule in _faults)
         {
             if (rule.TryConsume(call))
             {
-                throw Error(operation, rule.Errno, $"injected fault for {name}");
+                throw Error(operation, rule.Errno, $"injected fault for {call.Name}");
             }
         }
     }
@@ -975,16 +892,6 @@ public sealed class FakeNetlink : INetlink
         16 => "EBUSY",
         105 => "ENOBUFS",
         _ => $"E{errno}",
-    };
-
-    private static string OperationName(NetlinkOperationKind kind) => kind switch
-    {
-        NetlinkOperationKind.ReplaceRoute => "RTM_NEWROUTE",
-        NetlinkOperationKind.DeleteRoute => "RTM_DELROUTE",
-        NetlinkOperationKind.ReplaceNeighbor or NetlinkOperationKind.ReplaceFdbEntry => "RTM_NEWNEIGH",
-        NetlinkOperationKind.DeleteNeighbor or NetlinkOperationKind.DeleteFdbEntry => "RTM_DELNEIGH",
-        NetlinkOperationKind.ReplaceNexthop => "RTM_NEWNEXTHOP",
-        _ => "RTM_DELNEXTHOP",
     };
 
     private void Notify(NetlinkNotificationGroups group, NetlinkNotification notification)

@@ -149,10 +149,42 @@ public sealed class NetworkNamespace : IAsyncDisposable
             return;
         }
 
+        await StopProcessesInsideAsync().ConfigureAwait(false);
         ProcessResult deleted = await RunProcessAsync(["ip", "netns", "del", Name], CancellationToken.None).ConfigureAwait(false);
         if (deleted.ExitCode != 0 && File.Exists(Path))
         {
             throw new InvalidOperationException($"ip netns del {Name} failed ({deleted.ExitCode}): {deleted.StandardError.Trim()}");
+        }
+    }
+
+    /// <summary>
+    /// Stops (SIGTERM, then SIGKILL after 5 s) every process still living in the namespace: daemons a test started
+    /// there that detached from it, such as wireguard-go, which would otherwise outlive the namespace (it holds it).
+    /// </summary>
+    private async Task StopProcessesInsideAsync()
+    {
+        ProcessResult pids = await RunProcessAsync(["ip", "netns", "pids", Name], CancellationToken.None).ConfigureAwait(false);
+        var alive = new List<int>();
+        foreach (string line in pids.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (int.TryParse(line, System.Globalization.CultureInfo.InvariantCulture, out int pid) && pid != Environment.ProcessId)
+            {
+                _ = Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGTERM);
+                alive.Add(pid);
+            }
+        }
+
+        long deadline = Environment.TickCount64 + 5000;
+        while (alive.Count > 0)
+        {
+            alive.RemoveAll(static pid => Tmds.Linux.LibC.kill(pid, 0) != 0);
+            if (Environment.TickCount64 > deadline)
+            {
+                alive.ForEach(static pid => _ = Tmds.Linux.LibC.kill(pid, Tmds.Linux.LibC.SIGKILL));
+                break;
+            }
+
+            await Task.Delay(50).ConfigureAwait(false);
         }
     }
 

@@ -1,7 +1,9 @@
-namespace Flannel.Netlink.Links;
+using Flannel.Netlink;
+
+namespace Flannel.Backends.Vxlan;
 
 /// <summary>
-/// flannel's rule for reusing an existing vxlan device (pkg/backend/vxlan/device.go, vxlanLinksIncompat): same
+/// The VXLAN backend's policy for an existing device (netlink only creates and deletes): flannel's rule for reusing it (pkg/backend/vxlan/device.go, vxlanLinksIncompat): same
 /// kind and VNI; where both sides set them, the same underlay link, local address, group and port; the same
 /// L2miss and GBP. MTU, MAC and learning are not compared (they are set afterwards or left alone).
 /// </summary>
@@ -10,7 +12,7 @@ internal static class VxlanCompatibility
     /// <summary>Why <paramref name="existing"/> cannot serve as <paramref name="wanted"/>, or null if it can.</summary>
     public static string? FindIncompatibility(VxlanLinkSpec wanted, LinkInfo existing)
     {
-        if (existing.Kind != VxlanLinkData.Kind || existing.Vxlan is not VxlanInfo have)
+        if (existing.Kind != "vxlan" || existing.Vxlan is not VxlanInfo have)
         {
             return $"link type: {existing.Kind ?? "none"} instead of vxlan";
         }

@@ -1,0 +1,104 @@
+namespace Flannel.Reconciliation;
+
+// Design note: the engine diffs desired against observed state and sends the difference. Most of that state is
+// rtnetlink objects (KernelObject: routes, neighbours, FDB entries, nexthop objects), which the engine applies itself
+// as one netlink batch. Some backends own state that is not an rtnetlink object at all - a WireGuard backend's
+// peers live in the wireguard device (generic netlink, or wireguard-go's UAPI socket). Such a backend derives its
+// own StateObject type, gives it a StateObjectKind (which fixes where its creates and deletes fall in a plan), and
+// supplies an IStateApplier for that kind. Everything else - event path, resync, per-peer withdraw and retry,
+// metrics - is the same for every kind.
+
+/// <summary>
+/// A kind of state object and its place in a plan. Creates and replaces run in ascending <see cref="CreateOrder"/>,
+/// deletes (all before any create) in ascending <see cref="DeleteOrder"/>; objects of one kind keep their order.
+/// </summary>
+/// <remarks>
+/// The rtnetlink kinds (<see cref="KernelObjectKinds"/>) create at 100 (neighbour), 200 (FDB entry), 300 (nexthop
+/// object), 400 (route), and delete at 100 (route), 200 (nexthop object), 300 (neighbour), 400 (FDB entry). A backend
+/// kind picks its slots: a WireGuard peer creates at 50 (before the routes that use the device) and deletes at 500
+/// (after them).
+/// </remarks>
+/// <param name="Name">The kind's name, used in logs and as the <c>kind</c> metric tag (e.g. <c>route</c>, <c>wireguard-peer</c>).</param>
+/// <param name="CreateOrder">Where creates and replaces of this kind fall in a plan.</param>
+/// <param name="DeleteOrder">Where deletes of this kind fall in a plan.</param>
+public sealed record StateObjectKind(string Name, int CreateOrder, int DeleteOrder)
+{
+    /// <summary>The name.</summary>
+    public override string ToString() => Name;
+}
+
+/// <summary>What an object is keyed on: at most one object per key can exist.</summary>
+/// <param name="Kind">The object kind.</param>
+/// <param name="Identity">A value-equal identity (a record or tuple of the keying fields).</param>
+public readonly record struct StateObjectKey(StateObjectKind Kind, object Identity)
+{
+    /// <summary>The kind and identity, for logs.</summary>
+    public override string ToString() => $"{Kind.Name} {Identity}";
+}
+
+/// <summary>The part of an object a replace changes.</summary>
+public interface IStateContent
+{
+    /// <summary>
+    /// True when an object with <paramref name="observed"/> content already is what this (desired) content asks for.
+    /// May be asymmetric: a desired value left unset is satisfied by whatever the kernel chose.
+    /// </summary>
+    bool IsSatisfiedBy(IStateContent observed);
+}
+
+/// <summary>
+/// One piece of state a backend wants (desired, with the peer that owns it) or found (observed, no owner): its key,
+/// its content and a description. <see cref="KernelObject"/> is the rtnetlink kind the engine applies itself; derive
+/// your own type for state that a backend-supplied <see cref="IStateApplier"/> applies.
+/// </summary>
+public abstract class StateObject
+{
+    /// <summary>Creates the object.</summary>
+    /// <param name="key">What the object is keyed on.</param>
+    /// <param name="content">What a replace would change.</param>
+    /// <param name="owner">The lease key of the peer the object serves; null for an observed object.</param>
+    /// <param name="description">A human-readable form for logs.</param>
+    protected StateObject(StateObjectKey key, IStateContent content, string? owner, string description)
+    {
+        ArgumentNullException.ThrowIfNull(key.Kind);
+        ArgumentNullException.ThrowIfNull(key.Identity);
+        ArgumentNullException.ThrowIfNull(content);
+        ArgumentNullException.ThrowIfNull(description);
+        Key = key;
+        Content = content;
+        Owner = owner;
+        Description = description;
+    }
+
+    /// <summary>What the object is keyed on.</summary>
+    public StateObjectKey Key { get; }
+
+    /// <summary>What a replace would change.</summary>
+    public IStateContent Content { get; }
+
+    /// <summary>The lease key of the peer this object serves; null for an observed object.</summary>
+    public string? Owner { get; }
+
+    /// <summary>Human-readable form for logs.</summary>
+    public string Description { get; }
+
+    /// <summary>The object kind.</summary>
+    public StateObjectKind Kind => Key.Kind;
+
+    /// <summary>The description.</summary>
+    public override string ToString() => Description;
+}
+
+/// <summary>
+/// Applies the steps of a plan that fall to one kind of state. The engine calls it with consecutive runs of a plan
+/// (so the plan's order across kinds holds) and never concurrently.
+/// </summary>
+public interface IStateApplier
+{
+    /// <summary>
+    /// Applies <paramref name="steps"/> in order and returns one entry per step: null when the step took effect (a
+    /// delete of an object that is already gone counts as done), else the error. One failing step must not prevent
+    /// the others. Throw only when nothing could be applied (the engine then retries the whole pass).
+    /// </summary>
+    ValueTask<IReadOnlyList<Exception?>> ApplyAsync(IReadOnlyList<PlannedStep> steps, CancellationToken cancellationToken);
+}

@@ -1,0 +1,209 @@
+using System.Net;
+using System.Threading.Channels;
+using Flannel.Backends;
+using Flannel.Netlink;
+using Flannel.Subnets;
+using Flannel.Testing.FakeNetlink;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Flannel.Reconciliation.Tests;
+
+/// <summary>
+/// The engine reconciling backend-defined state (tunnel peers applied by the backend's own applier) together with
+/// rtnetlink routes, as a WireGuard backend does: one model, plan order across both, per-peer withdraw, drift repair.
+/// </summary>
+public sealed class BackendStateTests
+{
+    private static readonly TimeSpan Resync = TimeSpan.FromSeconds(10);
+
+    private static Lease PeerLease(int peer, string? publicIP = null) => new()
+    {
+        Subnet = IPNetwork.Parse($"10.244.{peer}.0/24"),
+        Attributes = new LeaseAttributes { PublicIP = IPAddress.Parse(publicIP ?? $"198.18.0.{peer}"), BackendType = "tunnel" },
+    };
+
+    [Fact]
+    public async Task Peers_are_applied_by_the_backend_applier_before_their_routes_and_removed_after_them()
+    {
+        await using var node = await Node.StartAsync();
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(2)));
+        await node.WaitAsync(() => node.HasRoute(2));
+        Assert.Equal("198.18.0.2:51820", node.Applier.Peers["pk-10.244.2.0"].ToString());
+        Assert.Equal(["added test-peer (route present: False)"], node.Applier.Log);
+
+        // The endpoint moves: the peer is fixed in place.
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(2, publicIP: "198.18.0.22")));
+        await node.WaitAsync(() => node.Applier.Peers["pk-10.244.2.0"].Address.Equals(IPAddress.Parse("198.18.0.22")));
+
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Removed, PeerLease(2, publicIP: "198.18.0.22")));
+        await node.WaitAsync(() => node.Applier.Peers.Count == 0);
+        Assert.False(node.HasRoute(2));
+        Assert.Equal(["added test-peer (route present: False)", "fixed test-peer (route present: True)", "deleted test-peer (route present: False)"], node.Applier.Log);
+    }
+
+    [Fact]
+    public async Task A_peer_the_applier_refuses_is_withdrawn_whole_and_the_others_are_programmed()
+    {
+        await using var node = await Node.StartAsync();
+        node.Applier.Refuse = "pk-10.244.3.0";
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(2)), new LeaseEvent(LeaseEventType.Added, PeerLease(3)));
+        await node.WaitAsync(() => node.HasRoute(2));
+        await node.WaitAsync(() => node.Network.ProcessedEventBatches >= 2); // the snapshot, then this batch (and its withdraw)
+        Assert.False(node.HasRoute(3));
+        Assert.False(node.Applier.Peers.ContainsKey("pk-10.244.3.0"));
+        Assert.True(node.Meters.Sum(BackendMetrics.OperationFailuresName, "kind", "test-peer") >= 1);
+
+        // Accepted again: the retry (after the first per-peer backoff, 1 s ± 20 % jitter) programs it.
+        node.Applier.Refuse = null;
+        node.Time.Advance(TimeSpan.FromSeconds(1.25));
+        await node.WaitAsync(() => node.HasRoute(3));
+        Assert.True(node.Applier.Peers.ContainsKey("pk-10.244.3.0"));
+    }
+
+    [Fact]
+    public async Task Drift_in_backend_state_is_repaired_and_foreign_peers_are_removed()
+    {
+        // A peer left over from before a restart, which no lease wants.
+        await using var node = await Node.StartAsync(n => n.Applier.Peers["pk-stale"] = IPEndPoint.Parse("198.18.0.99:51820"));
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(2)));
+        await node.WaitAsync(() => node.HasRoute(2) && !node.Applier.Peers.ContainsKey("pk-stale"));
+
+        node.Applier.Peers.Remove("pk-10.244.2.0");
+        long passes = node.Network.CompletedReconciliations;
+        node.Time.Advance(Resync);
+        await node.WaitAsync(() => node.Network.CompletedReconciliations > passes);
+        Assert.True(node.Applier.Peers.ContainsKey("pk-10.244.2.0"));
+        Assert.True(node.Meters.Sum(BackendMetrics.RepairsName, "kind", "test-peer") >= 1);
+    }
+
+    /// <summary>A tunnel backend: per lease one peer (backend state) and one route via the peer's public IP.</summary>
+    private sealed class TunnelNetwork(INetlink netlink, TimeProvider time, BackendMetrics metrics, PeerApplier applier, int underlayIndex)
+        : ReconcilingNetwork("tunnel", netlink, time, Resync, metrics, NullLogger.Instance)
+    {
+        public override LeaseAttributes LeaseAttributes { get; } = new() { PublicIP = IPAddress.Parse("198.18.0.1"), BackendType = "tunnel" };
+
+        public override int Mtu => 1420;
+
+        public override ValueTask ConfigureLeaseAsync(Lease ownLease, CancellationToken cancellationToken)
+        {
+            OwnLease = ownLease;
+            return ValueTask.CompletedTask;
+        }
+
+        protected override bool IsForThisBackend(Lease lease) => lease.Attributes.BackendType == "tunnel";
+
+        protected override ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
+        {
+            IPAddress publicIP = lease.Attributes.PublicIP;
+            StateObject[] objects =
+            [
+                new TestPeer($"pk-{lease.Subnet!.Value.BaseAddress}", new IPEndPoint(publicIP, 51820), owner),
+                KernelObject.ForRoute(new RouteSpec { Destination = lease.Subnet.Value, Gateway = publicIP, LinkIndex = underlayIndex, Protocol = RouteDefaults.ProtocolFlannel }, owner),
+            ];
+            return ValueTask.FromResult<IReadOnlyList<StateObject>>(objects);
+        }
+
+        protected override async ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken)
+        {
+            var owned = new List<StateObject>(applier.Peers.Select(p => new TestPeer(p.Key, p.Value, owner: null)));
+            IReadOnlyList<RouteInfo> routes = await Netlink.ListRoutesAsync(new RouteFilter { Protocol = RouteDefaults.ProtocolFlannel }, cancellationToken);
+            owned.AddRange(routes.Select(KernelObject.ForObservedRoute));
+            return owned;
+        }
+
+        protected override IStateApplier GetApplier(StateObjectKind kind) => kind == ReconcilePlanTests.PeerKind ? applier : base.GetApplier(kind);
+    }
+
+    /// <summary>The backend's applier: a device's peer table, which records whether the peer's route existed at each change.</summary>
+    private sealed class PeerApplier(FakeNetlink netlink) : IStateApplier
+    {
+        public Dictionary<string, IPEndPoint> Peers { get; } = [];
+
+        public List<string> Log { get; } = [];
+
+        public string? Refuse { get; set; }
+
+        public ValueTask<IReadOnlyList<Exception?>> ApplyAsync(IReadOnlyList<PlannedStep> steps, CancellationToken cancellationToken)
+        {
+            var results = new Exception?[steps.Count];
+            for (int i = 0; i < steps.Count; i++)
+            {
+                var peer = (TestPeer)steps[i].Target;
+                bool routePresent = netlink.Routes.Any(r => Equals(r.Gateway, peer.Endpoint.Address) || r.Destination.BaseAddress.ToString() == peer.PublicKey[3..]);
+                if (peer.Owner is not null)
+                {
+                    Log.Add($"{steps[i].Action.ToString().ToLowerInvariant()} {peer.Kind.Name} (route present: {routePresent})");
+                }
+
+                if (steps[i].Action == RepairAction.Deleted)
+                {
+                    Peers.Remove(peer.PublicKey);
+                }
+                else if (peer.PublicKey == Refuse)
+                {
+                    results[i] = new InvalidOperationException($"peer {peer.PublicKey} refused");
+                }
+                else
+                {
+                    Peers[peer.PublicKey] = peer.Endpoint;
+                }
+            }
+
+            return ValueTask.FromResult<IReadOnlyList<Exception?>>(results);
+        }
+    }
+
+    private sealed class Node : IAsyncDisposable
+    {
+        private readonly Channel<IReadOnlyList<LeaseEvent>> _events = Channel.CreateUnbounded<IReadOnlyList<LeaseEvent>>();
+        private readonly CancellationTokenSource _stop = new();
+        private Task _run = Task.CompletedTask;
+
+        public FakeNetlink Netlink { get; } = new();
+
+        public FakeTimeProvider Time { get; } = new();
+
+        public MeterCapture Meters { get; } = new();
+
+        public PeerApplier Applier { get; private set; } = null!;
+
+        public TunnelNetwork Network { get; private set; } = null!;
+
+        public static async Task<Node> StartAsync(Action<Node>? prepare = null)
+        {
+            var node = new Node();
+            LinkInfo eth0 = node.Netlink.AddUnderlay("eth0", "198.18.0.1/16");
+            node.Applier = new PeerApplier(node.Netlink);
+            prepare?.Invoke(node);
+            node.Network = new TunnelNetwork(node.Netlink, node.Time, new BackendMetrics("tunnel", node.Meters), node.Applier, eth0.Index);
+            await node.Network.ConfigureLeaseAsync(new Lease { Subnet = IPNetwork.Parse("10.244.1.0/24"), Attributes = node.Network.LeaseAttributes }, CancellationToken.None);
+            node._run = node.Network.RunAsync(node._events.Reader.ReadAllAsync(), node._stop.Token);
+            await node.SendAsync(); // the first snapshot: no peers yet
+            await node.WaitAsync(() => node.Network.CompletedReconciliations >= 1);
+            return node;
+        }
+
+        public ValueTask SendAsync(params LeaseEvent[] events) => _events.Writer.WriteAsync(events);
+
+        public bool HasRoute(int peer) => Netlink.Routes.Any(r => r.Destination == IPNetwork.Parse($"10.244.{peer}.0/24"));
+
+        public async Task WaitAsync(Func<bool> condition)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            while (!condition())
+            {
+                await Task.Delay(5, timeout.Token);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _run;
+            await Netlink.DisposeAsync();
+            Meters.Dispose();
+            _stop.Dispose();
+        }
+    }
+}
