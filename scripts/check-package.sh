@@ -8,9 +8,9 @@ feed="$work/feed"
 consumer="$work/consumer"
 rm -rf "$feed" "$consumer"; mkdir -p "$feed" "$consumer"
 
-packages=(src/Flannel.Core src/Flannel.Netlink src/Flannel.Reconciliation src/Flannel.Agent
-          src/Flannel.Backends.Vxlan src/Flannel.Backends.HostGw src/Flannel.Store.Etcd src/Flannel.Store.Kube
-          tests/Flannel.Testing)
+# Every project that opts into packing is a package (a new backend cannot be forgotten here, nor in check-aot.sh,
+# which consumes this feed).
+mapfile -t packages < <(grep -l '<IsPackable>true</IsPackable>' src/*/*.csproj tests/*/*.csproj | xargs -n1 dirname | sort)
 for dir in "${packages[@]}"; do
   p=$(basename "$dir")
   dotnet pack "$dir/$p.csproj" -c Release --no-build -o "$feed" -nologo >/dev/null
