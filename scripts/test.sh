@@ -26,12 +26,16 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 work="$root/.ci-work"
 rm -rf "$work"; mkdir -p "$work"
 
+# Each step prints its wall time ("test.sh: STEP N s"): CI must stay well under an hour on 2 cores.
 echo "== restore and build (Release)"
+phase=$SECONDS
 dotnet restore Flannel.sln || exit 1
 dotnet build Flannel.sln -c Release --no-restore -nologo || exit 1
+echo "test.sh: restore and build $((SECONDS - phase)) s"; phase=$SECONDS
 
 echo "== pack every library, and build a consumer of the packed Flannel.Core from a local feed"
 scripts/check-package.sh "$work" || exit 1
+echo "test.sh: packages $((SECONDS - phase)) s"
 
 echo "== native AOT: every package in a consumer with warnings as errors; flanneld and the CNI plugin; the image"
 phase=$SECONDS
@@ -45,10 +49,12 @@ echo "test.sh: image $((SECONDS - phase)) s"
 export FLANNEL_NATIVE_DIR="$work/native" FLANNEL_IMAGE="$work/flanneld.oci.tar"
 
 echo "== test"
+phase=$SECONDS
 log="$work/test.log"
 # --blame-hang-timeout: a hung privileged test must fail the run, not eat CI's time budget.
 dotnet test Flannel.sln -c Release --no-build --nologo --blame-hang-timeout 10m 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+echo "test.sh: tests $((SECONDS - phase)) s; total $SECONDS s"
 
 # dotnet test prints one VSTest summary line per test assembly
 #   "Passed!  - Failed:     0, Passed:    57, Skipped:     0, Total:    57, Duration: 2 s - X.Tests.dll (net10.0)"
