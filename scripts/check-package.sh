@@ -13,7 +13,12 @@ rm -rf "$feed" "$consumer"; mkdir -p "$feed" "$consumer"
 mapfile -t packages < <(grep -l '<IsPackable>true</IsPackable>' src/*/*.csproj tests/*/*.csproj | xargs -n1 dirname | sort)
 for dir in "${packages[@]}"; do
   p=$(basename "$dir")
-  dotnet pack "$dir/$p.csproj" -c Release --no-build -o "$feed" -nologo >/dev/null
+  # Quiet when it works; the whole pack output when it does not (set -e alone would end the script silently).
+  if ! output=$(dotnet pack "$dir/$p.csproj" -c Release --no-build -o "$feed" -nologo 2>&1); then
+    echo "$output" >&2
+    echo "check-package: packing $dir failed" >&2
+    exit 1
+  fi
 done
 count=$(ls "$feed"/*.nupkg | grep -vc snupkg)
 echo "packed $count packages into $feed"
