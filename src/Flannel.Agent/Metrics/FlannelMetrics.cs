@@ -71,7 +71,7 @@ public sealed class FlannelMetrics : IDisposable
     /// millisecond (one peer) to seconds (thousands of peers at start-up), which the SDKs' default boundaries (0 to
     /// 10 000, meant for milliseconds) would put in one bucket. An embedder can still override them with a view.
     /// </summary>
-    public static InstrumentAdvice<double> DurationAdvice { get; } = new()
+    private static InstrumentAdvice<double> DurationAdvice { get; } = new()
     {
         HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     };
