@@ -128,18 +128,6 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
         }
     }
 
-    /// <inheritdoc />
-    protected override bool IsForThisBackend(Lease lease)
-    {
-        if (string.Equals(lease.Attributes.BackendType, VxlanBackend.TypeName, StringComparison.Ordinal))
-        {
-            return true;
-        }
-
-        LogIgnoringLease(Logger, lease.Key, lease.Attributes.BackendType ?? "(none)");
-        return false;
-    }
-
     /// <summary>
     /// The vxlan rules for a remote lease, checked before it is programmed: for each family this node runs, a
     /// unicast non-zero VtepMAC and our VNI. Leases of other backend types are left to <see cref="IsForThisBackend"/>.
@@ -358,8 +346,6 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
         && inner.PrefixLength >= outer.PrefixLength
         && outer.Contains(inner.BaseAddress);
 
-    [LoggerMessage(EventId = 6010, Level = LogLevel.Debug, Message = "vxlan: ignoring lease {Lease} of backend type {BackendType}")]
-    private static partial void LogIgnoringLease(ILogger logger, string lease, string backendType);
 
     [LoggerMessage(EventId = 6011, Level = LogLevel.Warning, Message = "vxlan: device {Device} was deleted; recreating it and replaying every peer")]
     private static partial void LogDeviceDeleted(ILogger logger, string device);

@@ -32,9 +32,6 @@ public sealed record TrafficNetworks
 /// <summary>Settings shared by both traffic managers.</summary>
 public sealed record TrafficManagerOptions
 {
-    /// <summary>How often the rules are checked and repaired (<c>--iptables-resync</c>, default 5 s).</summary>
-    public TimeSpan ResyncPeriod { get; init; } = TimeSpan.FromSeconds(5);
-
     /// <summary>Do not use fully random source ports for masquerading (<c>--ip-masq-fully-random-disable</c>).</summary>
     public bool DisableFullyRandom { get; init; }
 }
@@ -74,11 +71,6 @@ public interface ITrafficManager : IDisposable
     /// <returns>The number of rule sets that had to be repaired.</returns>
     Task<int> ResyncAsync(CancellationToken cancellationToken);
 
-    /// <summary>Runs <see cref="ResyncAsync"/> every <see cref="TrafficManagerOptions.ResyncPeriod"/> until cancelled; errors are logged, not thrown.</summary>
-    Task RunAsync(CancellationToken cancellationToken);
-
-    /// <summary>Raised after a resync repaired a rule set (argument: a short description of the repaired chain).</summary>
-    event EventHandler<string>? RulesRepaired;
 }
 
 /// <summary>Creates the traffic manager for a mode.</summary>

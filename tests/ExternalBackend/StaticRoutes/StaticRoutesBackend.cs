@@ -131,9 +131,6 @@ internal sealed class StaticRoutesNetwork : ReconcilingNetwork
         }
     }
 
-    protected override bool IsForThisBackend(Lease lease) =>
-        string.Equals(lease.Attributes.BackendType, StaticRoutesBackend.TypeName, StringComparison.Ordinal);
-
     protected override ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
     {
         IReadOnlyList<StateObject> desired = lease.Subnet is { } subnet
