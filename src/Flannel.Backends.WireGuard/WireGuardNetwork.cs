@@ -69,6 +69,10 @@ internal sealed partial class WireGuardNetwork : ReconcilingNetwork, IOverlayNet
     /// </remarks>
     public IReadOnlyList<string> DeviceNames => [.. _devices.Devices.Select(d => d.Name)];
 
+    /// <inheritdoc />
+    public string OverlayFailureCauses =>
+        $"the WireGuard UDP port ({string.Join("/", _devices.Devices.Select(d => d.ListenPort))}) filtered between the nodes, an MTU mismatch on the path, or a missing or stale WireGuard peer (public key, endpoint or allowed IPs)";
+
     /// <summary>The devices and the control path in use.</summary>
     internal WireGuardDeviceSet Devices => _devices;
 

@@ -445,6 +445,7 @@ public sealed class WireGuardBackendTests : IDisposable
         var overlay = Assert.IsAssignableFrom<IOverlayNetwork>(node.Network);
 
         Assert.Equal(["flannel-wg", "flannel-wg-v6"], overlay.DeviceNames);
+        Assert.Contains("WireGuard UDP port (51820/51821) filtered", overlay.OverlayFailureCauses, StringComparison.Ordinal);
         Lease two = Peer(2, PublicKeyOf(2), ipv6: true);
         Assert.Equal(IPAddress.Parse("10.244.2.0"), overlay.OverlayAddressOf(two, System.Net.Sockets.AddressFamily.InterNetwork));
         Assert.Equal(IPAddress.Parse("fd00:10:244:2::"), overlay.OverlayAddressOf(two, System.Net.Sockets.AddressFamily.InterNetworkV6));
