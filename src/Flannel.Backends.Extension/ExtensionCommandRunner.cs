@@ -18,7 +18,7 @@ public sealed record ExtensionCommandResult(string Command, string Output, strin
 /// <summary>
 /// Runs the extension backend's commands. Each command string comes from net-conf.json and is run exactly as
 /// flannel runs it, by <c>sh</c> with stdout and stderr combined (an argument vector: the string is never pasted into another command),
-/// with the process environment plus the variables flannel sets, and <paramref name="standardInput"/> followed by a
+/// with the process environment plus the variables flannel sets, and the standard input text followed by a
 /// newline on stdin. Every run has a timeout, after which the command and its children are killed.
 /// </summary>
 public class ExtensionCommandRunner

@@ -80,7 +80,7 @@ internal static class DoctorCommand
             report = await FabricDoctor.RunAsync(leases, options, netlink, ProcessCommandRunner.Instance, echo, cancellationToken).ConfigureAwait(false);
         }
 
-        await output.WriteAsync(json ? JsonSerializer.Serialize(report, DoctorJsonContext.Default.DoctorReport) + "\n" : report.ToText()).ConfigureAwait(false);
+        await output.WriteAsync(json ? report.ToJson() + "\n" : report.ToText()).ConfigureAwait(false);
         return report.ExitCode;
     }
 

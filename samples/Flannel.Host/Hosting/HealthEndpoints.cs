@@ -88,8 +88,7 @@ internal static class HealthEndpoints
         {
             Flannel.Agent.Status.IFabricStatus status = context.RequestServices.GetRequiredService<Flannel.Agent.Status.IFabricStatus>();
             context.Response.ContentType = "application/json; charset=utf-8";
-            await System.Text.Json.JsonSerializer.SerializeAsync(
-                context.Response.Body, status.GetStatus(), Flannel.Agent.Status.FabricStatusJsonContext.Default.FabricStatus, context.RequestAborted).ConfigureAwait(false);
+            await status.GetStatus().WriteJsonAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
         });
     }
 

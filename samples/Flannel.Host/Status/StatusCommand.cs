@@ -64,8 +64,7 @@ internal static class StatusCommand
         try
         {
             byte[] document = await StatusSocketClient.GetStatusJsonAsync(socket, timeout, cancellationToken).ConfigureAwait(false);
-            status = System.Text.Json.JsonSerializer.Deserialize(document, FabricStatusJsonContext.Default.FabricStatus)
-                ?? throw new StatusUnavailableException($"the agent on {socket} sent an empty status");
+            status = FabricStatus.ParseJson(document);
             if (json)
             {
                 await output.WriteAsync(Encoding.UTF8.GetString(document)).ConfigureAwait(false);

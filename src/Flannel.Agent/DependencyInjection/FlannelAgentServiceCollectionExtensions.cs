@@ -21,14 +21,11 @@ public static class FlannelAgentServiceCollectionExtensions
     /// Adds the agent as a hosted service, with options from <paramref name="configure"/>. The builder must also
     /// register a subnet store, at least one backend and netlink (<see cref="UseNetlink"/>).
     /// </summary>
-    public static IFlannelBuilder AddAgent(this IFlannelBuilder builder, Action<FlannelAgentOptions>? configure = null)
+    public static IFlannelBuilder AddAgent(this IFlannelBuilder builder, Action<FlannelAgentOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        OptionsBuilder<FlannelAgentOptions> options = builder.Services.AddOptionsWithValidateOnStart<FlannelAgentOptions>();
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
+        ArgumentNullException.ThrowIfNull(configure);
+        builder.Services.AddOptionsWithValidateOnStart<FlannelAgentOptions>().Configure(configure);
 
         AddAgentCore(builder.Services);
         return builder;

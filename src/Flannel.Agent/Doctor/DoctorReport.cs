@@ -92,6 +92,9 @@ public sealed record DoctorReport
         FindingSeverity.Info => "INFO",
         _ => "OK",
     };
+
+    /// <summary>The report as JSON (<c>flanneld doctor -o json</c>: camelCase, enums as strings).</summary>
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, DoctorJsonContext.Default.DoctorReport);
 }
 
 /// <summary>Source-generated JSON for <c>flanneld doctor -o json</c>.</summary>
@@ -100,4 +103,4 @@ public sealed record DoctorReport
     UseStringEnumConverter = true,
     WriteIndented = true)]
 [JsonSerializable(typeof(DoctorReport))]
-public sealed partial class DoctorJsonContext : JsonSerializerContext;
+internal sealed partial class DoctorJsonContext : JsonSerializerContext;

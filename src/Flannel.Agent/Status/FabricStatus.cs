@@ -30,6 +30,16 @@ public sealed record FabricStatus
 
     /// <summary>Counts over <see cref="Peers"/>, and the one-line summary.</summary>
     public required FabricSummary Summary { get; init; }
+
+    /// <summary>Writes the status document (the socket's and <c>/status</c>'s JSON: camelCase, enums as strings).</summary>
+    public Task WriteJsonAsync(Stream utf8Json, CancellationToken cancellationToken = default) =>
+        JsonSerializer.SerializeAsync(utf8Json, this, FabricStatusJsonContext.Default.FabricStatus, cancellationToken);
+
+    /// <summary>Reads a status document written by <see cref="WriteJsonAsync"/>.</summary>
+    /// <exception cref="JsonException">The document is not a status document.</exception>
+    public static FabricStatus ParseJson(ReadOnlySpan<byte> utf8Json) =>
+        JsonSerializer.Deserialize(utf8Json, FabricStatusJsonContext.Default.FabricStatus)
+            ?? throw new JsonException("the status document is null");
 }
 
 /// <summary>This node as the agent sees it.</summary>
@@ -291,7 +301,7 @@ public interface IFabricStatus
     WriteIndented = true)]
 [JsonSerializable(typeof(FabricStatus))]
 [JsonSerializable(typeof(StatusError))]
-public sealed partial class FabricStatusJsonContext : JsonSerializerContext;
+internal sealed partial class FabricStatusJsonContext : JsonSerializerContext;
 
 /// <summary>The answer to a request the status socket cannot serve.</summary>
 /// <param name="Error">What was wrong with the request.</param>

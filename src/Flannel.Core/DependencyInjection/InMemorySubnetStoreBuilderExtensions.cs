@@ -13,11 +13,12 @@ public static class InMemorySubnetStoreBuilderExtensions
     /// <see cref="InMemorySubnetStoreOptions.NetworkConfig"/> unless one is already registered.
     /// </summary>
     /// <exception cref="InvalidOperationException">At resolution: no registry is registered and no NetworkConfig is set.</exception>
-    public static IFlannelBuilder AddInMemorySubnetStore(this IFlannelBuilder builder, Action<InMemorySubnetStoreOptions>? configure = null)
+    public static IFlannelBuilder AddInMemorySubnetStore(this IFlannelBuilder builder, Action<InMemorySubnetStoreOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configure);
         var options = new InMemorySubnetStoreOptions();
-        configure?.Invoke(options);
+        configure(options);
         builder.Services.TryAddSingleton(services => new InMemorySubnetRegistry(
             options.NetworkConfig ?? throw new InvalidOperationException(
                 "AddInMemorySubnetStore needs InMemorySubnetStoreOptions.NetworkConfig (net-conf.json text) or a registered InMemorySubnetRegistry."),

@@ -14,7 +14,7 @@ namespace Flannel.Networking;
 /// Go flanneld refuses would silently mean something else here. These helpers accept only the dotted quad
 /// (no leading zeros, as Go since 1.17) and plain IPv6 text without a zone.
 /// </remarks>
-public static class IPText
+internal static class IPText
 {
     /// <summary>Parses an IPv4 or IPv6 address with Go's rules.</summary>
     public static bool TryParseAddress(ReadOnlySpan<char> text, [NotNullWhen(true)] out IPAddress? address)

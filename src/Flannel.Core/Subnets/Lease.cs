@@ -28,7 +28,7 @@ public sealed record Lease
 
     /// <summary>
     /// When the lease was created, in the store's order (the etcd create revision); 0 when unknown. When two leases
-    /// overlap, the one created first is kept (<see cref="RemoteLeaseTracker"/>).
+    /// overlap, the one created first is kept (the agent admits remote leases in this order).
     /// </summary>
     public long CreateRevision { get; init; }
 

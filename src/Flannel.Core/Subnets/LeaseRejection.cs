@@ -16,7 +16,7 @@ public sealed record LeaseRejection(string Rule, string Reason)
 }
 
 /// <summary>
-/// A backend's own rules for the remote leases it can program, checked by <see cref="RemoteLeaseTracker"/> before a
+/// A backend's own rules for the remote leases it can program, checked by the agent before a
 /// lease reaches the backend (a network implements it beside <c>INetwork</c>). The vxlan backend, for example,
 /// refuses a multicast VtepMAC and a VNI other than its own.
 /// </summary>

@@ -18,7 +18,7 @@ namespace Flannel.Subnets.InMemory;
 /// <item>A lease with a TTL expires at <see cref="Lease.Expiration"/>, measured with the registry's
 /// <see cref="TimeProvider"/>; a lease created without a TTL is a reservation and never expires.</item>
 /// <item>A watcher first gets a snapshot, then every change in order. Like an etcd DELETE, a removal
-/// event carries only the subnets; consumers keep the attributes themselves (<see cref="RemoteLeaseTracker"/>).</item>
+/// event carries only the subnets; consumers keep the attributes themselves (the agent fills removals in from its remote-lease set).</item>
 /// </list>
 /// All members are thread-safe.
 /// </remarks>

@@ -1,9 +1,9 @@
 using System.Net;
-using System.Runtime.CompilerServices;
 using Flannel.Configuration;
 using Flannel.Networking;
+using Flannel.Subnets;
 
-namespace Flannel.Subnets;
+namespace Flannel.Agent;
 
 /// <summary>
 /// Turns a store's lease watch (<see cref="ISubnetStore.WatchLeasesAsync"/>) into the batches of remote lease
@@ -31,7 +31,7 @@ namespace Flannel.Subnets;
 /// Leases are identified by their subnet key. <see cref="Apply"/> is not thread-safe; <see cref="OwnLease"/> may be
 /// changed from another thread (the keep-alive loop) while a watch is being tracked.
 /// </remarks>
-public sealed class RemoteLeaseTracker
+internal sealed class RemoteLeaseTracker
 {
     private readonly Dictionary<string, Candidate> _candidates = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Lease> _remote = new(StringComparer.Ordinal);
@@ -46,18 +46,12 @@ public sealed class RemoteLeaseTracker
     private Lease? _appliedOwnLease;
     private long _sequence;
 
-    /// <summary>Creates a tracker that filters out <paramref name="ownLease"/> and admits every other lease.</summary>
-    public RemoteLeaseTracker(Lease? ownLease = null)
-        : this(ownLease, config: null, backendRules: null, onRejected: null)
-    {
-    }
-
     /// <summary>Creates a tracker that filters out <paramref name="ownLease"/> and admits only leases that fit.</summary>
     /// <param name="ownLease">This node's lease.</param>
     /// <param name="config">The network config whose <c>Network</c> and <c>IPv6Network</c> every subnet must lie in; null to skip that rule.</param>
     /// <param name="backendRules">The backend's own rules, or null.</param>
     /// <param name="onRejected">Called once each time a lease is rejected, or rejected by another rule than before.</param>
-    public RemoteLeaseTracker(Lease? ownLease, NetworkConfig? config, ILeaseAdmission? backendRules = null, Action<Lease, LeaseRejection>? onRejected = null)
+    public RemoteLeaseTracker(Lease? ownLease, NetworkConfig? config = null, ILeaseAdmission? backendRules = null, Action<Lease, LeaseRejection>? onRejected = null)
     {
         _ownLease = ownLease;
         _appliedOwnLease = ownLease;
@@ -154,27 +148,6 @@ public sealed class RemoteLeaseTracker
         }
 
         return events;
-    }
-
-    /// <summary>
-    /// Tracks a whole watch stream: yields one batch per watch item that produced events, and always the
-    /// batch of the first snapshot.
-    /// </summary>
-    public async IAsyncEnumerable<IReadOnlyList<LeaseEvent>> TrackAsync(
-        IAsyncEnumerable<LeaseWatchResult> watch,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(watch);
-        bool first = true;
-        await foreach (LeaseWatchResult item in watch.WithCancellation(cancellationToken).ConfigureAwait(false))
-        {
-            IReadOnlyList<LeaseEvent> events = Apply(item);
-            if (events.Count > 0 || (first && item.IsSnapshot))
-            {
-                first = false;
-                yield return events;
-            }
-        }
     }
 
     /// <summary>Records a lease from the store; marks it for a check unless it is a renewal (same attributes).</summary>

@@ -2,7 +2,7 @@ using System.Net;
 using Flannel.Configuration;
 using Flannel.Subnets;
 
-namespace Flannel.Core.Tests.Subnets;
+namespace Flannel.Agent.Tests;
 
 /// <summary>The admission rules of <see cref="RemoteLeaseTracker"/>: one test per rule, plus first-wins and re-admission.</summary>
 public sealed class RemoteLeaseAdmissionTests

@@ -1,7 +1,9 @@
 using System.Net;
 using Flannel.Subnets;
+using Flannel.Subnets.InMemory;
+using Microsoft.Extensions.Time.Testing;
 
-namespace Flannel.Core.Tests.Subnets;
+namespace Flannel.Agent.Tests;
 
 public sealed class RemoteLeaseTrackerTests
 {
@@ -133,29 +135,68 @@ public sealed class RemoteLeaseTrackerTests
     }
 
     [Fact]
-    public async Task Track_yields_the_first_snapshot_even_if_empty_and_skips_empty_batches()
+    public void Own_renewals_and_peer_renewals_yield_nothing_and_a_removal_carries_the_latest_copy()
     {
         Lease b = L("10.244.2.0/24", "198.18.0.2");
         var tracker = new RemoteLeaseTracker(Own);
-        var batches = new List<IReadOnlyList<LeaseEvent>>();
-        await foreach (IReadOnlyList<LeaseEvent> batch in tracker.TrackAsync(Source(), TestContext.Current.CancellationToken))
-        {
-            batches.Add(batch);
-        }
 
-        Assert.Equal(3, batches.Count);
-        Assert.Empty(batches[0]);
-        Assert.Equal([new LeaseEvent(LeaseEventType.Added, b)], batches[1]);
-        Assert.Equal([new LeaseEvent(LeaseEventType.Removed, b with { Revision = 4 })], batches[2]); // the latest cached copy
+        Assert.Empty(tracker.Apply(LeaseWatchResult.FromSnapshot([Own])));
+        Assert.Empty(tracker.Apply(Events(new LeaseEvent(LeaseEventType.Added, Own with { Revision = 3 }))));
+        Assert.Equal([new LeaseEvent(LeaseEventType.Added, b)], tracker.Apply(Events(new LeaseEvent(LeaseEventType.Added, b))));
+        Assert.Empty(tracker.Apply(Events(new LeaseEvent(LeaseEventType.Added, b with { Revision = 4 }))));
+        Assert.Equal(
+            [new LeaseEvent(LeaseEventType.Removed, b with { Revision = 4 })],
+            tracker.Apply(Events(new LeaseEvent(LeaseEventType.Removed, Bare(b)))));
+    }
 
-        async IAsyncEnumerable<LeaseWatchResult> Source()
+    [Fact]
+    public async Task Three_nodes_on_the_in_memory_store_track_each_other_through_its_watch()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        var time = new FakeTimeProvider();
+        using var registry = new InMemorySubnetRegistry("""{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}""", time);
+        InMemorySubnetStore storeA = Store(registry, 1);
+        Lease a = await storeA.AcquireLeaseAsync(new LeaseRequest { Attributes = Node(1) }, ct);
+        Lease b = await Store(registry, 2).AcquireLeaseAsync(new LeaseRequest { Attributes = Node(2) }, ct);
+
+        var tracker = new RemoteLeaseTracker(a);
+        await using IAsyncEnumerator<LeaseWatchResult> watch = storeA.WatchLeasesAsync(ct).GetAsyncEnumerator(ct);
+
+        Assert.Equal([new LeaseEvent(LeaseEventType.Added, b)], await NextBatchAsync());
+
+        Lease c = await Store(registry, 3).AcquireLeaseAsync(new LeaseRequest { Attributes = Node(3) }, ct);
+        Assert.Equal([new LeaseEvent(LeaseEventType.Added, c)], await NextBatchAsync());
+
+        // Renewing c and a is not re-delivered; b's expiry is delivered with b's attributes.
+        time.Advance(TimeSpan.FromHours(12));
+        await Store(registry).RenewLeaseAsync(registry.GetLease(c.Key)!, ct);
+        await Store(registry).RenewLeaseAsync(registry.GetLease(a.Key)!, ct);
+        time.Advance(TimeSpan.FromHours(12));
+        Assert.Equal([new LeaseEvent(LeaseEventType.Removed, b)], await NextBatchAsync());
+
+        // The agent hands the backend only watch items that changed the remote set.
+        async Task<IReadOnlyList<LeaseEvent>> NextBatchAsync()
         {
-            await Task.Yield();
-            yield return LeaseWatchResult.FromSnapshot([Own]);
-            yield return Events(new LeaseEvent(LeaseEventType.Added, Own with { Revision = 3 }));
-            yield return Events(new LeaseEvent(LeaseEventType.Added, b));
-            yield return Events(new LeaseEvent(LeaseEventType.Added, b with { Revision = 4 }));
-            yield return Events(new LeaseEvent(LeaseEventType.Removed, Bare(b)));
+            while (await watch.MoveNextAsync())
+            {
+                IReadOnlyList<LeaseEvent> events = tracker.Apply(watch.Current);
+                if (events.Count > 0)
+                {
+                    return events;
+                }
+            }
+
+            throw new InvalidOperationException("the watch ended");
         }
     }
+
+    private static LeaseAttributes Node(int n) => new()
+    {
+        PublicIP = IPAddress.Parse($"198.18.0.{n}"),
+        BackendType = "vxlan",
+        BackendData = """{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:01"}""",
+    };
+
+    private static InMemorySubnetStore Store(InMemorySubnetRegistry registry, int seed = 1) =>
+        new(registry, new InMemorySubnetStoreOptions { RandomSeed = seed });
 }
