@@ -265,6 +265,9 @@ public sealed partial class FlannelAgent : BackgroundService
         EnableIPv6 = config.EnableIPv6,
     };
 
+    // Backends flannel has and Flannel.NET deliberately does not, so the error can say so rather than "unknown".
+    private static readonly string[] FlannelOnlyBackendTypes = ["udp", "ipip", "ipsec", "tencent-vpc"];
+
     private IBackend SelectBackend(NetworkConfig config)
     {
         foreach (IBackend candidate in _backends)
@@ -276,8 +279,13 @@ public sealed partial class FlannelAgent : BackgroundService
         }
 
         string registered = _backends.Count == 0 ? "none" : string.Join(", ", _backends.Select(b => b.BackendType));
+        string flannelOnly = FlannelOnlyBackendTypes.Contains(config.BackendType, StringComparer.OrdinalIgnoreCase)
+            ? $"; {config.BackendType} is a flannel backend that Flannel.NET does not implement"
+            : string.Empty;
         throw new NetworkConfigException(
-            $"unknown backend type: {config.BackendType} (Backend.Type in the network config); this agent supports: {registered}");
+            $"unknown backend type: {config.BackendType} (Backend.Type in the network config{flannelOnly}); this agent supports: {registered}",
+            "Backend.Type",
+            config.BackendType);
     }
 
     private SubnetEnvReadResult? ReadPreviousSubnetFile()
