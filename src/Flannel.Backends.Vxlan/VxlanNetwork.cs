@@ -66,6 +66,10 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
     /// <inheritdoc />
     public IReadOnlyList<string> DeviceNames => [.. Devices.Select(d => d.Name)];
 
+    /// <inheritdoc />
+    public string OverlayFailureCauses =>
+        $"the vxlan UDP port ({(_config.Port == 0 ? 8472 : _config.Port)}) filtered between the nodes, an MTU mismatch on the path, or a missing or stale neighbour/FDB entry";
+
     internal IEnumerable<VxlanDevice> Devices => new[] { _v4, _v6 }.OfType<VxlanDevice>();
 
     /// <inheritdoc />

@@ -611,14 +611,14 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             state.Programmed = null;
             state.Failed = true;
             MarkRefused(state, key, now);
-            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "the kernel refused one of its objects; the peer is withdrawn and retried", now);
+            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, $"{state.LastError ?? "the kernel refused one of its objects"}; the peer is withdrawn and retried", now);
             return;
         }
 
         if (state.Failed)
         {
             MarkRefused(state, key, now);
-            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "its lease cannot be programmed (see the agent's log)", now);
+            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, state.LastError ?? "its lease cannot be programmed (see the agent's log)", now);
             return;
         }
 
