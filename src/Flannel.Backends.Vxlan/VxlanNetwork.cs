@@ -134,7 +134,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
 
     /// <summary>
     /// The vxlan rules for a remote lease, checked before it is programmed: for each family this node runs, a
-    /// unicast non-zero VtepMAC and our VNI. Leases of other backend types are left to <see cref="IsForThisBackend"/>.
+    /// unicast non-zero VtepMAC and our VNI. Leases of other backend types are left to <see cref="ReconcilingNetwork.IsForThisBackend"/>.
     /// </summary>
     public LeaseRejection? Check(Lease lease)
     {

@@ -146,16 +146,6 @@ public sealed class VxlanPeerTests
     }
 
     [Fact]
-    public async Task The_own_lease_is_never_programmed_as_a_peer()
-    {
-        await using VxlanHarness node = await StartAsync();
-        await node.SendAsync(Added(Peer(1)), Added(Peer(2)));
-        await WaitUntilAsync(() => node.IsProgrammed(2), "peer 2 is programmed");
-
-        Assert.False(node.HasRoute(1));
-    }
-
-    [Fact]
     public async Task DirectRouting_routes_on_link_peers_via_their_address_and_tunnels_the_rest()
     {
         await using VxlanHarness node = await StartAsync(

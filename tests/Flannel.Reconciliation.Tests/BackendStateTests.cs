@@ -223,9 +223,10 @@ public sealed class BackendStateTests
 
         public ValueTask SendAsync(params LeaseEvent[] events) => _events.Writer.WriteAsync(events);
 
-        private async IAsyncEnumerable<IReadOnlyList<LeaseEvent>> CountPulls(IAsyncEnumerable<IReadOnlyList<LeaseEvent>> source)
+        private async IAsyncEnumerable<IReadOnlyList<LeaseEvent>> CountPulls(
+            IAsyncEnumerable<IReadOnlyList<LeaseEvent>> source, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
-            await foreach (IReadOnlyList<LeaseEvent> batch in source)
+            await foreach (IReadOnlyList<LeaseEvent> batch in source.WithCancellation(cancellationToken))
             {
                 Interlocked.Increment(ref _pulled);
                 yield return batch;

@@ -42,8 +42,8 @@ public sealed record TrafficManagerOptions
 /// </summary>
 /// <remarks>
 /// Call order, as flanneld: <see cref="InitializeAsync"/> (removes the other mode's rules), then
-/// <see cref="SetupAndEnsureMasqRulesAsync"/> and/or <see cref="SetupAndEnsureForwardRulesAsync"/>, then run
-/// <see cref="RunAsync"/> in the background; dispose after the loop has stopped. Rules are replaced atomically (make-before-break: there is never a
+/// <see cref="SetupAndEnsureMasqRulesAsync"/> and/or <see cref="SetupAndEnsureForwardRulesAsync"/>, then call
+/// <see cref="ResyncAsync"/> periodically (the agent does, every <c>--iptables-resync</c>); dispose after the last call. Rules are replaced atomically (make-before-break: there is never a
 /// moment without masquerading) and are left in place on shutdown, as flanneld leaves them.
 /// </remarks>
 public interface ITrafficManager : IDisposable
@@ -52,7 +52,7 @@ public interface ITrafficManager : IDisposable
     Task InitializeAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Installs the masquerade rules for <paramref name="current"/> and keeps them during <see cref="RunAsync"/>.
+    /// Installs the masquerade rules for <paramref name="current"/>; <see cref="ResyncAsync"/> keeps them.
     /// <paramref name="previous"/> (the networks read back from the previous subnet.env) only matters for logging
     /// the recycling of old rules: the old rule set is replaced in the same transaction that installs the new one.
     /// </summary>

@@ -8,7 +8,6 @@ using Flannel.Netlink;
 using Flannel.Reconciliation;
 using Flannel.Subnets;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Example.StaticRoutes;
 
@@ -17,36 +16,20 @@ namespace Example.StaticRoutes;
 /// (<c>"Backend": {"Type": "static-routes", "Gateway": "198.18.0.254"}</c>), for fabrics where a router, not the
 /// hosts, knows where each node's pods are. IPv4 only.
 /// </summary>
-public sealed class StaticRoutesBackend : IBackend
+public sealed class StaticRoutesBackend : ReconcilingBackend
 {
     /// <summary>The backend type in net-conf.json and in lease attributes.</summary>
     public const string TypeName = "static-routes";
 
-    private readonly INetlink _netlink;
-    private readonly TimeProvider _timeProvider;
-    private readonly TimeSpan _resyncInterval;
-    private readonly ILogger _logger;
-    private readonly IMeterFactory? _meterFactory;
-
     /// <summary>Creates the backend over the node's netlink.</summary>
     public StaticRoutesBackend(INetlink netlink, TimeProvider timeProvider, TimeSpan resyncInterval, ILogger<StaticRoutesBackend>? logger = null, IMeterFactory? meterFactory = null)
+        : base(TypeName, netlink, resyncInterval, timeProvider, logger, meterFactory)
     {
-        ArgumentNullException.ThrowIfNull(netlink);
-        ArgumentNullException.ThrowIfNull(timeProvider);
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(resyncInterval, TimeSpan.Zero);
-        _netlink = netlink;
-        _timeProvider = timeProvider;
-        _resyncInterval = resyncInterval;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _meterFactory = meterFactory;
     }
 
     /// <inheritdoc />
-    public string BackendType => TypeName;
-
-    /// <inheritdoc />
     /// <exception cref="NetworkConfigException"><c>Backend.Gateway</c> is missing or not an IPv4 address.</exception>
-    public ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
+    public override ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         IPAddress gateway = ReadGateway(context.Config.Backend);
@@ -58,8 +41,7 @@ public sealed class StaticRoutesBackend : IBackend
             BackendType = TypeName,
         };
 
-        INetwork network = new StaticRoutesNetwork(
-            _netlink, _timeProvider, _resyncInterval, new BackendMetrics(TypeName, _meterFactory), _logger, context.Config, external, gateway, attributes);
+        INetwork network = new StaticRoutesNetwork(Netlink, TimeProvider, ResyncInterval, CreateMetrics(), Logger, context.Config, external, gateway, attributes);
         return ValueTask.FromResult(network);
     }
 
