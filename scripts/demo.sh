@@ -351,7 +351,8 @@ else
 fi
 
 # ---------------------------------------------------------------- fabric health: flanneld status and doctor
-flanneld_in() { local n=$1; shift; ip netns exec "${ns[$n]}" "$bin/flanneld/flanneld" "$@"; }
+# In the node's namespaces: with wireguard also its mount namespace, where `wg` (doctor) finds wireguard-go's socket.
+flanneld_in() { local n=$1; shift; in_node "$n" "$bin/flanneld/flanneld" "$@"; }
 status_of() { flanneld_in "$1" status --socket "$run/$1/flannel.sock" "${@:2}"; }
 doctor_of() { flanneld_in "$1" doctor --socket "$run/$1/flannel.sock" --subnet-file="$run/$1/subnet.env" "${@:2}"; }
 # Waits (up to $3 s) until `flanneld status` on node $1 exits $2 with every peer probed.

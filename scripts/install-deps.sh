@@ -14,6 +14,7 @@ packages=(
   golang-go           # the vishvananda/netlink peer benchmark
   golang-github-vishvananda-netlink-dev
   procps              # pgrep/pkill for process cleanup in tests
+  unzip               # check-package.sh reads each packed nuspec's dependencies
   clang lld zlib1g-dev # native AOT: the CNI plugin and flanneld publish as native executables
   hyperfine           # whole-process timings of the CNI plugin against the Go plugins (benchmarks/cni)
   mmdebstrap umoci skopeo # scripts/build-image.sh: root file system from Debian packages, OCI image archive

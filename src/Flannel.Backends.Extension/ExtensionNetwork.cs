@@ -11,7 +11,6 @@ internal sealed partial class ExtensionNetwork : INetwork
     private readonly BackendContext _context;
     private readonly ExtensionCommandRunner _runner;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, LeaseAttributes> _applied = new(StringComparer.Ordinal);
     private System.Net.IPNetwork? _postStartupSubnet;
 
     public ExtensionNetwork(ExtensionConfig config, BackendContext context, LeaseAttributes attributes, ExtensionCommandRunner runner, ILogger logger)
@@ -103,20 +102,8 @@ internal sealed partial class ExtensionNetwork : INetwork
             return;
         }
 
-        if (added && _applied.TryGetValue(lease.Key, out LeaseAttributes? before) && before == lease.Attributes)
-        {
-            return; // a renewal re-delivered the same lease; the command already ran for it
-        }
-
+        // The agent delivers each lease once per change (no renewals), so each Added runs the add command once.
         string? command = added ? _config.SubnetAddCommand : _config.SubnetRemoveCommand;
-        if (added)
-        {
-            _applied[lease.Key] = lease.Attributes;
-        }
-        else
-        {
-            _applied.Remove(lease.Key);
-        }
 
         if (command is null)
         {

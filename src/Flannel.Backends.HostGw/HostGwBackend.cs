@@ -4,7 +4,6 @@ using Flannel.Reconciliation;
 using Flannel.Netlink;
 using Flannel.Subnets;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Flannel.Backends.HostGw;
@@ -14,7 +13,7 @@ namespace Flannel.Backends.HostGw;
 /// underlay (<c>10.244.2.0/24 via 198.18.0.12 dev eth0</c>), with no encapsulation. Needs layer-2 adjacency
 /// between hosts and no NAT.
 /// </summary>
-public sealed class HostGwBackend : IBackend
+public sealed class HostGwBackend : ReconcilingBackend
 {
     /// <summary>The backend type in net-conf.json and in lease attributes.</summary>
     public const string TypeName = "host-gw";
@@ -23,12 +22,6 @@ public sealed class HostGwBackend : IBackend
     public const string NatNotSupportedMessage =
         "your PublicIP differs from interface IP, meaning that probably you're on a NAT, which is not supported by host-gw backend";
 
-    private readonly INetlink _netlink;
-    private readonly HostGwBackendOptions _options;
-    private readonly TimeProvider _timeProvider;
-    private readonly ILogger _logger;
-    private readonly IMeterFactory? _meterFactory;
-
     /// <summary>Creates the backend over the node's <see cref="INetlink"/>.</summary>
     /// <param name="netlink">The kernel interface (bound to the node's network namespace).</param>
     /// <param name="options">Host-side options (resync interval).</param>
@@ -36,27 +29,13 @@ public sealed class HostGwBackend : IBackend
     /// <param name="logger">Logger; none when null.</param>
     /// <param name="meterFactory">Creates the <c>Flannel.Backends</c> meter; a private meter when null.</param>
     public HostGwBackend(INetlink netlink, IOptions<HostGwBackendOptions> options, TimeProvider timeProvider, ILogger<HostGwBackend>? logger = null, IMeterFactory? meterFactory = null)
+        : base(TypeName, netlink, (options ?? throw new ArgumentNullException(nameof(options))).Value.ResyncInterval, timeProvider, logger, meterFactory)
     {
-        ArgumentNullException.ThrowIfNull(netlink);
-        ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(timeProvider);
-        _netlink = netlink;
-        _options = options.Value;
-        _timeProvider = timeProvider;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _meterFactory = meterFactory;
-        if (_options.ResyncInterval <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), _options.ResyncInterval, "HostGwBackendOptions.ResyncInterval must be positive.");
-        }
     }
 
     /// <inheritdoc />
-    public string BackendType => TypeName;
-
-    /// <inheritdoc />
     /// <exception cref="InvalidOperationException">The public address differs from the interface address (NAT), or the interface lacks an address of an enabled family.</exception>
-    public ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
+    public override ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         ExternalInterface external = context.ExternalInterface;
@@ -89,8 +68,7 @@ public sealed class HostGwBackend : IBackend
             BackendType = TypeName,
         };
 
-        var metrics = new BackendMetrics(TypeName, _meterFactory);
-        INetwork network = new HostGwNetwork(_netlink, _timeProvider, _options.ResyncInterval, metrics, _logger, context.Config, external, attributes);
+        INetwork network = new HostGwNetwork(Netlink, TimeProvider, ResyncInterval, CreateMetrics(), Logger, context.Config, external, attributes);
         return ValueTask.FromResult(network);
     }
 }

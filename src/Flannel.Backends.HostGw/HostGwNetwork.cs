@@ -18,7 +18,7 @@ namespace Flannel.Backends.HostGw;
 // are ever deleted, so routes of other programs are never touched.
 
 /// <summary>The host-gw network on this node.</summary>
-internal sealed partial class HostGwNetwork : ReconcilingNetwork
+internal sealed class HostGwNetwork : ReconcilingNetwork
 {
     private readonly NetworkConfig _networkConfig;
     private readonly ExternalInterface _external;
@@ -61,18 +61,6 @@ internal sealed partial class HostGwNetwork : ReconcilingNetwork
         {
             KernelGate.Release();
         }
-    }
-
-    /// <inheritdoc />
-    protected override bool IsForThisBackend(Lease lease)
-    {
-        if (string.Equals(lease.Attributes.BackendType, HostGwBackend.TypeName, StringComparison.Ordinal))
-        {
-            return true;
-        }
-
-        LogIgnoringLease(Logger, lease.Key, lease.Attributes.BackendType ?? "(none)");
-        return false;
     }
 
     /// <inheritdoc />
@@ -151,7 +139,4 @@ internal sealed partial class HostGwNetwork : ReconcilingNetwork
 
         return owned;
     }
-
-    [LoggerMessage(EventId = 6100, Level = LogLevel.Debug, Message = "host-gw: ignoring lease {Lease} of backend type {BackendType}")]
-    private static partial void LogIgnoringLease(ILogger logger, string lease, string backendType);
 }

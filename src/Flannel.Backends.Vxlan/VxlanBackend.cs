@@ -5,7 +5,6 @@ using Flannel.Reconciliation;
 using Flannel.Netlink;
 using Flannel.Subnets;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Flannel.Backends.Vxlan;
@@ -15,16 +14,12 @@ namespace Flannel.Backends.Vxlan;
 /// IPv6 pods), and for every remote host a permanent neighbour, a permanent FDB entry and an onlink route,
 /// continuously reconciled against the kernel.
 /// </summary>
-public sealed partial class VxlanBackend : IBackend
+public sealed partial class VxlanBackend : ReconcilingBackend
 {
     /// <summary>The backend type in net-conf.json and in lease attributes.</summary>
     public const string TypeName = "vxlan";
 
-    private readonly INetlink _netlink;
     private readonly VxlanBackendOptions _options;
-    private readonly TimeProvider _timeProvider;
-    private readonly ILogger _logger;
-    private readonly IMeterFactory? _meterFactory;
     private readonly ISysctl? _sysctl;
 
     /// <summary>Creates the backend over the node's <see cref="INetlink"/>.</summary>
@@ -38,29 +33,16 @@ public sealed partial class VxlanBackend : IBackend
     /// without an <see cref="ISysctl"/> the setting is left alone and logged).
     /// </param>
     public VxlanBackend(INetlink netlink, IOptions<VxlanBackendOptions> options, TimeProvider timeProvider, ILogger<VxlanBackend>? logger = null, IMeterFactory? meterFactory = null, ISysctl? sysctl = null)
+        : base(TypeName, netlink, (options ?? throw new ArgumentNullException(nameof(options))).Value.ResyncInterval, timeProvider, logger, meterFactory)
     {
-        ArgumentNullException.ThrowIfNull(netlink);
-        ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(timeProvider);
-        _netlink = netlink;
         _options = options.Value;
-        _timeProvider = timeProvider;
-        _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _meterFactory = meterFactory;
         _sysctl = sysctl;
-        if (_options.ResyncInterval <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), _options.ResyncInterval, "VxlanBackendOptions.ResyncInterval must be positive.");
-        }
     }
-
-    /// <inheritdoc />
-    public string BackendType => TypeName;
 
     /// <inheritdoc />
     /// <exception cref="Flannel.Configuration.NetworkConfigException">The <c>Backend</c> options are invalid.</exception>
     /// <exception cref="InvalidOperationException">The interface lacks an address of an enabled family, or the kernel did not keep the VtepMAC.</exception>
-    public async ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
+    public override async ValueTask<INetwork> RegisterNetworkAsync(BackendContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         VxlanConfig config = VxlanConfig.Parse(context.Config.Backend);
@@ -80,7 +62,7 @@ public sealed partial class VxlanBackend : IBackend
             IPAddress local = external.IfaceIPv6Address
                 ?? throw new InvalidOperationException($"vxlan: IPv6 is enabled but interface {external.Name} has no IPv6 address to use as the VTEP address");
             v6 = await CreateDeviceAsync(AddressFamily.InterNetworkV6, config, external, local, context.PreviousAttributes?.BackendV6Data, cancellationToken).ConfigureAwait(false);
-            await VxlanNetwork.DisableRouterAdvertisementsAsync(_sysctl, v6, _logger, cancellationToken).ConfigureAwait(false);
+            await VxlanNetwork.DisableRouterAdvertisementsAsync(_sysctl, v6, Logger, cancellationToken).ConfigureAwait(false);
         }
 
         if (v4 is null && v6 is null)
@@ -97,8 +79,7 @@ public sealed partial class VxlanBackend : IBackend
             BackendV6Data = v6 is null ? null : VxlanBackendData.Format(config.Vni, v6.VtepMac),
         };
 
-        var metrics = new BackendMetrics(TypeName, _meterFactory);
-        return new VxlanNetwork(_netlink, _sysctl, _timeProvider, _options, metrics, _logger, context.Config, config, v4, v6, attributes);
+        return new VxlanNetwork(Netlink, _sysctl, TimeProvider, _options, CreateMetrics(), Logger, context.Config, config, v4, v6, attributes);
     }
 
     private async ValueTask<VxlanDevice> CreateDeviceAsync(AddressFamily family, VxlanConfig config, ExternalInterface external, IPAddress local, string? previousBackendData, CancellationToken cancellationToken)
@@ -113,17 +94,17 @@ public sealed partial class VxlanBackend : IBackend
 
         // Keep the VtepMAC stable across restarts, so peers' neighbour and FDB entries stay valid: the live
         // device's MAC first, then the one this node published before (the store remembers it), else a new one.
-        LinkInfo? existing = await _netlink.GetLinkAsync(name, cancellationToken).ConfigureAwait(false);
+        LinkInfo? existing = await Netlink.GetLinkAsync(name, cancellationToken).ConfigureAwait(false);
         MacAddress mac;
         if (existing is { Kind: "vxlan", Address: { } live } && live != MacAddress.Zero && !live.IsMulticast)
         {
             mac = live;
-            LogReusingMac(_logger, name, mac, "the existing device");
+            LogReusingMac(Logger, name, mac, "the existing device");
         }
         else if (VxlanBackendData.TryParseVtepMac(previousBackendData) is { } remembered && !remembered.IsMulticast)
         {
             mac = remembered;
-            LogReusingMac(_logger, name, mac, "the previously published lease");
+            LogReusingMac(Logger, name, mac, "the previously published lease");
         }
         else
         {
@@ -142,8 +123,8 @@ public sealed partial class VxlanBackend : IBackend
             Mtu = mtu,
         };
         var device = new VxlanDevice(family, config.Vni, spec, mac);
-        LinkInfo link = await device.EnsureAsync(_netlink, _logger, cancellationToken).ConfigureAwait(false);
-        LogDeviceReady(_logger, name, link.Index, mac, mtu);
+        LinkInfo link = await device.EnsureAsync(Netlink, Logger, cancellationToken).ConfigureAwait(false);
+        LogDeviceReady(Logger, name, link.Index, mac, mtu);
         return device;
     }
 

@@ -66,6 +66,10 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
     /// <inheritdoc />
     public IReadOnlyList<string> DeviceNames => [.. Devices.Select(d => d.Name)];
 
+    /// <inheritdoc />
+    public string OverlayFailureCauses =>
+        $"the vxlan UDP port ({(_config.Port == 0 ? 8472 : _config.Port)}) filtered between the nodes, an MTU mismatch on the path, or a missing or stale neighbour/FDB entry";
+
     internal IEnumerable<VxlanDevice> Devices => new[] { _v4, _v6 }.OfType<VxlanDevice>();
 
     /// <inheritdoc />
@@ -128,21 +132,9 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
         }
     }
 
-    /// <inheritdoc />
-    protected override bool IsForThisBackend(Lease lease)
-    {
-        if (string.Equals(lease.Attributes.BackendType, VxlanBackend.TypeName, StringComparison.Ordinal))
-        {
-            return true;
-        }
-
-        LogIgnoringLease(Logger, lease.Key, lease.Attributes.BackendType ?? "(none)");
-        return false;
-    }
-
     /// <summary>
     /// The vxlan rules for a remote lease, checked before it is programmed: for each family this node runs, a
-    /// unicast non-zero VtepMAC and our VNI. Leases of other backend types are left to <see cref="IsForThisBackend"/>.
+    /// unicast non-zero VtepMAC and our VNI. Leases of other backend types are left to <see cref="ReconcilingNetwork.IsForThisBackend"/>.
     /// </summary>
     public LeaseRejection? Check(Lease lease)
     {
@@ -358,8 +350,6 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
         && inner.PrefixLength >= outer.PrefixLength
         && outer.Contains(inner.BaseAddress);
 
-    [LoggerMessage(EventId = 6010, Level = LogLevel.Debug, Message = "vxlan: ignoring lease {Lease} of backend type {BackendType}")]
-    private static partial void LogIgnoringLease(ILogger logger, string lease, string backendType);
 
     [LoggerMessage(EventId = 6011, Level = LogLevel.Warning, Message = "vxlan: device {Device} was deleted; recreating it and replaying every peer")]
     private static partial void LogDeviceDeleted(ILogger logger, string device);

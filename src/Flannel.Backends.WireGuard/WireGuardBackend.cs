@@ -118,9 +118,9 @@ public sealed class WireGuardBackend : IBackend
             BackendV6Data = network.EnableIPv6 ? new WireGuardLeaseData(keys.PublicKey, portV6).ToJson() : null,
         };
 
-        var plan = new WireGuardPeerPlan(config, network, external, keys.PublicKey);
+        var peers = new WireGuardPeerBuilder(config, network, external);
         var metrics = new BackendMetrics(TypeName, _meterFactory);
-        return new WireGuardNetwork(deviceSet, plan, network, attributes, _timeProvider, _options.ResyncInterval, metrics, _logger);
+        return new WireGuardNetwork(_netlink, deviceSet, peers, keys.PublicKey, network, attributes, _timeProvider, _options.ResyncInterval, metrics, _logger);
     }
 
     /// <summary>

@@ -42,6 +42,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     private static readonly TimeSpan s_peerRetryMax = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan s_peerWarningInterval = TimeSpan.FromMinutes(5);
 
+    // Backpressure: lease events are processed inline. The pump hands the loop one batch and asks the agent for the
+    // next only when the pass that programmed it has finished, so the agent reads its store watch at the kernel's
+    // pace (nothing queues without bound) and its flannel.lease_events.apply_duration is the time one batch took to
+    // be programmed, a resync pass it waited for included. Timer and notification items still coalesce into a pass.
+    private const int MaxQueuedEventBatches = 1;
+
     // How long a route deletion of our own waits for its RTM_DELROUTE echo; only that echo is ignored.
     private static readonly TimeSpan s_ownDeletionWindow = TimeSpan.FromSeconds(30);
 
@@ -120,8 +126,21 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     /// <inheritdoc />
     public abstract ValueTask ConfigureLeaseAsync(Lease ownLease, CancellationToken cancellationToken);
 
-    /// <summary>True when the lease belongs to this backend; logs (at debug) and returns false otherwise.</summary>
-    protected abstract bool IsForThisBackend(Lease lease);
+    /// <summary>
+    /// True when the lease belongs to this backend: by default when its backend type is <see cref="BackendType"/>.
+    /// A lease of another type is logged at debug and treated as absent (its objects go, as when it is removed).
+    /// </summary>
+    protected virtual bool IsForThisBackend(Lease lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        if (string.Equals(lease.Attributes.BackendType, BackendType, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        LogIgnoringLease(Logger, BackendType, lease.Key, lease.Attributes.BackendType ?? "(none)");
+        return false;
+    }
 
     /// <summary>
     /// The state objects one remote lease needs, each with <paramref name="owner"/> as its owner. Throws
@@ -179,11 +198,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             Timeout.InfiniteTimeSpan,
             Timeout.InfiniteTimeSpan);
 
-        Task pump = PumpLeaseEventsAsync(leaseEvents, work.Writer, stop.Token);
+        using var queuedEventBatches = new SemaphoreSlim(MaxQueuedEventBatches, MaxQueuedEventBatches);
+        Task pump = PumpLeaseEventsAsync(leaseEvents, work.Writer, queuedEventBatches, stop.Token);
         Task watch = WatchKernelAsync(work.Writer, stop.Token);
         try
         {
-            await ProcessAsync(work.Reader, retry, stop.Token).ConfigureAwait(false);
+            await ProcessAsync(work.Reader, retry, queuedEventBatches, stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -196,7 +216,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         }
     }
 
-    private async Task ProcessAsync(ChannelReader<WorkItem> reader, ITimer retry, CancellationToken cancellationToken)
+    private async Task ProcessAsync(ChannelReader<WorkItem> reader, ITimer retry, SemaphoreSlim queuedEventBatches, CancellationToken cancellationToken)
     {
         bool started = false;
         var events = new List<LeaseEvent>();
@@ -205,12 +225,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             events.Clear();
             string? resyncReason = null;
             long firstReceived = 0;
-            bool sawEvents = false;
+            int eventBatches = 0;
             while (reader.TryRead(out WorkItem item))
             {
                 if (item.Events is { } batch)
                 {
-                    sawEvents = true;
+                    eventBatches++;
                     if (firstReceived == 0)
                     {
                         firstReceived = item.ReceivedTimestamp;
@@ -238,35 +258,46 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 }
             }
 
-            if (!started)
+            try
             {
-                // Nothing is reconciled before the first snapshot: an empty model would delete every peer.
-                if (!sawEvents)
+                if (!started)
                 {
+                    // Nothing is reconciled before the first snapshot: an empty model would delete every peer.
+                    if (eventBatches == 0)
+                    {
+                        continue;
+                    }
+
+                    started = true;
+                    UpdateModel(events);
+                    bool ok = await ReconcileAsync("startup", cancellationToken).ConfigureAwait(false);
+                    Interlocked.Increment(ref _processedEventBatches);
+                    AfterPass(ok, retry);
                     continue;
                 }
 
-                started = true;
-                UpdateModel(events);
-                bool ok = await ReconcileAsync("startup", cancellationToken).ConfigureAwait(false);
-                Interlocked.Increment(ref _processedEventBatches);
-                AfterPass(ok, retry);
-                continue;
-            }
+                bool succeeded = true;
+                if (eventBatches > 0)
+                {
+                    succeeded = await ApplyEventsAsync(events, firstReceived, cancellationToken).ConfigureAwait(false);
+                    Interlocked.Increment(ref _processedEventBatches);
+                }
 
-            bool succeeded = true;
-            if (sawEvents)
+                if (resyncReason is not null)
+                {
+                    succeeded = await ReconcileAsync(resyncReason, cancellationToken).ConfigureAwait(false) && succeeded;
+                }
+
+                AfterPass(succeeded, retry);
+            }
+            finally
             {
-                succeeded = await ApplyEventsAsync(events, firstReceived, cancellationToken).ConfigureAwait(false);
-                Interlocked.Increment(ref _processedEventBatches);
+                // The batch is programmed (or failed and its peers are scheduled for retry): the pump may ask for more.
+                if (eventBatches > 0)
+                {
+                    queuedEventBatches.Release(eventBatches);
+                }
             }
-
-            if (resyncReason is not null)
-            {
-                succeeded = await ReconcileAsync(resyncReason, cancellationToken).ConfigureAwait(false) && succeeded;
-            }
-
-            AfterPass(succeeded, retry);
         }
     }
 
@@ -351,25 +382,14 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         var touched = new List<string>();
         foreach (LeaseEvent leaseEvent in events)
         {
+            // The agent's lease set is the one owner of what arrives here: never our own lease, no renewals (an
+            // Added for a known peer means its attributes changed), and removals with the attributes last added.
             Lease lease = leaseEvent.Lease;
-            if (OwnLease is { } own && own.HasSameSubnets(lease))
-            {
-                continue;
-            }
-
             string key = lease.Key;
             if (leaseEvent.Type == LeaseEventType.Added && IsForThisBackend(lease))
             {
                 if (_peers.TryGetValue(key, out PeerState? existing))
                 {
-                    if (existing.Lease.Attributes == lease.Attributes && (!existing.Failed || existing.RetryAt is not null))
-                    {
-                        // A renewal re-delivers the same attributes: nothing to program, and a refused peer keeps
-                        // waiting for its retry.
-                        existing.Lease = lease;
-                        continue;
-                    }
-
                     // New attributes: whatever was refused before may work now; try at once.
                     existing.Lease = lease;
                     existing.RetryAt = null;
@@ -591,14 +611,14 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             state.Programmed = null;
             state.Failed = true;
             MarkRefused(state, key, now);
-            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "the kernel refused one of its objects; the peer is withdrawn and retried", now);
+            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, $"{state.LastError ?? "the kernel refused one of its objects"}; the peer is withdrawn and retried", now);
             return;
         }
 
         if (state.Failed)
         {
             MarkRefused(state, key, now);
-            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, "its lease cannot be programmed (see the agent's log)", now);
+            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, state.LastError ?? "its lease cannot be programmed (see the agent's log)", now);
             return;
         }
 
@@ -782,13 +802,22 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         return errors;
     }
 
-    private async Task PumpLeaseEventsAsync(IAsyncEnumerable<IReadOnlyList<LeaseEvent>> leaseEvents, ChannelWriter<WorkItem> writer, CancellationToken cancellationToken)
+    private async Task PumpLeaseEventsAsync(
+        IAsyncEnumerable<IReadOnlyList<LeaseEvent>> leaseEvents, ChannelWriter<WorkItem> writer, SemaphoreSlim queuedEventBatches, CancellationToken cancellationToken)
     {
         try
         {
-            await foreach (IReadOnlyList<LeaseEvent> batch in leaseEvents.WithCancellation(cancellationToken).ConfigureAwait(false))
+            await using IAsyncEnumerator<IReadOnlyList<LeaseEvent>> batches = leaseEvents.GetAsyncEnumerator(cancellationToken);
+            while (true)
             {
-                writer.TryWrite(WorkItem.ForEvents(batch, TimeProvider.GetTimestamp()));
+                // The previous batch is programmed before the next one is asked for.
+                await queuedEventBatches.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (!await batches.MoveNextAsync().ConfigureAwait(false))
+                {
+                    break;
+                }
+
+                writer.TryWrite(WorkItem.ForEvents(batches.Current, TimeProvider.GetTimestamp()));
             }
 
             writer.TryComplete();
@@ -897,6 +926,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
 
         public bool Succeeded => FailedOperations == 0;
     }
+
+    [LoggerMessage(EventId = 5909, Level = LogLevel.Debug, Message = "{Backend}: ignoring lease {Lease} of backend type {BackendType}")]
+    private static partial void LogIgnoringLease(ILogger logger, string backend, string lease, string backendType);
 
     [LoggerMessage(EventId = 5900, Level = LogLevel.Warning, Message = "{Backend}: kernel refused to {Action} {Object}: {Error}")]
     private static partial void LogOperationFailed(ILogger logger, string backend, RepairAction action, string @object, string error);

@@ -233,12 +233,9 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                 continue;
             }
 
+            // Every new revision is reported, renewals included: whether the peers changed is the agent's lease set's
+            // call, made once for every store.
             _cache[key] = record;
-            if (cached is not null && cached.Value.Equals(record.Value) && cached.IsReservation == record.IsReservation)
-            {
-                continue; // Same value re-written (a renewal by a Go flanneld): nothing changed for the peers.
-            }
-
             events.Add(new LeaseEvent(LeaseEventType.Added, record.Lease));
         }
 

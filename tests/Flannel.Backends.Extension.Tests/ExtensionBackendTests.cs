@@ -115,7 +115,6 @@ public sealed class ExtensionBackendTests : IDisposable
             Batches(
             [
                 [new(LeaseEventType.Added, a), new(LeaseEventType.Added, b), new(LeaseEventType.Added, vxlan), new(LeaseEventType.Added, hostile)],
-                [new(LeaseEventType.Added, a with { Revision = 9 })], // renewal: same attributes, no second run
                 [new(LeaseEventType.Removed, a)],
             ]),
             TestContext.Current.CancellationToken);

@@ -8,6 +8,7 @@ using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
+using Flannel.Testing;
 
 namespace Flannel.Backends.HostGw.Tests;
 
@@ -78,24 +79,8 @@ public sealed class HostGwTests
 
         public bool HasAnyRoute(int peer) => Netlink.Routes.Any(r => r.Destination == SubnetOf(peer));
 
-        public async Task WaitUntilAsync(Func<bool> condition, string what, TimeSpan? advance = null)
-        {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (!condition())
-            {
-                if (DateTime.UtcNow > deadline)
-                {
-                    Assert.Fail($"timed out waiting until {what}");
-                }
-
-                if (advance is { } step)
-                {
-                    Time.Advance(step);
-                }
-
-                await Task.Delay(10);
-            }
-        }
+        public Task WaitUntilAsync(Func<bool> condition, string what, TimeSpan? advance = null) =>
+            Wait.UntilAsync(condition, what, new WaitOptions { BetweenPolls = advance is { } step ? () => Time.Advance(step) : null });
 
         public async ValueTask DisposeAsync()
         {

@@ -8,6 +8,7 @@ using Flannel.Subnets;
 using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
+using Flannel.Testing;
 
 namespace Flannel.Backends.Vxlan.Tests;
 
@@ -109,35 +110,11 @@ internal sealed class VxlanHarness : IAsyncDisposable
     public ValueTask SendAsync(params LeaseEvent[] events) => _events.Writer.WriteAsync(events);
 
     /// <summary>Polls until <paramref name="condition"/> holds (the backend works on its own task).</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            await Task.Delay(5);
-        }
-    }
+    public static Task WaitUntilAsync(Func<bool> condition, string what) => Wait.UntilAsync(condition, what);
 
     /// <summary>Polls, advancing the fake clock by <paramref name="step"/> each time, until <paramref name="condition"/> holds.</summary>
-    public async Task WaitAdvancingAsync(Func<bool> condition, TimeSpan step, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            Time.Advance(step);
-            await Task.Delay(20);
-        }
-    }
+    public Task WaitAdvancingAsync(Func<bool> condition, TimeSpan step, string what) =>
+        Wait.UntilAsync(condition, what, new WaitOptions { BetweenPolls = () => Time.Advance(step) });
 
     public bool HasRoute(int peer) => Netlink.Routes.Any(r => r.Destination == SubnetOf(peer) && r.Protocol == RouteDefaults.ProtocolFlannel);
 

@@ -91,21 +91,6 @@ public sealed class VxlanPeerTests
     }
 
     [Fact]
-    public async Task A_renewal_with_unchanged_attributes_sends_nothing_to_the_kernel()
-    {
-        await using VxlanHarness node = await StartAsync();
-        await node.SendAsync(Added(Peer(2)));
-        await WaitUntilAsync(() => node.IsProgrammed(2), "peer 2 is programmed");
-        long before = node.Netlink.MutationCount;
-
-        await node.SendAsync(Added(Peer(2) with { Expiration = DateTimeOffset.Parse("2026-01-03T00:00:00Z") }));
-        await node.SendAsync(Added(Peer(3)));
-        await WaitUntilAsync(() => node.IsProgrammed(3), "peer 3 (sent after the renewal) is programmed");
-
-        Assert.Equal(before + 3, node.Netlink.MutationCount); // only peer 3's three objects
-    }
-
-    [Fact]
     public async Task Leases_of_other_backends_are_ignored()
     {
         await using VxlanHarness node = await StartAsync();
@@ -158,16 +143,6 @@ public sealed class VxlanPeerTests
         await WaitUntilAsync(() => node.IsProgrammed(2) && node.IsProgrammed(4), "the good peers are programmed");
 
         Assert.True(node.HasNothingFor(3));
-    }
-
-    [Fact]
-    public async Task The_own_lease_is_never_programmed_as_a_peer()
-    {
-        await using VxlanHarness node = await StartAsync();
-        await node.SendAsync(Added(Peer(1)), Added(Peer(2)));
-        await WaitUntilAsync(() => node.IsProgrammed(2), "peer 2 is programmed");
-
-        Assert.False(node.HasRoute(1));
     }
 
     [Fact]

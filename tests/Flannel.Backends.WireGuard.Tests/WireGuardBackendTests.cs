@@ -377,8 +377,84 @@ public sealed class WireGuardBackendTests : IDisposable
         await node.WaitUntilAsync(() => node.PeerOf("flannel-wg", PublicKeyOf(3)) is not null, "the good peer exists");
         Assert.Null(node.PeerOf("flannel-wg", PublicKeyOf(2)));
 
+        var kernel = (IPeerKernelStateSource)node.Network;
+        await node.WaitUntilAsync(() => kernel.GetPeerKernelStatus(Peer(2, PublicKeyOf(2)).Key).State == PeerKernelState.Missing, "the refused peer is reported missing");
+        Assert.Contains("bad peer", kernel.GetPeerKernelStatus(Peer(2, PublicKeyOf(2)).Key).Detail, StringComparison.Ordinal);
+        Assert.Equal(PeerKernelState.Programmed, kernel.GetPeerKernelStatus(Peer(3, PublicKeyOf(3)).Key).State);
+
+        // Backoff: the refused peer is tried again only when its retry is due, not on every pass.
+        int attempts = node.Control.Calls.Count(c => c.Update is { } u && u.Peers.Any(p => p.PublicKey.Equals(PublicKeyOf(2)) && !p.Remove));
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        Assert.Equal(attempts, node.Control.Calls.Count(c => c.Update is { } u && u.Peers.Any(p => p.PublicKey.Equals(PublicKeyOf(2)) && !p.Remove)));
+
         refuse.Dispose();
         await node.WaitUntilAsync(() => node.PeerOf("flannel-wg", PublicKeyOf(2)) is not null, "the refused peer is retried", tick: true);
+    }
+
+    [Fact]
+    public async Task Each_peer_reports_its_kernel_state_programmed_missing_or_drifted_from_the_engines_last_diff()
+    {
+        await using Node node = await Node.StartAsync(_directory, Config());
+        var kernel = (IPeerKernelStateSource)node.Network;
+        Lease two = Peer(2, PublicKeyOf(2));
+        Lease three = Peer(3, PublicKeyOf(3));
+        await node.SendAsync(Added(two), Added(three));
+        await node.WaitUntilAsync(() => kernel.GetPeerKernelStatus(three.Key).State == PeerKernelState.Programmed && kernel.GetPeerKernelStatus(two.Key).State == PeerKernelState.Programmed, "both peers are programmed");
+
+        node.Control.RemovePeerBehindBack("flannel-wg", PublicKeyOf(2));
+        await node.Control.SetDeviceAsync(
+            new WireGuardDeviceUpdate { Name = "flannel-wg", Peers = [new WireGuardPeerUpdate { PublicKey = PublicKeyOf(3), Endpoint = IPEndPoint.Parse("198.18.0.99:51820") }] },
+            CancellationToken.None);
+        await node.WaitUntilAsync(() => kernel.GetPeerKernelStatus(two.Key).State == PeerKernelState.Missing, "the removed peer is reported missing", tick: true);
+        await node.WaitUntilAsync(() => kernel.GetPeerKernelStatus(three.Key).State == PeerKernelState.Drifted, "the re-pointed peer is reported drifted", tick: true);
+
+        Assert.Contains($"wireguard peer {PublicKeyOf(2)} on flannel-wg", kernel.GetPeerKernelStatus(two.Key).Detail, StringComparison.Ordinal);
+        Assert.Equal(IPEndPoint.Parse("198.18.0.3:51820"), node.PeerOf("flannel-wg", PublicKeyOf(3))!.Endpoint);
+        Assert.NotNull(node.PeerOf("flannel-wg", PublicKeyOf(2)));
+        await node.WaitUntilAsync(() => kernel.GetPeerKernelStatus(two.Key).State == PeerKernelState.Programmed, "the next pass finds it programmed again", tick: true);
+    }
+
+    [Fact]
+    public async Task A_later_lease_claiming_a_programmed_peers_key_never_replaces_that_peer()
+    {
+        await using Node node = await Node.StartAsync(_directory, Config());
+        var kernel = (IPeerKernelStateSource)node.Network;
+        await node.SendAsync(Added(Peer(3, PublicKeyOf(3))));
+        await node.WaitUntilAsync(() => node.PeerOf("flannel-wg", PublicKeyOf(3)) is not null, "the peer exists");
+
+        Lease thief = Peer(2, PublicKeyOf(3)); // sorts before node 3 and claims its key
+        await node.SendAsync(Added(thief));
+        await node.WaitUntilAsync(() => kernel.GetPeerKernelStatus(thief.Key).State == PeerKernelState.Missing, "the claimant is refused");
+        node.Time.Advance(TimeSpan.FromSeconds(30));
+        await Task.Delay(100, TestContext.Current.CancellationToken);
+
+        WireGuardPeer kept = Assert.Single(node.Control.Snapshot("flannel-wg")!.Peers);
+        Assert.Equal([SubnetOf(3)], kept.AllowedIps);
+        Assert.Equal(IPEndPoint.Parse("198.18.0.3:51820"), kept.Endpoint);
+        Assert.Contains("already the key of lease 10.244.3.0-24", kernel.GetPeerKernelStatus(thief.Key).Detail, StringComparison.Ordinal);
+
+        // Once node 3's lease goes, the key is free for whoever publishes it.
+        await node.SendAsync(Removed(Peer(3, PublicKeyOf(3))));
+        await node.WaitUntilAsync(() => node.PeerOf("flannel-wg", PublicKeyOf(3))?.AllowedIps.SequenceEqual([SubnetOf(2)]) == true, "the key moves to the remaining lease", tick: true);
+    }
+
+    [Fact]
+    public async Task The_devices_are_the_overlay_and_a_peers_overlay_address_is_its_subnets_first_address_as_flannel_configures_it()
+    {
+        await using Node node = await Node.StartAsync(_directory, Config(ipv6: true), run: false);
+        var overlay = Assert.IsAssignableFrom<IOverlayNetwork>(node.Network);
+
+        Assert.Equal(["flannel-wg", "flannel-wg-v6"], overlay.DeviceNames);
+        Assert.Contains("WireGuard UDP port (51820/51821) filtered", overlay.OverlayFailureCauses, StringComparison.Ordinal);
+        Lease two = Peer(2, PublicKeyOf(2), ipv6: true);
+        Assert.Equal(IPAddress.Parse("10.244.2.0"), overlay.OverlayAddressOf(two, System.Net.Sockets.AddressFamily.InterNetwork));
+        Assert.Equal(IPAddress.Parse("fd00:10:244:2::"), overlay.OverlayAddressOf(two, System.Net.Sockets.AddressFamily.InterNetworkV6));
+
+        // Our own device carries exactly that address of our lease, so probes go from it to the peer's.
+        LinkInfo wg = node.Netlink.FindLink("flannel-wg")!;
+        LinkInfo wg6 = node.Netlink.FindLink("flannel-wg-v6")!;
+        Assert.Contains(node.Netlink.Addresses, a => a.LinkIndex == wg.Index && a.Local.Equals(IPAddress.Parse("10.244.1.0")));
+        Assert.Contains(node.Netlink.Addresses, a => a.LinkIndex == wg6.Index && a.Local.Equals(IPAddress.Parse("fd00:10:244:1::")));
     }
 
     [Fact]

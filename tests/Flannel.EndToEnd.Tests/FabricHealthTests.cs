@@ -15,12 +15,19 @@ public sealed class FabricHealthTests
     // Probe often, so that detection takes seconds; every figure is reported, none asserted.
     private static readonly string[] ProbeFlags = ["--probe-interval=3s", "--probe-timeout=500ms"];
 
-    [Fact]
-    public async Task Status_reports_every_peer_reachable_then_exactly_the_broken_pair_as_an_overlay_only_failure_then_recovers()
+    [Theory]
+    [InlineData("vxlan", 8472)]
+    [InlineData("wireguard", 51820)]
+    public async Task Status_reports_every_peer_reachable_then_exactly_the_broken_pair_as_an_overlay_only_failure_then_recovers(string backend, int port)
     {
         VirtualCluster.RequirePrerequisites();
         Privileged.RequireExecutable("nft");
-        await using VirtualCluster cluster = await VirtualCluster.StartAsync("vxlan", ProbeFlags);
+        if (backend == "wireguard")
+        {
+            Privileged.RequireExecutable("wireguard-go");
+        }
+
+        await using VirtualCluster cluster = await VirtualCluster.StartAsync(backend, ProbeFlags);
 
         // 1. All peers reachable, from every node; exit code 0.
         foreach (string node in cluster.Nodes.Keys)
@@ -29,16 +36,22 @@ public sealed class FabricHealthTests
             (int exit, string text) = await StatusAsync(cluster, node, json: false);
             Assert.True(exit == 0, $"flanneld status on {node} exited {exit}:\n{text}");
             Assert.Contains("2/2 peers reachable", text, StringComparison.Ordinal);
+            foreach (JsonElement peer in (await StatusJsonAsync(cluster, node)).RootElement.GetProperty("peers").EnumerateArray())
+            {
+                Assert.Equal("reachable", peer.GetProperty("overlay").GetProperty("state").GetString());
+                Assert.Equal("reachable", peer.GetProperty("underlay").GetProperty("state").GetString());
+                Assert.Equal("programmed", peer.GetProperty("kernel").GetProperty("state").GetString());
+            }
         }
 
-        // 2. Drop the vxlan port between node1 and node2 on node2 (both directions), on the underlay.
+        // 2. Drop the backend's UDP port between node1 and node2 on node2 (both directions), on the underlay.
         NetworkNamespace node2 = cluster.Nodes["node2"];
         string node1Address = cluster.NodeAddresses["node1"];
         await node2.RunCheckedAsync("nft", "add", "table", "inet", "flannel-e2e-break");
         await node2.RunCheckedAsync("nft", "add", "chain", "inet", "flannel-e2e-break", "in", "{ type filter hook input priority -10 ; }");
         await node2.RunCheckedAsync("nft", "add", "chain", "inet", "flannel-e2e-break", "out", "{ type filter hook output priority -10 ; }");
-        await node2.RunCheckedAsync("nft", "add", "rule", "inet", "flannel-e2e-break", "in", "ip", "saddr", node1Address, "udp", "dport", "8472", "drop");
-        await node2.RunCheckedAsync("nft", "add", "rule", "inet", "flannel-e2e-break", "out", "ip", "daddr", node1Address, "udp", "dport", "8472", "drop");
+        await node2.RunCheckedAsync("nft", "add", "rule", "inet", "flannel-e2e-break", "in", "ip", "saddr", node1Address, "udp", "dport", $"{port}", "drop");
+        await node2.RunCheckedAsync("nft", "add", "rule", "inet", "flannel-e2e-break", "out", "ip", "daddr", node1Address, "udp", "dport", $"{port}", "drop");
         var broken = Stopwatch.StartNew();
 
         string node1Subnet = cluster.Subnet("node1").ToString();
@@ -69,7 +82,7 @@ public sealed class FabricHealthTests
         // The agent logged the signature once, with the likely cause.
         string log = cluster.FlanneldLog("node1");
         Assert.Contains("answers over the underlay but not over the overlay", log, StringComparison.Ordinal);
-        Assert.Contains("UDP port (8472) filtered", log, StringComparison.Ordinal);
+        Assert.Contains($"UDP port ({port}) filtered", log, StringComparison.Ordinal);
 
         // 3. Heal: the pair recovers.
         await node2.RunCheckedAsync("nft", "delete", "table", "inet", "flannel-e2e-break");
@@ -79,7 +92,7 @@ public sealed class FabricHealthTests
         Assert.Contains("is reachable again over the overlay", cluster.FlanneldLog("node1"), StringComparison.Ordinal);
         (code, table) = await StatusAsync(cluster, "node1", json: false);
         Assert.True(code == 0, $"flanneld status exited {code} after healing:\n{table}");
-        TestContext.Current.SendDiagnosticMessage($"overlay-only failure detected after {detected.TotalSeconds:0.0} s, recovery after {healed.Elapsed.TotalSeconds:0.0} s (probe interval 3 s)");
+        TestContext.Current.SendDiagnosticMessage($"{backend}: overlay-only failure detected after {detected.TotalSeconds:0.0} s, recovery after {healed.Elapsed.TotalSeconds:0.0} s (probe interval 3 s)");
     }
 
     [Fact]

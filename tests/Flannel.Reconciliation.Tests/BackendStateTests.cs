@@ -6,6 +6,7 @@ using Flannel.Subnets;
 using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
+using Flannel.Testing;
 
 namespace Flannel.Reconciliation.Tests;
 
@@ -77,6 +78,28 @@ public sealed class BackendStateTests
         Assert.True(node.Meters.Sum(BackendMetrics.RepairsName, "kind", "test-peer") >= 1);
     }
 
+    [Fact]
+    public async Task The_next_batch_is_taken_from_the_agent_only_when_the_previous_one_is_programmed()
+    {
+        await using var node = await Node.StartAsync();
+        Assert.Equal(1, node.Pulled); // the snapshot
+        node.Applier.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(2)));
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(3)));
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(4)));
+        await node.Applier.Entered.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+
+        // Peer 2's batch is being programmed (the kernel is slow): the two behind it stay with the agent, so its
+        // store watch is not read ahead. An unbounded queue would have taken all three at once.
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        Assert.Equal(2, node.Pulled);
+
+        node.Applier.Gate.SetResult();
+        node.Applier.Gate = null;
+        await node.WaitAsync(() => node.HasRoute(2) && node.HasRoute(3) && node.HasRoute(4));
+        Assert.Equal(4, node.Pulled);
+    }
+
     /// <summary>A tunnel backend: per lease one peer (backend state) and one route via the peer's public IP.</summary>
     private sealed class TunnelNetwork(INetlink netlink, TimeProvider time, BackendMetrics metrics, PeerApplier applier, int underlayIndex)
         : ReconcilingNetwork("tunnel", netlink, time, Resync, metrics, NullLogger.Instance)
@@ -90,8 +113,6 @@ public sealed class BackendStateTests
             OwnLease = ownLease;
             return ValueTask.CompletedTask;
         }
-
-        protected override bool IsForThisBackend(Lease lease) => lease.Attributes.BackendType == "tunnel";
 
         protected override ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
         {
@@ -124,8 +145,19 @@ public sealed class BackendStateTests
 
         public string? Refuse { get; set; }
 
-        public ValueTask<IReadOnlyList<Exception?>> ApplyAsync(IReadOnlyList<PlannedStep> steps, CancellationToken cancellationToken)
+        /// <summary>While set, ApplyAsync signals <see cref="Entered"/> and waits for it, as a slow kernel would.</summary>
+        public TaskCompletionSource? Gate { get; set; }
+
+        public TaskCompletionSource Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async ValueTask<IReadOnlyList<Exception?>> ApplyAsync(IReadOnlyList<PlannedStep> steps, CancellationToken cancellationToken)
         {
+            if (Gate is { } gate)
+            {
+                Entered.TrySetResult();
+                await gate.Task.WaitAsync(cancellationToken);
+            }
+
             var results = new Exception?[steps.Count];
             for (int i = 0; i < steps.Count; i++)
             {
@@ -150,7 +182,7 @@ public sealed class BackendStateTests
                 }
             }
 
-            return ValueTask.FromResult<IReadOnlyList<Exception?>>(results);
+            return results;
         }
     }
 
@@ -168,6 +200,11 @@ public sealed class BackendStateTests
 
         public PeerApplier Applier { get; private set; } = null!;
 
+        /// <summary>Batches the engine has taken from the agent's enumerable so far.</summary>
+        public int Pulled => Volatile.Read(ref _pulled);
+
+        private int _pulled;
+
         public TunnelNetwork Network { get; private set; } = null!;
 
         public static async Task<Node> StartAsync(Action<Node>? prepare = null)
@@ -178,7 +215,7 @@ public sealed class BackendStateTests
             prepare?.Invoke(node);
             node.Network = new TunnelNetwork(node.Netlink, node.Time, new BackendMetrics("tunnel", node.Meters), node.Applier, eth0.Index);
             await node.Network.ConfigureLeaseAsync(new Lease { Subnet = IPNetwork.Parse("10.244.1.0/24"), Attributes = node.Network.LeaseAttributes }, CancellationToken.None);
-            node._run = node.Network.RunAsync(node._events.Reader.ReadAllAsync(), node._stop.Token);
+            node._run = node.Network.RunAsync(node.CountPulls(node._events.Reader.ReadAllAsync()), node._stop.Token);
             await node.SendAsync(); // the first snapshot: no peers yet
             await node.WaitAsync(() => node.Network.CompletedReconciliations >= 1);
             return node;
@@ -186,16 +223,19 @@ public sealed class BackendStateTests
 
         public ValueTask SendAsync(params LeaseEvent[] events) => _events.Writer.WriteAsync(events);
 
-        public bool HasRoute(int peer) => Netlink.Routes.Any(r => r.Destination == IPNetwork.Parse($"10.244.{peer}.0/24"));
-
-        public async Task WaitAsync(Func<bool> condition)
+        private async IAsyncEnumerable<IReadOnlyList<LeaseEvent>> CountPulls(
+            IAsyncEnumerable<IReadOnlyList<LeaseEvent>> source, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            while (!condition())
+            await foreach (IReadOnlyList<LeaseEvent> batch in source.WithCancellation(cancellationToken))
             {
-                await Task.Delay(5, timeout.Token);
+                Interlocked.Increment(ref _pulled);
+                yield return batch;
             }
         }
+
+        public bool HasRoute(int peer) => Netlink.Routes.Any(r => r.Destination == IPNetwork.Parse($"10.244.{peer}.0/24"));
+
+        public Task WaitAsync(Func<bool> condition) => Wait.UntilAsync(condition, "the condition");
 
         public async ValueTask DisposeAsync()
         {

@@ -4,6 +4,7 @@ using Flannel.Subnets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
+using Flannel.Testing;
 
 namespace Flannel.Store.Kube.Tests;
 
@@ -91,19 +92,7 @@ public sealed class KubeStoreHarness : IAsyncDisposable
         Logs.GetSnapshot().Where(r => r.Level >= LogLevel.Warning).Select(r => r.Message);
 
     /// <summary>Waits until <paramref name="condition"/> holds, polling; fails the test after a generous timeout.</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        CancellationToken timeout = Timeout(20);
-        while (!condition())
-        {
-            if (timeout.IsCancellationRequested)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            await Task.Delay(10, CancellationToken.None);
-        }
-    }
+    public static Task WaitUntilAsync(Func<bool> condition, string what) => Wait.UntilAsync(condition, what);
 
     public async ValueTask DisposeAsync()
     {

@@ -6,15 +6,14 @@ namespace Flannel.Host.Cli;
 public static class FlanneldOptionsExtensions
 {
     /// <summary>
-    /// The traffic manager settings from <c>--iptables-resync</c> and <c>--ip-masq-fully-random-disable</c>
-    /// (the resync period also drives the nftables resync and the blackhole route check, as in flanneld).
+    /// The traffic manager settings from <c>--ip-masq-fully-random-disable</c> (the agent runs the resync every
+    /// <c>--iptables-resync</c>).
     /// </summary>
     public static TrafficManagerOptions ToTrafficManagerOptions(this FlanneldOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         return new TrafficManagerOptions
         {
-            ResyncPeriod = options.IptablesResyncPeriod,
             DisableFullyRandom = options.IPMasqFullyRandomDisable,
         };
     }

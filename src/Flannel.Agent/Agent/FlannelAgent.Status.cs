@@ -88,7 +88,7 @@ public sealed partial class FlannelAgent : IFabricStatus
         AddressFamily family = lease.Subnet is not null ? AddressFamily.InterNetwork : AddressFamily.InterNetworkV6;
         IPAddress? underlaySource = family == AddressFamily.InterNetwork ? ext?.IfaceAddress : ext?.IfaceIPv6Address;
         ProbeEndpoints endpoints = network is IOverlayNetwork overlay
-            ? new ProbeEndpoints(overlay.OverlayAddressOf(lease, family), underlaySource, overlay.OverlayAddressOf)
+            ? new ProbeEndpoints(overlay.OverlayAddressOf(lease, family), underlaySource, overlay.OverlayAddressOf, overlay.OverlayFailureCauses)
             : new ProbeEndpoints(null, underlaySource, null);
         _prober.SetEndpoints(endpoints);
     }

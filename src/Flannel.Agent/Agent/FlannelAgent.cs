@@ -153,11 +153,29 @@ public sealed partial class FlannelAgent : BackgroundService
         }
     }
 
+    /// <summary>flanneld's start-up, one named phase after another, then the steady state until stopped.</summary>
     private async Task RunAsync(CancellationToken cancellationToken)
     {
         long startedAt = _timeProvider.GetTimestamp();
+        NetworkConfig config = await ReadNetworkConfigAsync(cancellationToken).ConfigureAwait(false);
+        SubnetEnvReadResult? previous = ReadPreviousSubnetFile();
+        (ExternalInterface external, NodeHints hints) = await SelectExternalInterfaceAsync(config, cancellationToken).ConfigureAwait(false);
+        INetwork network = await RegisterNetworkAsync(config, external, hints, cancellationToken).ConfigureAwait(false);
+        Lease lease = await AcquireLeaseAsync(network, previous, cancellationToken).ConfigureAwait(false);
+        await ProgramNodeAsync(config, network, lease, previous, cancellationToken).ConfigureAwait(false);
 
-        // 1. Network configuration (flanneld retries forever; we back off).
+        Readiness.MarkStarted();
+        _started.TrySetResult();
+        TimeSpan timeToReady = _timeProvider.GetElapsedTime(startedAt);
+        _gauges.Ready(timeToReady);
+        LogReady(_logger, _options.Name, _options.SubnetFile, timeToReady);
+
+        await RunUntilStoppedAsync(network, lease, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Phase 1: the network configuration from the store (flanneld retries forever; we back off).</summary>
+    private async Task<NetworkConfig> ReadNetworkConfigAsync(CancellationToken cancellationToken)
+    {
         Readiness.SetPhase("waiting for the network configuration");
         NetworkConfig config = await RetryStoreAsync("read the network config", _store.GetNetworkConfigAsync, cancellationToken).ConfigureAwait(false);
         if (!config.EnableIPv4 && !config.EnableIPv6)
@@ -167,10 +185,15 @@ public sealed partial class FlannelAgent : BackgroundService
 
         _config = config;
         LogConfig(_logger, _options.Name, config.Network, config.IPv6Network, config.BackendType);
+        return config;
+    }
 
-        SubnetEnvReadResult? previous = ReadPreviousSubnetFile();
-
-        // 2. External interface and public IP (node hints may override the public IP, as kube's node-public-ip does).
+    /// <summary>
+    /// Phase 2: the external interface and public IP. The store's node hints may override the public IP, as kube's
+    /// node-public-ip annotation does.
+    /// </summary>
+    private async Task<(ExternalInterface Interface, NodeHints Hints)> SelectExternalInterfaceAsync(NetworkConfig config, CancellationToken cancellationToken)
+    {
         Readiness.SetPhase("selecting the external interface");
         InterfaceSelectionOptions selection = BuildSelectionOptions(config);
         var selector = new ExternalInterfaceSelector(_netlink);
@@ -190,15 +213,24 @@ public sealed partial class FlannelAgent : BackgroundService
         ExternalInterface = chosen;
         ExternalInterface ext = chosen.Interface;
         LogInterfaceChosen(_logger, _options.Name, ext.Name, ext.IfaceAddress, ext.PublicIP, ext.Mtu, chosen.Reason);
+        return (ext, hints);
+    }
 
-        // 3. Backend registration, then the lease.
+    /// <summary>Phase 3: the backend named by the config prepares the node (e.g. the VXLAN device) and says what the lease carries.</summary>
+    private async Task<INetwork> RegisterNetworkAsync(NetworkConfig config, ExternalInterface external, NodeHints hints, CancellationToken cancellationToken)
+    {
         IBackend backend = SelectBackend(config);
         Readiness.SetPhase($"registering the {backend.BackendType} network");
         INetwork network = await backend.RegisterNetworkAsync(
-            new BackendContext { Config = config, ExternalInterface = ext, PreviousAttributes = hints.PreviousAttributes },
+            new BackendContext { Config = config, ExternalInterface = external, PreviousAttributes = hints.PreviousAttributes },
             cancellationToken).ConfigureAwait(false);
         _network = network;
+        return network;
+    }
 
+    /// <summary>Phase 4: a subnet lease, preferring the subnet subnet.env recorded before a restart.</summary>
+    private async Task<Lease> AcquireLeaseAsync(INetwork network, SubnetEnvReadResult? previous, CancellationToken cancellationToken)
+    {
         Readiness.SetPhase("acquiring a subnet lease");
         var request = new LeaseRequest
         {
@@ -212,24 +244,31 @@ public sealed partial class FlannelAgent : BackgroundService
         _metrics.RecordLeaseAcquired(_options.Name);
         LogLeaseAcquired(_logger, _options.Name, lease.Key, lease.Expiration,
             previous?.Subnet is IPNetwork before && before == lease.Subnet);
+        return lease;
+    }
 
+    /// <summary>
+    /// Phase 5: the node for its lease: the backend's own-lease configuration, masquerade and forward rules (flanneld
+    /// exits when they cannot be installed), then subnet.env, which the CNI plugin waits for.
+    /// </summary>
+    private async Task ProgramNodeAsync(NetworkConfig config, INetwork network, Lease lease, SubnetEnvReadResult? previous, CancellationToken cancellationToken)
+    {
         Readiness.SetPhase("configuring the lease on the backend");
         await network.ConfigureLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
 
-        // 4. Masquerade and forward rules (flanneld exits when they cannot be installed).
         Readiness.SetPhase("installing masquerade and forward rules");
         await EnsureTrafficRulesAsync(lease, previous, isResync: false, cancellationToken).ConfigureAwait(false);
 
-        // 5. subnet.env, 6. ready.
         Readiness.SetPhase("writing subnet.env");
         await WriteSubnetFileAsync(config, lease, network, cancellationToken).ConfigureAwait(false);
-        Readiness.MarkStarted();
-        _started.TrySetResult();
-        TimeSpan timeToReady = _timeProvider.GetElapsedTime(startedAt);
-        _gauges.Ready(timeToReady);
-        LogReady(_logger, _options.Name, _options.SubnetFile, timeToReady);
+    }
 
-        // 7. Run the backend from the lease watch, 8. keep the lease, and resync the rules, until stopped.
+    /// <summary>
+    /// The steady state: the backend programs remote leases from the lease watch, the store keeps the lease, the rules
+    /// are resynchronised and peers probed, until stopped; if one loop ends on its own, the agent fails with its error.
+    /// </summary>
+    private async Task RunUntilStoppedAsync(INetwork network, Lease lease, CancellationToken cancellationToken)
+    {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         Task backendTask = network.RunAsync(RemoteLeaseEventsAsync(linked.Token), linked.Token);
         Task keepTask = KeepLeaseAsync(linked.Token);
@@ -267,6 +306,9 @@ public sealed partial class FlannelAgent : BackgroundService
         EnableIPv6 = config.EnableIPv6,
     };
 
+    // Backends flannel has and Flannel.NET deliberately does not, so the error can say so rather than "unknown".
+    private static readonly string[] FlannelOnlyBackendTypes = ["udp", "ipip", "ipsec", "tencent-vpc"];
+
     private IBackend SelectBackend(NetworkConfig config)
     {
         foreach (IBackend candidate in _backends)
@@ -278,8 +320,13 @@ public sealed partial class FlannelAgent : BackgroundService
         }
 
         string registered = _backends.Count == 0 ? "none" : string.Join(", ", _backends.Select(b => b.BackendType));
+        string flannelOnly = FlannelOnlyBackendTypes.Contains(config.BackendType, StringComparer.OrdinalIgnoreCase)
+            ? $"; {config.BackendType} is a flannel backend that Flannel.NET does not implement"
+            : string.Empty;
         throw new NetworkConfigException(
-            $"unknown backend type: {config.BackendType} (Backend.Type in the network config); this agent supports: {registered}");
+            $"unknown backend type: {config.BackendType} (Backend.Type in the network config{flannelOnly}); this agent supports: {registered}",
+            "Backend.Type",
+            config.BackendType);
     }
 
     private SubnetEnvReadResult? ReadPreviousSubnetFile()

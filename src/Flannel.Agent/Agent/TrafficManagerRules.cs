@@ -28,9 +28,6 @@ public sealed class TrafficManagerRules : IAgentTrafficRules, IDisposable
         _logger = logger;
     }
 
-    /// <summary>Raised when a resync had to repair a rule set.</summary>
-    public event EventHandler<string>? RulesRepaired;
-
     /// <inheritdoc />
     public async ValueTask EnsureAsync(TrafficRulesRequest request, CancellationToken cancellationToken)
     {
@@ -61,7 +58,6 @@ public sealed class TrafficManagerRules : IAgentTrafficRules, IDisposable
                     new TrafficManagerOptions { DisableFullyRandom = !request.RandomFully },
                     _timeProvider,
                     _logger);
-                manager.RulesRepaired += (sender, chain) => RulesRepaired?.Invoke(this, chain);
                 await manager.InitializeAsync(cancellationToken).ConfigureAwait(false);
                 _manager = manager;
             }

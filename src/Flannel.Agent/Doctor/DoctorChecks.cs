@@ -33,7 +33,8 @@ internal static class DoctorChecks
             .Concat(RpFilterFindings(facts))
             .Concat(DuplicateLeaseFindings(facts))
             .Concat(SubnetEnvFindings(facts))
-            .Concat(KernelObjectFindings(facts));
+            .Concat(KernelObjectFindings(facts))
+            .Concat(WireGuardChecks.Findings(facts));
 
     // ------------------------------------------------------------------ MTU: device vs underlay vs subnet.env
 

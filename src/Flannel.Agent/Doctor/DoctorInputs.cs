@@ -248,6 +248,9 @@ internal sealed record DoctorFacts
     /// <summary>Reads a sysctl by its /proc/sys path (slashes); null when absent.</summary>
     public required Func<string, string?> Sysctl { get; init; }
 
+    /// <summary><c>wg show DEV dump</c> of each flannel WireGuard device (null when wg could not read it); empty for other backends.</summary>
+    public IReadOnlyDictionary<string, string?> WireGuardDumps { get; init; } = new Dictionary<string, string?>();
+
     /// <summary>This node's lease: as reported, else the one whose subnet's first address is on a flannel device,
     /// else the one whose public IP is local, else the one subnet.env names.</summary>
     public Lease? OwnLease

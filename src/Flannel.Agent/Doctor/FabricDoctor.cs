@@ -29,8 +29,9 @@ public sealed class DoctorOptions
 /// Checks: <c>mtu</c> (flannel device vs underlay vs subnet.env), <c>br-netfilter</c> (when masquerading with
 /// iptables), <c>forward-policy</c> (FORWARD DROP without flannel's accept rules), <c>rp-filter</c> (strict on the
 /// flannel device), <c>duplicate-leases</c> (VtepMACs or PublicIPs), <c>subnet-env</c> (out of date against the
-/// lease), <c>kernel-objects</c> (missing for leased peers, left for peers without a lease) and <c>vxlan-port</c>
-/// (UDP reachability of a sample of peers, with the ICMP port-unreachable check). See docs/health.md.
+/// lease), <c>kernel-objects</c> (missing for leased peers, left for peers without a lease), <c>vxlan-port</c>
+/// (UDP reachability of a sample of peers, with the ICMP port-unreachable check) and <c>wireguard</c> (devices up,
+/// MTU, listen port, peers against leases, read with <c>wg show DEV dump</c>). See docs/health.md.
 /// </remarks>
 public static class FabricDoctor
 {
@@ -47,14 +48,16 @@ public static class FabricDoctor
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(netlink);
         ArgumentNullException.ThrowIfNull(commands);
+        KernelFacts kernel = await KernelFacts.ReadAsync(netlink, cancellationToken).ConfigureAwait(false);
         var facts = new DoctorFacts
         {
             Leases = leases,
-            Kernel = await KernelFacts.ReadAsync(netlink, cancellationToken).ConfigureAwait(false),
+            Kernel = kernel,
             Firewall = await FirewallFacts.ReadAsync(commands, cancellationToken).ConfigureAwait(false),
             SubnetEnv = SubnetEnvFile.Read(options.SubnetFile),
             SubnetFile = options.SubnetFile,
             Sysctl = Sysctl.Read,
+            WireGuardDumps = await WireGuardDump.ReadAsync(WireGuardChecks.DeviceNames.Where(n => kernel.Link(n) is not null), commands, cancellationToken).ConfigureAwait(false),
         };
         return await RunAsync(facts, options, echo, UdpPortProbe.Instance, cancellationToken).ConfigureAwait(false);
     }

@@ -12,7 +12,8 @@ namespace Flannel.Agent.Probing;
 /// <param name="OverlaySource">Our address on the overlay device (vxlan: 10.244.Y.0), or null.</param>
 /// <param name="UnderlaySource">Our external interface's address, or null to let the kernel choose.</param>
 /// <param name="OverlayAddressOf">A peer lease's overlay address in a family, or null when the backend has no overlay.</param>
-internal sealed record ProbeEndpoints(IPAddress? OverlaySource, IPAddress? UnderlaySource, Func<Lease, AddressFamily, IPAddress?>? OverlayAddressOf);
+/// <param name="OverlayFailureCauses">The backend's likely causes of an overlay-only failure (<see cref="Backends.IOverlayNetwork.OverlayFailureCauses"/>).</param>
+internal sealed record ProbeEndpoints(IPAddress? OverlaySource, IPAddress? UnderlaySource, Func<Lease, AddressFamily, IPAddress?>? OverlayAddressOf, string? OverlayFailureCauses = null);
 
 /// <summary>
 /// Probes every peer over the overlay and the underlay, one peer at a time, spread evenly over the probe interval
@@ -416,13 +417,13 @@ internal sealed partial class FabricProber : IDisposable
         return true;
     }
 
-    private static string LikelyCauses(PeerKernelStatus kernel)
+    private string LikelyCauses(PeerKernelStatus kernel)
     {
-        string causes = "likely causes: the vxlan UDP port (8472) filtered between the nodes, an MTU mismatch on the path, or a missing neighbour/FDB entry";
+        string causes = $"likely causes: {_endpoints.OverlayFailureCauses ?? "the overlay filtered or misconfigured between the nodes"}";
         return kernel.State switch
         {
             PeerKernelState.Missing or PeerKernelState.Drifted => $"kernel state for this peer is {kernel.State.ToString().ToLowerInvariant()} ({kernel.Detail}); {causes}",
-            PeerKernelState.Programmed => $"its kernel objects are programmed, so {causes.Replace(", or a missing neighbour/FDB entry", " (or a stale FDB entry on the peer)", StringComparison.Ordinal)}",
+            PeerKernelState.Programmed => $"its kernel state here is programmed; {causes} (on the peer's side)",
             _ => causes,
         };
     }

@@ -32,9 +32,6 @@ public sealed record TrafficNetworks
 /// <summary>Settings shared by both traffic managers.</summary>
 public sealed record TrafficManagerOptions
 {
-    /// <summary>How often the rules are checked and repaired (<c>--iptables-resync</c>, default 5 s).</summary>
-    public TimeSpan ResyncPeriod { get; init; } = TimeSpan.FromSeconds(5);
-
     /// <summary>Do not use fully random source ports for masquerading (<c>--ip-masq-fully-random-disable</c>).</summary>
     public bool DisableFullyRandom { get; init; }
 }
@@ -45,8 +42,8 @@ public sealed record TrafficManagerOptions
 /// </summary>
 /// <remarks>
 /// Call order, as flanneld: <see cref="InitializeAsync"/> (removes the other mode's rules), then
-/// <see cref="SetupAndEnsureMasqRulesAsync"/> and/or <see cref="SetupAndEnsureForwardRulesAsync"/>, then run
-/// <see cref="RunAsync"/> in the background; dispose after the loop has stopped. Rules are replaced atomically (make-before-break: there is never a
+/// <see cref="SetupAndEnsureMasqRulesAsync"/> and/or <see cref="SetupAndEnsureForwardRulesAsync"/>, then call
+/// <see cref="ResyncAsync"/> periodically (the agent does, every <c>--iptables-resync</c>); dispose after the last call. Rules are replaced atomically (make-before-break: there is never a
 /// moment without masquerading) and are left in place on shutdown, as flanneld leaves them.
 /// </remarks>
 public interface ITrafficManager : IDisposable
@@ -55,7 +52,7 @@ public interface ITrafficManager : IDisposable
     Task InitializeAsync(CancellationToken cancellationToken);
 
     /// <summary>
-    /// Installs the masquerade rules for <paramref name="current"/> and keeps them during <see cref="RunAsync"/>.
+    /// Installs the masquerade rules for <paramref name="current"/>; <see cref="ResyncAsync"/> keeps them.
     /// <paramref name="previous"/> (the networks read back from the previous subnet.env) only matters for logging
     /// the recycling of old rules: the old rule set is replaced in the same transaction that installs the new one.
     /// </summary>
@@ -74,11 +71,6 @@ public interface ITrafficManager : IDisposable
     /// <returns>The number of rule sets that had to be repaired.</returns>
     Task<int> ResyncAsync(CancellationToken cancellationToken);
 
-    /// <summary>Runs <see cref="ResyncAsync"/> every <see cref="TrafficManagerOptions.ResyncPeriod"/> until cancelled; errors are logged, not thrown.</summary>
-    Task RunAsync(CancellationToken cancellationToken);
-
-    /// <summary>Raised after a resync repaired a rule set (argument: a short description of the repaired chain).</summary>
-    event EventHandler<string>? RulesRepaired;
 }
 
 /// <summary>Creates the traffic manager for a mode.</summary>

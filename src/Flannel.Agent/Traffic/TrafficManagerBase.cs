@@ -17,11 +17,6 @@ internal abstract class TrafficManagerBase : ITrafficManager
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(timeProvider);
         ArgumentNullException.ThrowIfNull(logger);
-        if (options.ResyncPeriod <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), options.ResyncPeriod, "the resync period must be positive");
-        }
-
         Runner = runner;
         Options = options;
         TimeProvider = timeProvider;
@@ -35,8 +30,6 @@ internal abstract class TrafficManagerBase : ITrafficManager
     protected TimeProvider TimeProvider { get; }
 
     protected ILogger Logger { get; }
-
-    public event EventHandler<string>? RulesRepaired;
 
     public abstract Task InitializeAsync(CancellationToken cancellationToken);
 
@@ -97,7 +90,6 @@ internal abstract class TrafficManagerBase : ITrafficManager
         foreach (string chain in repaired)
         {
             TrafficLog.RulesRepaired(Logger, chain);
-            RulesRepaired?.Invoke(this, chain);
         }
 
         // One broken family or table does not stop the others from being repaired; the failures are reported together.
@@ -107,28 +99,6 @@ internal abstract class TrafficManagerBase : ITrafficManager
             1 => throw errors[0],
             _ => throw new AggregateException("several traffic rule sets could not be ensured", errors),
         };
-    }
-
-    public async Task RunAsync(CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(Options.ResyncPeriod, TimeProvider, cancellationToken).ConfigureAwait(false);
-                await ResyncAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-#pragma warning disable CA1031 // The loop must outlive one failed resync (a locked xtables, a missing binary); the next period retries.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                TrafficLog.ResyncFailed(Logger, e);
-            }
-        }
     }
 
     /// <summary>

@@ -37,9 +37,17 @@ public interface INetwork
 
     /// <summary>
     /// Programs remote leases until cancelled. Each item is a batch of events for other nodes (the first is
-    /// the initial snapshot); the node's own lease never appears. Also reconciles kernel state periodically
-    /// and repairs drift. Shutting down leaves the data plane intact.
+    /// the initial snapshot). Also reconciles kernel state periodically and repairs drift. Shutting down leaves
+    /// the data plane intact.
     /// </summary>
+    /// <remarks>
+    /// The agent owns the remote-lease set and guarantees what arrives: the node's own lease never appears; an
+    /// <see cref="LeaseEventType.Added"/> for a lease already added means its attributes changed (renewals are not
+    /// delivered); a <see cref="LeaseEventType.Removed"/> carries the attributes last added; only leases that passed
+    /// admission (<see cref="ILeaseAdmission"/>) appear. A backend does not filter any of these again. A backend
+    /// asks for the next batch only when it has programmed the previous one: the agent reads its store watch at that
+    /// pace, and its <c>flannel.lease_events.apply_duration</c> is the time each batch took.
+    /// </remarks>
     Task RunAsync(IAsyncEnumerable<IReadOnlyList<LeaseEvent>> leaseEvents, CancellationToken cancellationToken);
 }
 

@@ -25,4 +25,12 @@ public interface IOverlayNetwork
         ArgumentNullException.ThrowIfNull(lease);
         return (family == AddressFamily.InterNetworkV6 ? lease.IPv6Subnet : lease.Subnet)?.BaseAddress;
     }
+
+    /// <summary>
+    /// What most likely breaks this overlay while the underlay still works, in a sentence fragment the agent logs
+    /// after "likely causes:" when a peer answers over the underlay but not over the overlay, e.g. <c>the vxlan UDP
+    /// port (8472) filtered between the nodes, an MTU mismatch on the path, or a missing or stale neighbour/FDB
+    /// entry</c>. Name the backend's port, so the operator knows what to look for in the firewall.
+    /// </summary>
+    string OverlayFailureCauses => "the overlay's encapsulation filtered between the nodes, or an MTU mismatch on the path";
 }

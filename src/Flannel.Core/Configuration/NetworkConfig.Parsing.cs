@@ -9,13 +9,12 @@ namespace Flannel.Configuration;
 
 public sealed partial record NetworkConfig
 {
-    /// <summary>The backend types Flannel.NET implements: <c>vxlan</c>, <c>host-gw</c>, <c>wireguard</c>, <c>alloc</c> and <c>extension</c>.</summary>
-    public static IReadOnlyList<string> SupportedBackendTypes { get; } = ["vxlan", "host-gw", "wireguard", "alloc", "extension"];
-
-    // Backends flannel has and Flannel.NET deliberately does not (so the error can say "not implemented"
-    // rather than "unknown").
-    private static readonly string[] s_flannelOnlyBackendTypes =
-        ["udp", "ipip", "ipsec", "tencent-vpc"];
+    /// <summary>
+    /// The backend types whose packages ship with Flannel.NET: <c>vxlan</c>, <c>host-gw</c>, <c>wireguard</c>,
+    /// <c>alloc</c> and <c>extension</c>. The config may name any other type: backends are plugins, and whether one
+    /// of that type is registered is the agent's check, not the parser's.
+    /// </summary>
+    public static IReadOnlyList<string> BuiltInBackendTypes { get; } = ["vxlan", "host-gw", "wireguard", "alloc", "extension"];
 
     /// <summary>
     /// Parses net-conf.json with Go <c>encoding/json</c> semantics (case-insensitive keys, unknown keys
@@ -258,7 +257,7 @@ public sealed partial record NetworkConfig
                 string typeRaw = property.Value.GetRawText();
                 throw new NetworkConfigException(
                     $"Backend.Type: {typeRaw} is not a string ({Quote(BackendDecodingError(
-                        $"json: cannot unmarshal {GoKind(property.Value)} into Go struct field .Type of type string"))}); supported backend types: {SupportedList}",
+                        $"json: cannot unmarshal {GoKind(property.Value)} into Go struct field .Type of type string"))}); built-in backend types: {BuiltInList}",
                     "Backend.Type", typeRaw);
             }
 
@@ -268,25 +267,16 @@ public sealed partial record NetworkConfig
         if (string.IsNullOrEmpty(type))
         {
             throw new NetworkConfigException(
-                $"Backend: {compact} has no \"Type\"; supported backend types: {SupportedList}", "Backend.Type", compact);
+                $"Backend: {compact} has no \"Type\"; built-in backend types: {BuiltInList}", "Backend.Type", compact);
         }
 
         string lowered = type.ToLowerInvariant();
-        if (!SupportedBackendTypes.Contains(lowered))
-        {
-            string reason = s_flannelOnlyBackendTypes.Contains(lowered)
-                ? "is a flannel backend that is not implemented in Flannel.NET"
-                : "is an unknown backend type";
-            throw new NetworkConfigException(
-                $"Backend.Type: \"{type}\" {reason}; supported backend types: {SupportedList}", "Backend.Type", type);
-        }
-
         return config with { BackendType = lowered, Backend = compact };
     }
 
     private static string BackendDecodingError(string decoderError) => $"error decoding Backend property of config: {decoderError}";
 
-    private static string SupportedList => string.Join(", ", SupportedBackendTypes);
+    private static string BuiltInList => string.Join(", ", BuiltInBackendTypes);
 
     /// <summary>
     /// flannel's IP4Net / IP6Net: the raw JSON value with its quotes trimmed (so escapes are not decoded and a

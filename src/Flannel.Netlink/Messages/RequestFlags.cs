@@ -35,13 +35,6 @@ internal static class FamilyCodes
         _ => throw new ArgumentOutOfRangeException(nameof(family), family, "Only IPv4 and IPv6 are supported."),
     };
 
-    public static System.Net.Sockets.AddressFamily? ToAddressFamily(byte family) => family switch
-    {
-        AddressFamilies.AF_INET => System.Net.Sockets.AddressFamily.InterNetwork,
-        AddressFamilies.AF_INET6 => System.Net.Sockets.AddressFamily.InterNetworkV6,
-        _ => null,
-    };
-
     /// <summary>The network of <paramref name="address"/> with the host bits cleared, as IPNetwork requires.</summary>
     public static System.Net.IPNetwork Network(System.Net.IPAddress address, int prefixLength)
     {

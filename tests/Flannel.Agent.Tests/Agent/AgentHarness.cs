@@ -4,6 +4,7 @@ using Flannel.Agent.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
+using Flannel.Testing;
 
 namespace Flannel.Agent.Tests;
 
@@ -67,20 +68,13 @@ internal sealed class AgentHarness : IAsyncDisposable
     /// <summary>Waits (real time, bounded) until <paramref name="condition"/> holds, advancing the fake clock by <paramref name="step"/> between checks.</summary>
     public async Task WaitUntilAsync(Func<bool> condition, TimeSpan? step = null, string? what = null)
     {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
+        try
         {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting for {what ?? "the condition"}; calls: {string.Join(", ", Log.Calls)}");
-            }
-
-            if (step is TimeSpan advance)
-            {
-                Time.Advance(advance);
-            }
-
-            await Task.Delay(5, TestContext.Current.CancellationToken);
+            await Wait.UntilAsync(condition, what ?? "the condition", new WaitOptions { BetweenPolls = step is { } advance ? () => Time.Advance(advance) : null });
+        }
+        catch (TimeoutException e)
+        {
+            Assert.Fail($"{e.Message}; calls: {string.Join(", ", Log.Calls)}");
         }
     }
 

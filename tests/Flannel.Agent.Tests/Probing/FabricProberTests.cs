@@ -26,7 +26,11 @@ public sealed class FabricProberTests
         Attributes = new LeaseAttributes { PublicIP = IPAddress.Parse($"198.18.0.{10 + n}"), BackendType = "vxlan" },
     };
 
-    private static ProbeEndpoints Endpoints => new(Us, UsUnderlay, (lease, family) => family == AddressFamily.InterNetwork ? lease.Subnet?.BaseAddress : null);
+    private static ProbeEndpoints Endpoints => new(
+        Us,
+        UsUnderlay,
+        (lease, family) => family == AddressFamily.InterNetwork ? lease.Subnet?.BaseAddress : null,
+        "the vxlan UDP port (8472) filtered between the nodes, an MTU mismatch on the path, or a missing or stale neighbour/FDB entry");
 
     private sealed class Harness : IDisposable
     {
@@ -207,7 +211,7 @@ public sealed class FabricProberTests
         Assert.Single(overlayOnly);
         Assert.Contains("10.244.2.0-24 (public IP 198.18.0.12)", overlayOnly[0], StringComparison.Ordinal);
         Assert.Contains("UDP port (8472) filtered", overlayOnly[0], StringComparison.Ordinal);
-        Assert.Contains("kernel objects are programmed", overlayOnly[0], StringComparison.Ordinal);
+        Assert.Contains("kernel state here is programmed", overlayOnly[0], StringComparison.Ordinal);
 
         h.Network.Heal(IPAddress.Parse("10.244.2.0"));
         await h.RunUntilAsync(() => h.Overlay(2)?.State == Reachability.Reachable, "recovery");

@@ -93,18 +93,15 @@ public sealed class NetworkConfigParseTests
     }
 
     [Theory]
-    [InlineData("udp")]
-    [InlineData("ipip")]
-    [InlineData("ipsec")]
-    [InlineData("tencent-vpc")]
-    [InlineData("UDP")]
-    public void Flannel_backends_that_are_not_implemented_are_rejected_naming_the_supported_types(string type)
+    [InlineData("udp", "udp")]
+    [InlineData("UDP", "udp")]
+    [InlineData("carrier-pigeon", "carrier-pigeon")]
+    [InlineData("Static-Routes", "static-routes")]
+    public void Any_backend_type_is_accepted_because_backends_are_plugins_the_agent_checks(string type, string expected)
     {
-        var ex = Assert.Throws<NetworkConfigException>(
-            () => NetworkConfig.Parse($$$"""{"Network":"10.244.0.0/16","Backend":{"Type":"{{{type}}}"}}"""));
-        Assert.Equal($"Backend.Type: \"{type}\" is a flannel backend that is not implemented in Flannel.NET; supported backend types: vxlan, host-gw, wireguard, alloc, extension", ex.Message);
-        Assert.Equal("Backend.Type", ex.Field);
-        Assert.Equal(type, ex.Value);
+        NetworkConfig config = NetworkConfig.Parse($$$"""{"Network":"10.244.0.0/16","Backend":{"Type":"{{{type}}}","Gateway":"198.18.0.254"}}""");
+        Assert.Equal(expected, config.BackendType);
+        Assert.Equal($$$"""{"Type":"{{{type}}}","Gateway":"198.18.0.254"}""", config.Backend);
     }
 
     [Theory]
@@ -120,22 +117,14 @@ public sealed class NetworkConfigParseTests
         Assert.Equal($$$"""{"Type":"{{{type}}}","SubnetAddCommand":"ip route replace $SUBNET via $PUBLIC_IP"}""", config.Backend);
     }
 
-    [Fact]
-    public void Unknown_backend_type_is_rejected()
-    {
-        var ex = Assert.Throws<NetworkConfigException>(
-            () => NetworkConfig.Parse("""{"Network":"10.244.0.0/16","Backend":{"Type":"carrier-pigeon"}}"""));
-        Assert.Equal("Backend.Type: \"carrier-pigeon\" is an unknown backend type; supported backend types: vxlan, host-gw, wireguard, alloc, extension", ex.Message);
-    }
-
     [Theory]
-    [InlineData("""{"Port": 8472}""", """Backend: {"Port":8472} has no "Type"; supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
-    [InlineData("""{"Type": ""}""", """Backend: {"Type":""} has no "Type"; supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
-    [InlineData("""{"Type": null}""", """Backend: {"Type":null} has no "Type"; supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Port": 8472}""", """Backend: {"Port":8472} has no "Type"; built-in backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Type": ""}""", """Backend: {"Type":""} has no "Type"; built-in backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Type": null}""", """Backend: {"Type":null} has no "Type"; built-in backend types: vxlan, host-gw, wireguard, alloc, extension""")]
     // flannel's texts: parseBackendType wraps the error of json.Unmarshal into struct { Type string } (go1.19 output).
-    [InlineData("""{"Type": 7}""", """Backend.Type: 7 is not a string ("error decoding Backend property of config: json: cannot unmarshal number into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
-    [InlineData("""{"type": true}""", """Backend.Type: true is not a string ("error decoding Backend property of config: json: cannot unmarshal bool into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
-    [InlineData("""{"Type": {}}""", """Backend.Type: {} is not a string ("error decoding Backend property of config: json: cannot unmarshal object into Go struct field .Type of type string"); supported backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Type": 7}""", """Backend.Type: 7 is not a string ("error decoding Backend property of config: json: cannot unmarshal number into Go struct field .Type of type string"); built-in backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"type": true}""", """Backend.Type: true is not a string ("error decoding Backend property of config: json: cannot unmarshal bool into Go struct field .Type of type string"); built-in backend types: vxlan, host-gw, wireguard, alloc, extension""")]
+    [InlineData("""{"Type": {}}""", """Backend.Type: {} is not a string ("error decoding Backend property of config: json: cannot unmarshal object into Go struct field .Type of type string"); built-in backend types: vxlan, host-gw, wireguard, alloc, extension""")]
     [InlineData("\"vxlan\"", """Backend: "vxlan" is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal string into Go value of type struct { Type string }")""")]
     [InlineData("7", """Backend: 7 is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal number into Go value of type struct { Type string }")""")]
     [InlineData("[1]", """Backend: [1] is not a JSON object ("error decoding Backend property of config: json: cannot unmarshal array into Go value of type struct { Type string }")""")]

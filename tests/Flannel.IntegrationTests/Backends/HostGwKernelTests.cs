@@ -71,19 +71,8 @@ public sealed class HostGwKernelTests
         }
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, string what) =>
+        Wait.UntilAsync(condition, what, new WaitOptions { PollInterval = TimeSpan.FromMilliseconds(50) });
 
     [Fact]
     public async Task Pods_on_two_nodes_reach_each_other_over_host_gw_and_a_hand_deleted_route_comes_back()

@@ -73,20 +73,8 @@ public sealed class VxlanKernelTests
         }
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, Action? step = null)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting until {what}");
-            }
-
-            step?.Invoke();
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitUntilAsync(Func<Task<bool>> condition, string what, Action? step = null) =>
+        Wait.UntilAsync(condition, what, new WaitOptions { PollInterval = TimeSpan.FromMilliseconds(50), BetweenPolls = step });
 
     [Theory]
     [InlineData(VxlanRouteMode.Classic)]

@@ -3,6 +3,7 @@ using Flannel.Store.Etcd.Tests.Fakes;
 using Flannel.Subnets;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
+using Flannel.Testing;
 
 namespace Flannel.Store.Etcd.Tests.Store;
 
@@ -75,19 +76,7 @@ internal sealed class FakeEtcd : IDisposable
         (await Etcd.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = lease }, Timeout())).TTL;
 
     /// <summary>Waits (polling, bounded) until <paramref name="condition"/> holds.</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        CancellationToken timeout = Timeout();
-        while (!condition())
-        {
-            if (timeout.IsCancellationRequested)
-            {
-                Assert.Fail("timed out waiting until " + what);
-            }
-
-            await Task.Delay(5, CancellationToken.None);
-        }
-    }
+    public static Task WaitUntilAsync(Func<bool> condition, string what) => Wait.UntilAsync(condition, what);
 
     public static async Task<LeaseWatchResult> NextAsync(IAsyncEnumerator<LeaseWatchResult> watch)
     {

@@ -7,7 +7,7 @@ namespace Flannel.Store.Etcd.Tests.Store;
 public sealed class WatchUnitTests
 {
     [Fact]
-    public async Task The_watch_delivers_adds_and_removes_with_cached_attributes_and_skips_unchanged_rewrites()
+    public async Task The_watch_delivers_every_revision_and_removes_with_cached_attributes()
     {
         using var etcd = new FakeEtcd();
         await using IAsyncEnumerator<LeaseWatchResult> watch = etcd.Store().WatchLeasesAsync(FakeEtcd.Timeout()).GetAsyncEnumerator(FakeEtcd.Timeout());
@@ -16,13 +16,13 @@ public sealed class WatchUnitTests
         string a = FakeEtcd.Key("10.5.1.0-24");
         string b = FakeEtcd.Key("10.5.2.0-24");
         await etcd.PutAsync(a, Leases.Json("198.18.20.1"));
-        await etcd.PutAsync(a, Leases.Json("198.18.20.1")); // a Go flanneld renewal: same value
+        await etcd.PutAsync(a, Leases.Json("198.18.20.1")); // a Go flanneld renewal: same value, new revision
         await etcd.PutAsync(b, Leases.Json("198.18.20.2"));
         await etcd.PutAsync(a, Leases.Json("198.18.20.1", "aa:aa:aa:aa:aa:aa")); // new MAC
         await etcd.DeleteAsync(b);
 
         var events = new List<LeaseEvent>();
-        while (events.Count < 4)
+        while (events.Count < 5)
         {
             events.AddRange((await FakeEtcd.NextAsync(watch)).Events);
         }
@@ -30,12 +30,14 @@ public sealed class WatchUnitTests
         Assert.Equal(
             [
                 (LeaseEventType.Added, "10.5.1.0-24", "c6:d2:32:6f:8f:44"),
+                (LeaseEventType.Added, "10.5.1.0-24", "c6:d2:32:6f:8f:44"), // the store dedupes by revision only
                 (LeaseEventType.Added, "10.5.2.0-24", "c6:d2:32:6f:8f:44"),
                 (LeaseEventType.Added, "10.5.1.0-24", "aa:aa:aa:aa:aa:aa"),
                 (LeaseEventType.Removed, "10.5.2.0-24", "c6:d2:32:6f:8f:44"),
             ],
             events.Select(e => (e.Type, e.Lease.Key, e.Lease.Attributes.BackendData![^19..^2])).ToList());
-        Assert.Equal(IPAddress.Parse("198.18.20.2"), events[3].Lease.Attributes.PublicIP);
+        Assert.Equal(IPAddress.Parse("198.18.20.2"), events[4].Lease.Attributes.PublicIP);
+        Assert.True(events[1].Lease.Revision > events[0].Lease.Revision);
     }
 
     [Fact]

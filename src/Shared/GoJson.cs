@@ -1,8 +1,11 @@
+// Shared source: compiled into Flannel.Core, Flannel.Store.Kube and the flannel CNI plugin (which references no
+// Flannel package), so there is one Go-compatible JSON writer. Internal in each; keep it dependency-free.
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-namespace Flannel.Cni;
+namespace Flannel;
 
 /// <summary>
 /// A JSON object whose members keep their declaration order when written, like a Go struct
@@ -14,14 +17,20 @@ internal sealed class GoStruct : List<KeyValuePair<string, object?>>
 }
 
 /// <summary>
-/// JSON the way flannel's Go plugin reads and writes it (<c>encoding/json</c> with <c>map[string]interface{}</c>):
-/// values are <see cref="Dictionary{TKey,TValue}"/> (objects, last duplicate key wins), <see cref="List{T}"/>,
-/// <see cref="string"/>, <see cref="double"/> (every number is a float64), <see cref="bool"/> and null.
-/// The writer sorts map keys, formats numbers and escapes strings exactly as Go does, so the stored delegate
-/// netconf is byte-identical to flannel's.
+/// JSON exactly as Go's <c>encoding/json</c> writes it, where System.Text.Json differs: string escaping (Go escapes
+/// <c>&lt; &gt; &amp;</c>, U+2028 and U+2029 with lower-case hex, writes <c>\"</c> <c>\\</c> <c>\n</c> <c>\r</c>
+/// <c>\t</c> <c>\b</c> <c>\f</c> in short form, other control characters as <c>\u00xx</c>, invalid UTF-16 as
+/// <c>\ufffd</c>, and every other character as UTF-8; System.Text.Json writes <c>\u0022</c> for a quote and escapes
+/// all non-ASCII text), the compaction of a <c>json.RawMessage</c>, float64 formatting, and the
+/// <c>map[string]interface{}</c> model flannel's CNI plugin reads and writes: values are
+/// <see cref="Dictionary{TKey,TValue}"/> (objects, last duplicate key wins), <see cref="List{T}"/>,
+/// <see cref="string"/>, <see cref="double"/> (every number is a float64), <see cref="bool"/> and null, and the
+/// writer sorts map keys as Go does.
 /// </summary>
 internal static class GoJson
 {
+    private const string Hex = "0123456789abcdef";
+
     /// <summary>Parses one JSON document; throws <see cref="JsonException"/> with a position on bad input.</summary>
     public static object? Parse(ReadOnlySpan<byte> utf8)
     {
@@ -311,6 +320,115 @@ internal static class GoJson
         }
 
         return text.ToString();
+    }
+
+    /// <summary>Go's quoted form of <paramref name="value"/> (with the surrounding quotes), as UTF-8.</summary>
+    public static byte[] QuoteString(string value)
+    {
+        var text = new StringBuilder(value.Length + 2);
+        WriteString(text, value);
+        return Encoding.UTF8.GetBytes(text.ToString());
+    }
+
+    /// <summary>
+    /// Validates <paramref name="json"/> as one JSON value and returns it compacted as Go compacts a raw
+    /// message: whitespace outside strings removed, string contents kept byte for byte, and (when
+    /// <paramref name="escapeHtml"/> is set, as in <c>json.Marshal</c>) <c>&lt; &gt; &amp;</c> U+2028 U+2029 escaped.
+    /// </summary>
+    /// <exception cref="JsonException"><paramref name="json"/> is not exactly one valid JSON value.</exception>
+    public static byte[] Compact(ReadOnlySpan<byte> json, bool escapeHtml)
+    {
+        Validate(json);
+        var output = new ArrayBufferWriter<byte>(json.Length);
+        bool inString = false;
+        bool escaped = false;
+        for (int i = 0; i < json.Length; i++)
+        {
+            byte b = json[i];
+            if (escapeHtml && b is (byte)'<' or (byte)'>' or (byte)'&')
+            {
+                WriteAscii(output, "\\u00");
+                Write(output, (byte)Hex[b >> 4]);
+                Write(output, (byte)Hex[b & 0xF]);
+                escaped = false;
+                continue;
+            }
+
+            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8.
+            if (escapeHtml && b == 0xE2 && i + 2 < json.Length && json[i + 1] == 0x80 && (json[i + 2] & ~1) == 0xA8)
+            {
+                WriteAscii(output, "\\u202");
+                Write(output, (byte)Hex[json[i + 2] & 0xF]);
+                i += 2;
+                escaped = false;
+                continue;
+            }
+
+            if (inString)
+            {
+                if (escaped)
+                {
+                    escaped = false;
+                }
+                else if (b == '\\')
+                {
+                    escaped = true;
+                }
+                else if (b == '"')
+                {
+                    inString = false;
+                }
+
+                Write(output, b);
+            }
+            else if (b is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r')
+            {
+                // insignificant whitespace
+            }
+            else
+            {
+                inString = b == '"';
+                Write(output, b);
+            }
+        }
+
+        return output.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Compacts UTF-16 JSON text; see <see cref="Compact(ReadOnlySpan{byte}, bool)"/>.</summary>
+    public static string CompactToString(string json, bool escapeHtml) =>
+        Encoding.UTF8.GetString(Compact(Encoding.UTF8.GetBytes(json), escapeHtml));
+
+    private static void Validate(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
+        if (!reader.Read())
+        {
+            throw new JsonException("The JSON value is empty.");
+        }
+
+        reader.Skip();
+        if (reader.Read())
+        {
+            throw new JsonException("More than one JSON value.");
+        }
+    }
+
+    private static void Write(ArrayBufferWriter<byte> output, byte value)
+    {
+        output.GetSpan(1)[0] = value;
+        output.Advance(1);
+    }
+
+    private static void WriteAscii(ArrayBufferWriter<byte> output, string text)
+    {
+        Span<byte> span = output.GetSpan(text.Length);
+        for (int i = 0; i < text.Length; i++)
+        {
+            span[i] = (byte)text[i];
+        }
+
+        output.Advance(text.Length);
     }
 
     /// <summary>Orders strings by their UTF-8 bytes, as Go's sort.Strings does for map keys.</summary>
