@@ -1,5 +1,5 @@
-using Flannel.Backends;
 using Flannel.Backends.Alloc;
+using Flannel.Backends;
 
 namespace Microsoft.Extensions.DependencyInjection;
 

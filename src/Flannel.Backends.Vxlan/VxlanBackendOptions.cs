@@ -23,6 +23,7 @@ public enum VxlanRouteMode
 public sealed class VxlanBackendOptions
 {
     /// <summary>How often the kernel state is compared with the desired state and repaired. Default 10 s.</summary>
+    [PositiveDuration]
     public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How remote routes are expressed. Default <see cref="VxlanRouteMode.Classic"/>, flannel's form.</summary>

@@ -1,5 +1,6 @@
-using Flannel.Backends;
 using Flannel.Backends.Vxlan;
+using Flannel.Backends;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -13,18 +14,41 @@ public static class VxlanFlannelBuilderExtensions
     /// <see cref="IBackend"/> list). The <c>INetlink</c> it uses is resolved from the container; the host
     /// registers it.
     /// </summary>
+    /// <remarks>The options are validated when the host starts; each failure names the option and its value.</remarks>
+    /// <param name="builder">The Flannel builder.</param>
+    public static IFlannelBuilder AddVxlanBackend(this IFlannelBuilder builder)
+    {
+        AddVxlanBackendServices(builder);
+        return builder;
+    }
+
+    /// <summary>Adds the <c>vxlan</c> backend (see <see cref="AddVxlanBackend(IFlannelBuilder)"/>) with options set in code.</summary>
     /// <param name="builder">The Flannel builder.</param>
     /// <param name="configure">Adjusts the host-side options (resync interval, route mode).</param>
-    public static IFlannelBuilder AddVxlanBackend(this IFlannelBuilder builder, Action<VxlanBackendOptions>? configure = null)
+    public static IFlannelBuilder AddVxlanBackend(this IFlannelBuilder builder, Action<VxlanBackendOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        AddVxlanBackendServices(builder).Configure(configure);
+        return builder;
+    }
+
+    /// <summary>
+    /// Adds the <c>vxlan</c> backend (see <see cref="AddVxlanBackend(IFlannelBuilder)"/>) with options bound from a
+    /// configuration section, e.g. <c>{ ResyncInterval: "00:00:30", RouteMode: "NexthopObjects" }</c>.
+    /// </summary>
+    /// <param name="builder">The Flannel builder.</param>
+    /// <param name="configuration">The section holding <see cref="VxlanBackendOptions"/>.</param>
+    public static IFlannelBuilder AddVxlanBackend(this IFlannelBuilder builder, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        AddVxlanBackendServices(builder).Bind(configuration);
+        return builder;
+    }
+
+    private static OptionsBuilder<VxlanBackendOptions> AddVxlanBackendServices(IFlannelBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         IServiceCollection services = builder.Services;
-        OptionsBuilder<VxlanBackendOptions> options = services.AddOptions<VxlanBackendOptions>();
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
         if (!services.Any(d => d.ServiceType == typeof(VxlanBackend)))
         {
             services.AddSingleton<VxlanBackend>();
@@ -33,6 +57,7 @@ public static class VxlanFlannelBuilderExtensions
         }
 
         services.TryAddSingleton(TimeProvider.System);
-        return builder;
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<VxlanBackendOptions>, VxlanBackendOptionsValidator>());
+        return services.AddOptions<VxlanBackendOptions>().ValidateOnStart();
     }
 }

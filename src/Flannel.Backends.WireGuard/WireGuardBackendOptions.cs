@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Flannel.Backends.WireGuard.Userspace;
 
 namespace Flannel.Backends.WireGuard;
@@ -25,6 +26,7 @@ public enum WireGuardControlPath
 public sealed class WireGuardBackendOptions
 {
     /// <summary>How often the devices and peers are compared with the desired state and repaired. Default 10 s.</summary>
+    [PositiveDuration]
     public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Kernel, userspace, or whichever the kernel supports (the default).</summary>
@@ -44,6 +46,7 @@ public sealed class WireGuardBackendOptions
     public string? NetworkNamespace { get; set; }
 
     /// <summary>The wireguard-go executable for the userspace path (Debian: /usr/bin/wireguard-go).</summary>
+    [Required]
     public string WireGuardGoExecutable { get; set; } = "wireguard-go";
 
     /// <summary>
@@ -51,6 +54,7 @@ public sealed class WireGuardBackendOptions
     /// <c>/var/run/wireguard</c>; a node that shares the machine with others gives each its own (see
     /// <see cref="MountNamespace"/> and docs/backends.md).
     /// </summary>
+    [Required]
     public string SocketDirectory { get; set; } = WireGuardUapiClient.DefaultSocketDirectory;
 
     /// <summary>
@@ -62,5 +66,6 @@ public sealed class WireGuardBackendOptions
     public string? MountNamespace { get; set; }
 
     /// <summary>How long wireguard-go may take to create its device and open its socket. Default 15 s.</summary>
+    [PositiveDuration]
     public TimeSpan WireGuardGoStartTimeout { get; set; } = TimeSpan.FromSeconds(15);
 }

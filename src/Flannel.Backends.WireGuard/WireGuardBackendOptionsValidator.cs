@@ -1,0 +1,12 @@
+using Microsoft.Extensions.Options;
+
+namespace Flannel.Backends.WireGuard;
+
+/// <summary>
+/// Checks <see cref="WireGuardBackendOptions"/> when the host starts, from the attributes on its properties; each failure
+/// names the option and its value. Source-generated, so trimming and native AOT keep it.
+/// </summary>
+[OptionsValidator]
+internal sealed partial class WireGuardBackendOptionsValidator : IValidateOptions<WireGuardBackendOptions>
+{
+}
