@@ -6,6 +6,7 @@ using Flannel.Configuration;
 using Flannel.Netlink;
 using Flannel.Netlink.WireGuard;
 using Flannel.Subnets;
+using Flannel.Testing;
 using Flannel.Testing.FakeNetlink;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -162,24 +163,12 @@ public sealed class WireGuardBackendTests : IDisposable
 
         public WireGuardPeer? PeerOf(string device, WireGuardKey key) => Control.Snapshot(device)?.Peers.FirstOrDefault(p => p.PublicKey.Equals(key));
 
-        public async Task WaitUntilAsync(Func<bool> condition, string what, bool tick = false)
-        {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (!condition())
+        public Task WaitUntilAsync(Func<bool> condition, string what, bool tick = false) =>
+            Wait.UntilAsync(condition, what, new WaitOptions
             {
-                if (DateTime.UtcNow > deadline)
-                {
-                    Assert.Fail($"timed out waiting until {what}");
-                }
-
-                if (tick)
-                {
-                    Time.Advance(TimeSpan.FromSeconds(10));
-                }
-
-                await Task.Delay(10);
-            }
-        }
+                Timeout = TimeSpan.FromSeconds(15),
+                BetweenPolls = tick ? () => Time.Advance(TimeSpan.FromSeconds(10)) : null,
+            });
 
         public async ValueTask DisposeAsync()
         {

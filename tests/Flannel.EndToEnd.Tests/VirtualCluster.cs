@@ -367,19 +367,9 @@ internal sealed class VirtualCluster : IAsyncDisposable
         return routes.GetArrayLength() > 0;
     }
 
-    public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
-    {
-        DateTime deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                Assert.Fail($"timed out waiting for {what}");
-            }
-
-            await Task.Delay(100);
-        }
-    }
+    // Whole processes converge over seconds: poll every 100 ms for up to a minute.
+    public static Task WaitUntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null) =>
+        Wait.UntilAsync(condition, what, new WaitOptions { Timeout = timeout ?? TimeSpan.FromSeconds(60), PollInterval = TimeSpan.FromMilliseconds(100) });
 
     public async Task WaitForMeshAsync()
     {
