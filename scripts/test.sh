@@ -6,16 +6,23 @@
 #
 #   sudo ./scripts/test.sh            # everything
 #   sudo ./scripts/test.sh --no-deps  # skip apt-get (packages already installed)
+#   sudo ./scripts/test.sh --repeat 10 # build once, run the tests 10 times; every second run under
+#                                      # `stress-ng --cpu 2` (the flake hunt of issue 11 §7)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 deps=1
-for arg in "$@"; do
-  case "$arg" in
+repeat=1
+while [ $# -gt 0 ]; do
+  case "$1" in
     --no-deps) deps=0 ;;
-    *) echo "test.sh: unknown argument $arg" >&2; exit 2 ;;
+    --repeat)
+      repeat="${2:-}"; shift
+      if ! [[ "$repeat" =~ ^[1-9][0-9]*$ ]]; then echo "test.sh: --repeat needs a positive count, got '$repeat'" >&2; exit 2; fi ;;
+    *) echo "test.sh: unknown argument $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 if [ "$deps" = 1 ]; then
@@ -48,18 +55,44 @@ echo "test.sh: image $((SECONDS - phase)) s"
 # The end-to-end and container tests run these, not the JIT builds.
 export FLANNEL_NATIVE_DIR="$work/native" FLANNEL_IMAGE="$work/flanneld.oci.tar"
 
-echo "== test"
-phase=$SECONDS
-log="$work/test.log"
-# --blame-hang-timeout: a hung privileged test must fail the run, not eat CI's time budget.
-dotnet test Flannel.sln -c Release --no-build --nologo --blame-hang-timeout 10m 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-echo "test.sh: tests $((SECONDS - phase)) s; total $SECONDS s"
+# Runs every test assembly once; prints "test.sh: tests N s" and leaves the VSTest summary lines in $1.
+run_tests() {
+  local log=$1 start=$SECONDS
+  # --blame-hang-timeout: a hung privileged test must fail the run, not eat CI's time budget.
+  dotnet test Flannel.sln -c Release --no-build --nologo --blame-hang-timeout 10m 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  echo "test.sh: tests $((SECONDS - start)) s; total $SECONDS s"
+  return "$rc"
+}
 
 # dotnet test prints one VSTest summary line per test assembly
 #   "Passed!  - Failed:     0, Passed:    57, Skipped:     0, Total:    57, Duration: 2 s - X.Tests.dll (net10.0)"
 # add them up into the plain closing line CI reads.
-awk '/(Passed|Failed)!  - Failed:/{gsub(",","");f+=$4;p+=$6;s+=$8;n++} END{printf "%d test assemblies\n%d passed, %d failed, %d skipped\n",n,p,f,s}' "$log" > "$work/summary"
+summarize() {
+  awk '/(Passed|Failed)!  - Failed:/{gsub(",","");f+=$4;p+=$6;s+=$8;n++} END{printf "%d test assemblies\n%d passed, %d failed, %d skipped\n",n,p,f,s}' "$@"
+}
+
+echo "== test"
+rc=0
+logs=()
+for ((run = 1; run <= repeat; run++)); do
+  log="$work/test.log"
+  [ "$repeat" -gt 1 ] && log="$work/test-$run.log"
+  logs+=("$log")
+  stress_pid=
+  if [ "$repeat" -gt 1 ] && [ $((run % 2)) -eq 0 ]; then
+    command -v stress-ng >/dev/null || apt-get install -y -qq --no-install-recommends stress-ng >/dev/null || exit 1
+    stress-ng --cpu 2 --quiet & stress_pid=$!
+    echo "== test run $run of $repeat, under stress-ng --cpu 2"
+  elif [ "$repeat" -gt 1 ]; then
+    echo "== test run $run of $repeat"
+  fi
+  run_tests "$log" || rc=1
+  if [ -n "$stress_pid" ]; then kill "$stress_pid"; wait "$stress_pid" 2>/dev/null; fi
+  if [ "$repeat" -gt 1 ]; then echo "test.sh: run $run: $(summarize "$log" | tail -1)"; fi
+done
+
+summarize "${logs[@]}" > "$work/summary"
 cat "$work/summary"
 assemblies=$(head -1 "$work/summary" | cut -d' ' -f1)
 if [ "$rc" -eq 0 ] && [ "$assemblies" -eq 0 ]; then

@@ -3,10 +3,11 @@ using System.Globalization;
 namespace Flannel.Cni;
 
 /// <summary>
-/// The subnet.env flanneld writes, as flannel's CNI plugin reads it: <c>KEY=VALUE</c> lines;
-/// <c>FLANNEL_NETWORK</c>/<c>FLANNEL_IPV6_NETWORK</c> are comma lists (de-duplicated), the subnets are
-/// reduced to their network, <c>FLANNEL_MTU</c> is an unsigned 32-bit number, <c>FLANNEL_IPMASQ</c> is
-/// <c>true</c> only when it is exactly "true". Unknown lines are ignored.
+/// The subnet.env flanneld writes, as flannel's CNI plugin reads it: the variables as <see cref="SubnetEnvText"/>
+/// reads them (the same reader flanneld uses on restart); <c>FLANNEL_NETWORK</c>/<c>FLANNEL_IPV6_NETWORK</c> are
+/// comma lists (de-duplicated), the subnets are reduced to their network, <c>FLANNEL_MTU</c> is an unsigned 32-bit
+/// number, <c>FLANNEL_IPMASQ</c> is <c>true</c> only when it is exactly "true". Unknown variables are ignored; unlike
+/// flanneld, any bad value fails the pod operation with flannel's text.
 /// </summary>
 internal sealed class SubnetEnv
 {
@@ -52,35 +53,37 @@ internal sealed class SubnetEnv
     public static SubnetEnv Parse(string path, string content)
     {
         var env = new SubnetEnv();
-        foreach (string rawLine in content.Split('\n'))
+        Dictionary<string, string> values = SubnetEnvText.ReadVariables(content);
+        if (values.TryGetValue(SubnetEnvText.Network, out string? network))
         {
-            string line = rawLine.EndsWith('\r') ? rawLine[..^1] : rawLine;
-            int equals = line.IndexOf('=', StringComparison.Ordinal);
-            string key = equals < 0 ? line : line[..equals];
-            string value = equals < 0 ? "" : line[(equals + 1)..];
-            switch (key)
-            {
-                case "FLANNEL_NETWORK":
-                    ParseNetworkList(value, env.Networks);
-                    break;
-                case "FLANNEL_IPV6_NETWORK":
-                    ParseNetworkList(value, env.IPv6Networks);
-                    break;
-                case "FLANNEL_SUBNET":
-                    env.Subnet = Cidr.Parse(value).Network;
-                    break;
-                case "FLANNEL_IPV6_SUBNET":
-                    env.IPv6Subnet = Cidr.Parse(value).Network;
-                    break;
-                case "FLANNEL_MTU":
-                    env.Mtu = uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out uint mtu)
-                        ? mtu
-                        : throw new FormatException($"strconv.ParseUint: parsing \"{value}\": {(value.Length > 0 && value.All(char.IsAsciiDigit) ? "value out of range" : "invalid syntax")}");
-                    break;
-                case "FLANNEL_IPMASQ":
-                    env.IPMasq = value == "true";
-                    break;
-            }
+            ParseNetworkList(network, env.Networks);
+        }
+
+        if (values.TryGetValue(SubnetEnvText.IPv6Network, out string? network6))
+        {
+            ParseNetworkList(network6, env.IPv6Networks);
+        }
+
+        if (values.TryGetValue(SubnetEnvText.Subnet, out string? subnet))
+        {
+            env.Subnet = Cidr.Parse(subnet).Network;
+        }
+
+        if (values.TryGetValue(SubnetEnvText.IPv6Subnet, out string? subnet6))
+        {
+            env.IPv6Subnet = Cidr.Parse(subnet6).Network;
+        }
+
+        if (values.TryGetValue(SubnetEnvText.Mtu, out string? mtu))
+        {
+            env.Mtu = uint.TryParse(mtu, NumberStyles.None, CultureInfo.InvariantCulture, out uint parsed)
+                ? parsed
+                : throw new FormatException($"strconv.ParseUint: parsing \"{mtu}\": {(mtu.Length > 0 && mtu.All(char.IsAsciiDigit) ? "value out of range" : "invalid syntax")}");
+        }
+
+        if (values.TryGetValue(SubnetEnvText.IPMasq, out string? ipMasq))
+        {
+            env.IPMasq = ipMasq == "true";
         }
 
         string missing = env.Missing();
@@ -89,9 +92,7 @@ internal sealed class SubnetEnv
 
     private static void ParseNetworkList(string value, List<Cidr> networks)
     {
-        // A later line replaces an earlier one, as in flannel.
-        networks.Clear();
-        foreach (string item in value.Split(','))
+        foreach (string item in SubnetEnvText.SplitEntries(value))
         {
             Cidr network = Cidr.Parse(item).Network;
             if (!networks.Contains(network))
@@ -106,24 +107,24 @@ internal sealed class SubnetEnv
         var missing = new List<string>();
         if (Networks.Count == 0 && IPv6Networks.Count == 0)
         {
-            missing.Add("FLANNEL_NETWORK");
-            missing.Add("FLANNEL_IPV6_NETWORK");
+            missing.Add(SubnetEnvText.Network);
+            missing.Add(SubnetEnvText.IPv6Network);
         }
 
         if (Subnet is null && IPv6Subnet is null)
         {
-            missing.Add("FLANNEL_SUBNET");
-            missing.Add("FLANNEL_IPV6_SUBNET");
+            missing.Add(SubnetEnvText.Subnet);
+            missing.Add(SubnetEnvText.IPv6Subnet);
         }
 
         if (Mtu is null)
         {
-            missing.Add("FLANNEL_MTU");
+            missing.Add(SubnetEnvText.Mtu);
         }
 
         if (IPMasq is null)
         {
-            missing.Add("FLANNEL_IPMASQ");
+            missing.Add(SubnetEnvText.IPMasq);
         }
 
         return string.Join(", ", missing);

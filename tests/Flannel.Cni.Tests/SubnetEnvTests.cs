@@ -14,6 +14,17 @@ public sealed class SubnetEnvTests
     }
 
     [Fact]
+    public void Reads_the_variables_as_flanneld_reads_them_on_restart()
+    {
+        // One reader for both (src/Shared/SubnetEnvText.cs): comments, export, quotes, CRLF, a later line wins.
+        SubnetEnv env = SubnetEnv.Parse("s", "# written by hand\r\nexport FLANNEL_NETWORK=\"10.0.0.0/8\"\r\nFLANNEL_SUBNET=10.9.9.1/24\nFLANNEL_SUBNET=10.0.1.1/24\nFLANNEL_MTU=1400\nFLANNEL_IPMASQ='true'\n");
+        Assert.Equal("10.0.0.0/8", Assert.Single(env.Networks).ToString());
+        Assert.Equal("10.0.1.0/24", env.Subnet.ToString());
+        Assert.Equal(1400u, env.Mtu);
+        Assert.True(env.IPMasq);
+    }
+
+    [Fact]
     public void Ipmasq_is_true_only_for_the_exact_word()
     {
         Assert.False(SubnetEnv.Parse("s", "FLANNEL_NETWORK=10.0.0.0/8\nFLANNEL_SUBNET=10.0.1.1/24\nFLANNEL_MTU=1\nFLANNEL_IPMASQ=TRUE").IPMasq);

@@ -118,7 +118,7 @@ public static class SubnetEnvFile
     public static SubnetEnvReadResult Parse(string text, string source = "subnet.env")
     {
         ArgumentNullException.ThrowIfNull(text);
-        Dictionary<string, string> values = ParseDotEnv(text);
+        Dictionary<string, string> values = SubnetEnvText.ReadVariables(text);
         var problems = new List<string>();
 
         IPNetwork? ReadCidr(string key, AddressFamily family)
@@ -138,13 +138,12 @@ public static class SubnetEnvFile
             }
 
             string expected = family == AddressFamily.InterNetwork ? "IPv4" : "IPv6";
-            string[] entries = value.Split(',');
+            string[] entries = SubnetEnvText.SplitEntries(value);
             IPNetwork? network = null;
             int good = 0;
             foreach (string entry in entries)
             {
-                string trimmed = entry.Trim();
-                if (IPText.TryParseNetwork(trimmed, family, out IPNetwork parsed))
+                if (IPText.TryParseNetwork(entry, family, out IPNetwork parsed))
                 {
                     network = parsed;
                     good++;
@@ -153,7 +152,7 @@ public static class SubnetEnvFile
                 {
                     problems.Add(entries.Length == 1
                         ? $"{source}: {key}={value} is not an {expected} CIDR; ignoring it"
-                        : $"{source}: {key}={value}: entry '{trimmed}' is not an {expected} CIDR; ignoring that entry");
+                        : $"{source}: {key}={value}: entry '{entry}' is not an {expected} CIDR; ignoring that entry");
                 }
             }
 
@@ -168,13 +167,13 @@ public static class SubnetEnvFile
             return network;
         }
 
-        IPNetwork? network4 = ReadCidr("FLANNEL_NETWORK", AddressFamily.InterNetwork);
-        IPNetwork? subnet4 = ReadCidr("FLANNEL_SUBNET", AddressFamily.InterNetwork);
-        IPNetwork? network6 = ReadCidr("FLANNEL_IPV6_NETWORK", AddressFamily.InterNetworkV6);
-        IPNetwork? subnet6 = ReadCidr("FLANNEL_IPV6_SUBNET", AddressFamily.InterNetworkV6);
+        IPNetwork? network4 = ReadCidr(SubnetEnvText.Network, AddressFamily.InterNetwork);
+        IPNetwork? subnet4 = ReadCidr(SubnetEnvText.Subnet, AddressFamily.InterNetwork);
+        IPNetwork? network6 = ReadCidr(SubnetEnvText.IPv6Network, AddressFamily.InterNetworkV6);
+        IPNetwork? subnet6 = ReadCidr(SubnetEnvText.IPv6Subnet, AddressFamily.InterNetworkV6);
 
         int? mtu = null;
-        if (values.TryGetValue("FLANNEL_MTU", out string? mtuText))
+        if (values.TryGetValue(SubnetEnvText.Mtu, out string? mtuText))
         {
             if (int.TryParse(mtuText, NumberStyles.None, CultureInfo.InvariantCulture, out int parsed) && parsed > 0)
             {
@@ -187,7 +186,7 @@ public static class SubnetEnvFile
         }
 
         bool? ipMasq = null;
-        if (values.TryGetValue("FLANNEL_IPMASQ", out string? masqText))
+        if (values.TryGetValue(SubnetEnvText.IPMasq, out string? masqText))
         {
             if (bool.TryParse(masqText, out bool parsed))
             {
@@ -210,45 +209,6 @@ public static class SubnetEnvFile
             IPMasq = ipMasq,
             Problems = problems,
         };
-    }
-
-    /// <summary>
-    /// A small dotenv reader: <c>KEY=VALUE</c> lines, <c>#</c> comments, blank lines, an optional <c>export </c>
-    /// prefix and optional single or double quotes around the value. A later key overrides an earlier one.
-    /// </summary>
-    private static Dictionary<string, string> ParseDotEnv(string text)
-    {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string rawLine in text.Split('\n'))
-        {
-            ReadOnlySpan<char> line = rawLine.AsSpan().Trim();
-            if (line.IsEmpty || line[0] == '#')
-            {
-                continue;
-            }
-
-            if (line.StartsWith("export ", StringComparison.Ordinal))
-            {
-                line = line["export ".Length..].TrimStart();
-            }
-
-            int equals = line.IndexOf('=');
-            if (equals <= 0)
-            {
-                continue;
-            }
-
-            string key = line[..equals].Trim().ToString();
-            ReadOnlySpan<char> value = line[(equals + 1)..].Trim();
-            if (value.Length >= 2 && (value[0] is '"' or '\'') && value[^1] == value[0])
-            {
-                value = value[1..^1];
-            }
-
-            values[key] = value.ToString();
-        }
-
-        return values;
     }
 
     private static void CreateDirectories(string directory)

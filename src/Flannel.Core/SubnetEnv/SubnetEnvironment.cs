@@ -89,18 +89,18 @@ public sealed record SubnetEnvironment
         var text = new StringBuilder(160);
         if (Network is { } network && Subnet is { } subnet)
         {
-            text.Append("FLANNEL_NETWORK=").Append(network.ToString()).Append('\n');
-            text.Append("FLANNEL_SUBNET=").Append(FormatGateway(subnet)).Append('\n');
+            text.Append(SubnetEnvText.Network).Append('=').Append(network.ToString()).Append('\n');
+            text.Append(SubnetEnvText.Subnet).Append('=').Append(FormatGateway(subnet)).Append('\n');
         }
 
         if (IPv6Network is { } network6 && IPv6Subnet is { } subnet6)
         {
-            text.Append("FLANNEL_IPV6_NETWORK=").Append(network6.ToString()).Append('\n');
-            text.Append("FLANNEL_IPV6_SUBNET=").Append(FormatGateway(subnet6)).Append('\n');
+            text.Append(SubnetEnvText.IPv6Network).Append('=').Append(network6.ToString()).Append('\n');
+            text.Append(SubnetEnvText.IPv6Subnet).Append('=').Append(FormatGateway(subnet6)).Append('\n');
         }
 
-        text.Append("FLANNEL_MTU=").Append(Mtu.ToString(CultureInfo.InvariantCulture)).Append('\n');
-        text.Append("FLANNEL_IPMASQ=").Append(IPMasq ? "true" : "false").Append('\n');
+        text.Append(SubnetEnvText.Mtu).Append('=').Append(Mtu.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        text.Append(SubnetEnvText.IPMasq).Append('=').Append(IPMasq ? "true" : "false").Append('\n');
         return text.ToString();
     }
 
