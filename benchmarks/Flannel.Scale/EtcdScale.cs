@@ -86,9 +86,9 @@ internal static class EtcdScale
         watcher.Created += (_, _) => { subnetAt ??= clock.Elapsed; subnetWritten.Set(); };
 
         clock.Start();
-        Process process = Measure.Start(flanneld.Path, [
+        Process process = Measure.Start(flanneld.Path, flanneld.Args([
             $"--etcd-endpoints={EtcdUrl}", $"--etcd-prefix={Prefix}", "--iface=eth0", "--ip-masq", $"--subnet-file={subnetFile}",
-        ], log);
+        ]), log, flanneld.Env());
         try
         {
             await Measure.WaitUntilAsync(() => subnetWritten.IsSet, TimeSpan.FromSeconds(60), "subnet.env", () => Measure.Tail(log));
@@ -96,10 +96,11 @@ internal static class EtcdScale
             TimeSpan convergedAt = await routes.WaitForAsync(peers, TimeSpan.FromSeconds(300), () => Measure.Tail(log));
             await Task.Delay(TimeSpan.FromSeconds(5)); // steady: start-up garbage collected, renew timers idle
             (long rss, long peak) = Measure.Memory(process.Id);
+            (long anon, long file) = Measure.RssParts(process.Id);
             TimeSpan cpu = Measure.CpuTime(process.Id);
             if (round > 0)
             {
-                Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s");
+                Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s  (RSS anon {Measure.Mib(anon)} MiB, file {Measure.Mib(file)} MiB)");
             }
 
             return (subnetAt!.Value.TotalMilliseconds, convergedAt.TotalMilliseconds);

@@ -40,10 +40,10 @@ internal static class KubeScale
         var clock = new Stopwatch();
         await using RouteMonitor routes = await RouteMonitor.StartAsync(clock, "flannel.1");
         clock.Start();
-        Process process = Measure.Start(flanneld.Path, [
+        Process process = Measure.Start(flanneld.Path, flanneld.Args([
             "--kube-subnet-mgr", $"--kube-api-url={server.Url}", $"--net-config-path={netConf}", "--iface=eth0", "--ip-masq",
             $"--subnet-file={subnetFile}",
-        ], log, new Dictionary<string, string> { ["NODE_NAME"] = "node-0" });
+        ]), log, flanneld.Env(new Dictionary<string, string> { ["NODE_NAME"] = "node-0" }));
         try
         {
             TimeSpan converged = await routes.WaitForAsync(nodes, TimeSpan.FromSeconds(300), () => Measure.Tail(log));
@@ -51,7 +51,8 @@ internal static class KubeScale
             (long startPeak, _) = (Measure.Memory(process.Id).Peak, 0);
             await Task.Delay(TimeSpan.FromSeconds(5));
             (long steady, _) = Measure.Memory(process.Id);
-            Console.WriteLine($"converged in {converged.TotalMilliseconds:0} ms with {requests} API requests; RSS steady {Measure.Mib(steady)} MiB (start-up peak {Measure.Mib(startPeak)} MiB)");
+            (long anon, long file) = Measure.RssParts(process.Id);
+            Console.WriteLine($"converged in {converged.TotalMilliseconds:0} ms with {requests} API requests; RSS steady {Measure.Mib(steady)} MiB (anon {Measure.Mib(anon)}, file {Measure.Mib(file)}; start-up peak {Measure.Mib(startPeak)} MiB)");
 
             // A re-list of every node: the watch expires (410), flanneld lists all N again.
             Measure.ResetPeak(process.Id);

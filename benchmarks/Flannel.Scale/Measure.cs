@@ -30,6 +30,25 @@ internal static class Measure
         static long Kib(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
     }
 
+    /// <summary>VmRSS split into anonymous memory (heaps, stacks) and file-backed pages (the mapped binary, libraries), in KiB.</summary>
+    public static (long Anon, long File) RssParts(int pid)
+    {
+        long anon = 0, file = 0;
+        foreach (string line in System.IO.File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("RssAnon:", StringComparison.Ordinal))
+            {
+                anon = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            }
+            else if (line.StartsWith("RssFile:", StringComparison.Ordinal))
+            {
+                file = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return (anon, file);
+    }
+
     /// <summary>Resets VmHWM to the current RSS (<c>clear_refs</c> 5), so the next peak is one phase's own.</summary>
     public static void ResetPeak(int pid) => File.WriteAllText($"/proc/{pid}/clear_refs", "5");
 
@@ -201,8 +220,28 @@ internal sealed class RouteMonitor : IAsyncDisposable
 }
 
 /// <summary>A flanneld binary under test: "native" or "jit" and its path.</summary>
+/// <summary>A flanneld binary under test, with the extra flags (<c>--arg</c>) and environment (<c>--env</c>) it runs with.</summary>
 internal sealed record Flanneld(string Label, string Path)
 {
+    public List<string> ExtraArgs { get; } = [];
+
+    public Dictionary<string, string> Environment { get; } = [];
+
+    /// <summary>The flags the benchmark needs, then the extra ones.</summary>
+    public IEnumerable<string> Args(IEnumerable<string> required) => required.Concat(ExtraArgs);
+
+    /// <summary>The benchmark's own variables, then the extra ones.</summary>
+    public Dictionary<string, string> Env(IDictionary<string, string>? required = null)
+    {
+        Dictionary<string, string> all = new(required ?? new Dictionary<string, string>());
+        foreach ((string key, string value) in Environment)
+        {
+            all[key] = value;
+        }
+
+        return all;
+    }
+
     public static Flanneld Parse(string text)
     {
         int equals = text.IndexOf('=', StringComparison.Ordinal);

@@ -14,13 +14,17 @@ using Flannel.Scale;
 // kube: N nodes of about 5 KB in the Kubernetes API double; time to converged, RSS steady, the RSS peak while it
 // re-lists all nodes after an expired watch, and the CPU time flanneld spends per node update that changes nothing
 // flannel reads (a kubelet heartbeat), net of its idle CPU over as long a time.
+// --arg FLAG (repeatable) adds a flag to every flanneld, e.g. --arg --healthz-port=8081; --env KEY=VALUE (repeatable)
+// sets a variable for flanneld only, e.g. --env DOTNET_GCgen0size=0x400000.
 if (args.Length == 0 || args[0] is not ("etcd" or "kube"))
 {
-    Console.Error.WriteLine("usage: Flannel.Scale etcd|kube --flanneld LABEL=PATH [--flanneld ...] [--peers N|--nodes N] [--rounds R] [--updates U]");
+    Console.Error.WriteLine("usage: Flannel.Scale etcd|kube --flanneld LABEL=PATH [--flanneld ...] [--peers N|--nodes N] [--rounds R] [--updates U] [--arg FLAG] [--env KEY=VALUE]");
     return 2;
 }
 
 List<Flanneld> binaries = [];
+List<string> extraArgs = [];
+Dictionary<string, string> extraEnv = [];
 int peers = 5000, rounds = 3, updates = 2000;
 for (int i = 1; i < args.Length - 1; i += 2)
 {
@@ -30,6 +34,10 @@ for (int i = 1; i < args.Length - 1; i += 2)
         case "--peers" or "--nodes": peers = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
         case "--rounds": rounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
         case "--updates": updates = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
+        case "--arg": extraArgs.Add(args[i + 1]); break;
+        case "--env" when args[i + 1].IndexOf('=', StringComparison.Ordinal) > 0:
+            extraEnv[args[i + 1][..args[i + 1].IndexOf('=', StringComparison.Ordinal)]] = args[i + 1][(args[i + 1].IndexOf('=', StringComparison.Ordinal) + 1)..];
+            break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }
 }
@@ -38,6 +46,15 @@ if (binaries.Count == 0 || Environment.UserName != "root")
 {
     Console.Error.WriteLine("needs root and at least one --flanneld");
     return 2;
+}
+
+foreach (Flanneld flanneld in binaries)
+{
+    flanneld.ExtraArgs.AddRange(extraArgs);
+    foreach ((string key, string value) in extraEnv)
+    {
+        flanneld.Environment[key] = value;
+    }
 }
 
 string work = Directory.CreateTempSubdirectory("flannel-scale-").FullName;

@@ -45,11 +45,12 @@ internal sealed class EtcdConnection : IEtcdKeyValue
     private readonly EtcdSubnetStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly GrpcChannel _channel;
     private readonly TokenInterceptor? _tokens;
-    private readonly Auth.AuthClient? _authClient;
-    private readonly KV.KVClient _kv;
-    private readonly Lease.LeaseClient _lease;
+    private readonly SslClientAuthenticationOptions? _tls;
+
+    // The channel to the members (and its HTTP handler, resolver and clients) is made by the first call, not when the
+    // store is built: a host that never talks to etcd, or not yet, pays nothing for it.
+    private readonly Lazy<UnaryClients> _clients;
     private readonly string? _username;
     private readonly string? _password;
     private readonly SemaphoreSlim _authGate = new(1, 1);
@@ -73,54 +74,23 @@ internal sealed class EtcdConnection : IEtcdKeyValue
         Endpoints = endpoints;
         RequestTimeout = options.RequestTimeout;
         IsTls = endpoints.Any(e => e.Https == true) || !string.IsNullOrEmpty(options.CaFile) || !string.IsNullOrEmpty(options.CertFile);
-        SocketsHttpHandler handler = CreateHandler();
-        HasClientCertificate = handler.SslOptions.ClientCertificates is { Count: > 0 };
 
-        var resolver = new StaticResolverFactory(_ => endpoints.Select(e => new BalancerAddress(e.Host, e.Port)).ToArray());
-        var services = new ServiceCollection();
-        services.AddSingleton<ResolverFactory>(resolver);
-        _channel = GrpcChannel.ForAddress("static://etcd", new GrpcChannelOptions
+        // TLS material is read now, so a bad CertFile, KeyFile or CaFile fails the start with its name.
+        if (IsTls)
         {
-            HttpHandler = handler,
-            DisposeHttpClient = true,
-            Credentials = IsTls ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
-            ServiceProvider = services.BuildServiceProvider(),
-            MaxReceiveMessageSize = 64 * 1024 * 1024,
-            ThrowOperationCanceledOnCancellation = true,
-            ServiceConfig = new ServiceConfig
-            {
-                LoadBalancingConfigs = { new RoundRobinConfig() },
-                MethodConfigs =
-                {
-                    // A call that never reached a member (connection refused, member down) is tried again on
-                    // another one; everything else is for the store's own retry loops to decide.
-                    new MethodConfig
-                    {
-                        Names = { MethodName.Default },
-                        RetryPolicy = new RetryPolicy
-                        {
-                            MaxAttempts = 3,
-                            InitialBackoff = TimeSpan.FromMilliseconds(50),
-                            MaxBackoff = TimeSpan.FromMilliseconds(500),
-                            BackoffMultiplier = 2,
-                            RetryableStatusCodes = { StatusCode.Unavailable },
-                        },
-                    },
-                },
-            },
-        });
+            _tls = new SslClientAuthenticationOptions();
+            ConfigureTls(_tls, options);
+        }
 
+        HasClientCertificate = _tls?.ClientCertificates is { Count: > 0 };
         if (!string.IsNullOrEmpty(options.Username))
         {
             _username = options.Username;
             _password = options.Password ?? string.Empty;
-            _authClient = new Auth.AuthClient(_channel.CreateCallInvoker());
             _tokens = new TokenInterceptor();
         }
 
-        CallInvoker invoker = Intercepted(_channel);
-        _kv = new KV.KVClient(invoker);
-        _lease = new Lease.LeaseClient(invoker);
+        _clients = new Lazy<UnaryClients>(CreateUnaryClients, LazyThreadSafetyMode.ExecutionAndPublication);
         _watchChannels = new (GrpcChannel, Watch.WatchClient)?[endpoints.Count];
 
         // Watches of different processes start on different members; all of this process's watches move together.
@@ -147,30 +117,30 @@ internal sealed class EtcdConnection : IEtcdKeyValue
 
     /// <inheritdoc/>
     public Task<RangeResponse> RangeAsync(RangeRequest request, CancellationToken cancellationToken) =>
-        CallAsync((d, t) => _kv.RangeAsync(request, null, d, t).ResponseAsync, cancellationToken);
+        CallAsync((d, t) => _clients.Value.KV.RangeAsync(request, null, d, t).ResponseAsync, cancellationToken);
 
     /// <inheritdoc/>
     public Task<TxnResponse> TxnAsync(TxnRequest request, CancellationToken cancellationToken) =>
-        CallAsync((d, t) => _kv.TxnAsync(request, null, d, t).ResponseAsync, cancellationToken);
+        CallAsync((d, t) => _clients.Value.KV.TxnAsync(request, null, d, t).ResponseAsync, cancellationToken);
 
     /// <inheritdoc/>
     public Task<LeaseGrantResponse> LeaseGrantAsync(LeaseGrantRequest request, CancellationToken cancellationToken) =>
-        CallAsync((d, t) => _lease.LeaseGrantAsync(request, null, d, t).ResponseAsync, cancellationToken);
+        CallAsync((d, t) => _clients.Value.Lease.LeaseGrantAsync(request, null, d, t).ResponseAsync, cancellationToken);
 
     /// <inheritdoc/>
     public Task<LeaseRevokeResponse> LeaseRevokeAsync(LeaseRevokeRequest request, CancellationToken cancellationToken) =>
-        CallAsync((d, t) => _lease.LeaseRevokeAsync(request, null, d, t).ResponseAsync, cancellationToken);
+        CallAsync((d, t) => _clients.Value.Lease.LeaseRevokeAsync(request, null, d, t).ResponseAsync, cancellationToken);
 
     /// <inheritdoc/>
     public Task<LeaseTimeToLiveResponse> LeaseTimeToLiveAsync(LeaseTimeToLiveRequest request, CancellationToken cancellationToken) =>
-        CallAsync((d, t) => _lease.LeaseTimeToLiveAsync(request, null, d, t).ResponseAsync, cancellationToken);
+        CallAsync((d, t) => _clients.Value.Lease.LeaseTimeToLiveAsync(request, null, d, t).ResponseAsync, cancellationToken);
 
     /// <inheritdoc/>
     public Task<LeaseKeepAliveResponse> LeaseKeepAliveOnceAsync(long leaseId, CancellationToken cancellationToken) =>
         CallAsync(
             async (d, t) =>
             {
-                using AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> call = _lease.LeaseKeepAlive(deadline: d, cancellationToken: t);
+                using AsyncDuplexStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse> call = _clients.Value.Lease.LeaseKeepAlive(deadline: d, cancellationToken: t);
                 await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = leaseId }, t).ConfigureAwait(false);
                 if (!await call.ResponseStream.MoveNext(t).ConfigureAwait(false))
                 {
@@ -340,6 +310,57 @@ internal sealed class EtcdConnection : IEtcdKeyValue
         }
     }
 
+    /// <summary>True once the first call has made the channel (tests).</summary>
+    internal bool ChannelCreated => _clients.IsValueCreated;
+
+    /// <summary>The channel that unary calls share (round robin over the members, retried on another when one is down) and its clients.</summary>
+    private sealed record UnaryClients(GrpcChannel Channel, KV.KVClient KV, Lease.LeaseClient Lease, Auth.AuthClient? Auth);
+
+    private UnaryClients CreateUnaryClients()
+    {
+        IReadOnlyList<EtcdEndpoint> endpoints = Endpoints;
+        var resolver = new StaticResolverFactory(_ => endpoints.Select(e => new BalancerAddress(e.Host, e.Port)).ToArray());
+        var services = new ServiceCollection();
+        services.AddSingleton<ResolverFactory>(resolver);
+        GrpcChannel channel = GrpcChannel.ForAddress("static://etcd", new GrpcChannelOptions
+        {
+            HttpHandler = CreateHandler(),
+            DisposeHttpClient = true,
+            Credentials = IsTls ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure,
+            ServiceProvider = services.BuildServiceProvider(),
+            MaxReceiveMessageSize = 64 * 1024 * 1024,
+            ThrowOperationCanceledOnCancellation = true,
+            ServiceConfig = new ServiceConfig
+            {
+                LoadBalancingConfigs = { new RoundRobinConfig() },
+                MethodConfigs =
+                {
+                    // A call that never reached a member (connection refused, member down) is tried again on
+                    // another one; everything else is for the store's own retry loops to decide.
+                    new MethodConfig
+                    {
+                        Names = { MethodName.Default },
+                        RetryPolicy = new RetryPolicy
+                        {
+                            MaxAttempts = 3,
+                            InitialBackoff = TimeSpan.FromMilliseconds(50),
+                            MaxBackoff = TimeSpan.FromMilliseconds(500),
+                            BackoffMultiplier = 2,
+                            RetryableStatusCodes = { StatusCode.Unavailable },
+                        },
+                    },
+                },
+            },
+        });
+
+        CallInvoker invoker = Intercepted(channel);
+        return new UnaryClients(
+            channel,
+            new KV.KVClient(invoker),
+            new Lease.LeaseClient(invoker),
+            _tokens is null ? null : new Auth.AuthClient(channel.CreateCallInvoker()));
+    }
+
     private Watch.WatchClient WatchClient(int index)
     {
         lock (_watchChannelsLock)
@@ -381,9 +402,14 @@ internal sealed class EtcdConnection : IEtcdKeyValue
             ConnectTimeout = TimeSpan.FromSeconds(5),
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
         };
-        if (IsTls)
+        if (_tls is not null)
         {
-            ConfigureTls(handler.SslOptions, _options);
+            handler.SslOptions = new SslClientAuthenticationOptions
+            {
+                EnabledSslProtocols = _tls.EnabledSslProtocols,
+                ClientCertificates = _tls.ClientCertificates,
+                RemoteCertificateValidationCallback = _tls.RemoteCertificateValidationCallback,
+            };
         }
 
         return handler;
@@ -444,7 +470,7 @@ internal sealed class EtcdConnection : IEtcdKeyValue
                 return;
             }
 
-            AuthenticateResponse response = await _authClient!.AuthenticateAsync(
+            AuthenticateResponse response = await _clients.Value.Auth!.AuthenticateAsync(
                 new AuthenticateRequest { Name = _username, Password = _password },
                 deadline: Deadline(),
                 cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -467,7 +493,11 @@ internal sealed class EtcdConnection : IEtcdKeyValue
 
     public void Dispose()
     {
-        _channel.Dispose();
+        if (_clients.IsValueCreated)
+        {
+            _clients.Value.Channel.Dispose();
+        }
+
         lock (_watchChannelsLock)
         {
             foreach ((GrpcChannel channel, _) in _watchChannels.OfType<(GrpcChannel, Watch.WatchClient)>())

@@ -10,7 +10,7 @@ namespace Flannel.Store.Etcd;
 /// <summary>
 /// The lease watch, pulled one result at a time by <see cref="EtcdSubnetStore.WatchLeasesAsync"/>:
 /// <list type="number">
-/// <item>list <c>&lt;prefix&gt;/subnets/</c> and emit the snapshot;</item>
+/// <item>list <c>&lt;prefix&gt;/subnets/</c> (or take the list the store made at start-up) and emit the snapshot;</item>
 /// <item>watch the prefix from the list's revision + 1 (so nothing between list and watch is lost);</item>
 /// <item>turn PUTs into Added (skipping a re-delivery whose value is unchanged) and DELETEs (including TTL
 /// expiry) into Removed carrying the cached attributes;</item>
@@ -41,15 +41,20 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private CancellationTokenSource? _streamCancellation;
     private long _nextRevision;
     private bool _needsSnapshot = true;
+    private (IReadOnlyList<EtcdLeaseRecord> Records, long Revision)? _startFrom;
     private TimeSpan _backoff = InitialBackoff;
 
     /// <summary>
     /// Creates the session. <c>reportHealth</c> is told why the watch is down while it reconnects, and null once etcd
     /// answers again, so the agent's readiness can fall back during an outage that this session otherwise hides by
-    /// retrying.
+    /// retrying. <c>startFrom</c>, when given, is a list the store already made (at start-up): the first snapshot is
+    /// that list and the watch resumes after its revision, instead of listing again.
     /// </summary>
-    public EtcdLeaseWatchSession(IEtcdKeyValue etcd, EtcdKeyLayout keys, TimeSpan ttl, ILogger logger, TimeProvider time, string endpoints, Action<string?> reportHealth)
+    public EtcdLeaseWatchSession(
+        IEtcdKeyValue etcd, EtcdKeyLayout keys, TimeSpan ttl, ILogger logger, TimeProvider time, string endpoints, Action<string?> reportHealth,
+        (IReadOnlyList<EtcdLeaseRecord> Records, long Revision)? startFrom = null)
     {
+        _startFrom = startFrom;
         _reportHealth = reportHealth;
         _etcd = etcd;
         _keys = keys;
@@ -136,19 +141,35 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
 
     private async Task<LeaseWatchResult> SnapshotAsync(CancellationToken cancellationToken)
     {
-        string prefix = _keys.SubnetsPrefix;
-        RangeResponse response = await _etcd.RangeAsync(EtcdKeyLayout.PrefixRange(prefix), cancellationToken).ConfigureAwait(false);
         _cache.Clear();
-        DateTimeOffset now = _time.GetUtcNow();
-        foreach (KeyValue kv in response.Kvs)
+        if (_startFrom is { } listed)
         {
-            if (Parse(kv, now) is { ValueIsValid: true } record)
+            _startFrom = null;
+            foreach (EtcdLeaseRecord record in listed.Records)
             {
-                _cache[record.Key] = record;
+                if (record.ValueIsValid)
+                {
+                    _cache[record.Key] = record;
+                }
             }
+
+            _nextRevision = listed.Revision + 1;
+        }
+        else
+        {
+            RangeResponse response = await _etcd.RangeAsync(EtcdKeyLayout.PrefixRange(_keys.SubnetsPrefix), cancellationToken).ConfigureAwait(false);
+            DateTimeOffset now = _time.GetUtcNow();
+            foreach (KeyValue kv in response.Kvs)
+            {
+                if (Parse(kv, now) is { ValueIsValid: true } record)
+                {
+                    _cache[record.Key] = record;
+                }
+            }
+
+            _nextRevision = response.Header.Revision + 1;
         }
 
-        _nextRevision = response.Header.Revision + 1;
         _needsSnapshot = false;
         return LeaseWatchResult.FromSnapshot(_cache.Values.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => r.Lease).ToList());
     }

@@ -39,6 +39,12 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
     private readonly EtcdKeyLayout _keys;
     private readonly SemaphoreSlim _leaseGate = new(1, 1);
     private NetworkConfig? _config;
+
+    // Start-up lists the leases once: the node hints' list is what the acquisition decides from, and the list the
+    // acquisition succeeded with is the snapshot the lease watch starts from (watching from its revision + 1 replays
+    // everything after it, our own lease included). Each is handed on once; a lost race or a later watch lists afresh.
+    private LeaseList? _startupList;
+    private bool _watchStarted;
     private long _etcdLeaseId;
     private DateTimeOffset _etcdLeaseExpiration;
 
@@ -116,7 +122,12 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             return NodeHints.None;
         }
 
-        (List<EtcdLeaseRecord> records, _) = await ListWithRetryAsync(cancellationToken).ConfigureAwait(false);
+        (List<EtcdLeaseRecord> records, long revision) = await ListWithRetryAsync(cancellationToken).ConfigureAwait(false);
+        if (!Volatile.Read(ref _watchStarted))
+        {
+            Volatile.Write(ref _startupList, new LeaseList(records, revision));
+        }
+
         EtcdLeaseRecord? mine = records.FirstOrDefault(r => r.ValueIsValid
             && (r.Lease.Attributes.PublicIP.Equals(publicIP) || publicIP.Equals(r.Lease.Attributes.PublicIPv6)));
         return mine is null ? NodeHints.None : new NodeHints { PreviousAttributes = mine.Lease.Attributes };
@@ -264,8 +275,11 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
     /// <inheritdoc/>
     public async IAsyncEnumerable<LeaseWatchResult> WatchLeasesAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        Volatile.Write(ref _watchStarted, true);
+        LeaseList? startFrom = Interlocked.Exchange(ref _startupList, null);
         await using var session = new EtcdLeaseWatchSession(
-            _etcd, _keys, _options.LeaseTtl, _logger, _time, EndpointsText, reason => _watchDownReason = reason);
+            _etcd, _keys, _options.LeaseTtl, _logger, _time, EndpointsText, reason => _watchDownReason = reason,
+            startFrom is null ? null : (startFrom.Records, startFrom.Revision));
         while (true)
         {
             LeaseWatchResult result = await session.NextAsync(cancellationToken).ConfigureAwait(false);
@@ -325,9 +339,27 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
 
     private readonly record struct AcquireOutcome(Lease? Lease, string? ConflictKey);
 
+    /// <summary>One list of <c>&lt;prefix&gt;/subnets/</c>: its well-formed records and the revision it was read at.</summary>
+    private sealed record LeaseList(List<EtcdLeaseRecord> Records, long Revision);
+
     private async Task<AcquireOutcome> TryAcquireOnceAsync(NetworkConfig config, LeaseRequest request, byte[] value, CancellationToken cancellationToken)
     {
-        (List<EtcdLeaseRecord> records, _) = await ListAsync(cancellationToken).ConfigureAwait(false);
+        // Deciding from the node hints' list is safe however old it is: creation and rewrites are transactions
+        // guarded by what was read, so a stale decision loses its race and is made again from a fresh list.
+        (List<EtcdLeaseRecord> records, long revision) = Interlocked.Exchange(ref _startupList, null) is { } listed
+            ? (listed.Records, listed.Revision)
+            : await ListAsync(cancellationToken).ConfigureAwait(false);
+        AcquireOutcome outcome = await TryAcquireFromAsync(config, request, value, records, cancellationToken).ConfigureAwait(false);
+        if (outcome.Lease is not null && !Volatile.Read(ref _watchStarted))
+        {
+            Volatile.Write(ref _startupList, new LeaseList(records, revision));
+        }
+
+        return outcome;
+    }
+
+    private async Task<AcquireOutcome> TryAcquireFromAsync(NetworkConfig config, LeaseRequest request, byte[] value, List<EtcdLeaseRecord> records, CancellationToken cancellationToken)
+    {
 
         // Only well-formed leases can be this node's; a subnet whose value is unreadable stays taken all the same
         // (as a reservation of nobody, so it is never handed out nor deleted).

@@ -22,6 +22,24 @@ public class StartupTests
     }
 
     [Fact]
+    public async Task No_Kubernetes_client_is_built_before_the_first_call_that_talks_to_the_API()
+    {
+        string netConf = Path.Combine(Directory.CreateTempSubdirectory("flannel-kube-lazy-").FullName, "net-conf.json");
+        await File.WriteAllTextAsync(netConf, """{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}""", TestContext.Current.CancellationToken);
+        using var store = new KubeSubnetStore(
+            new KubeSubnetStoreOptions { KubeconfigFile = "/nonexistent/kubeconfig", NetConfigPath = netConf },
+            NullLogger.Instance,
+            TimeProvider.System,
+            name => name == "NODE_NAME" ? "worker-1" : null);
+
+        // The kubeconfig is not read by the constructor, nor for the network config (a local file).
+        Assert.Equal(IPNetwork.Parse("10.244.0.0/16"), (await store.GetNetworkConfigAsync(KubeStoreHarness.Timeout())).Network);
+
+        Exception e = await Assert.ThrowsAnyAsync<Exception>(async () => await store.GetNodeHintsAsync(null, KubeStoreHarness.Timeout()));
+        Assert.Contains("/nonexistent/kubeconfig", e.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_node_name_comes_from_NODE_NAME()
     {
         await using KubeApiServerDouble server = await KubeApiServerDouble.StartAsync();

@@ -162,7 +162,25 @@ public sealed partial class FlannelAgent : BackgroundService
         (ExternalInterface external, NodeHints hints) = await SelectExternalInterfaceAsync(config, cancellationToken).ConfigureAwait(false);
         INetwork network = await RegisterNetworkAsync(config, external, hints, cancellationToken).ConfigureAwait(false);
         Lease lease = await AcquireLeaseAsync(network, previous, cancellationToken).ConfigureAwait(false);
-        await ProgramNodeAsync(config, network, lease, previous, cancellationToken).ConfigureAwait(false);
+        Readiness.SetPhase("configuring the lease on the backend");
+        await network.ConfigureLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
+
+        // The backend programs the peers from here on, while the rules and subnet.env are written: flanneld starts
+        // its backend only after subnet.env, but nothing depends on that order (no pod exists on this node before
+        // subnet.env, and the rules do not touch peer routes), and with thousands of peers programming is most of
+        // the start-up.
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task backendTask = network.RunAsync(RemoteLeaseEventsAsync(running.Token), running.Token);
+        try
+        {
+            await ProgramNodeAsync(config, network, lease, previous, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await running.CancelAsync().ConfigureAwait(false);
+            await backendTask.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            throw;
+        }
 
         Readiness.MarkStarted();
         _started.TrySetResult();
@@ -170,7 +188,7 @@ public sealed partial class FlannelAgent : BackgroundService
         _gauges.Ready(timeToReady);
         LogReady(_logger, _options.Name, _options.SubnetFile, timeToReady);
 
-        await RunUntilStoppedAsync(network, lease, cancellationToken).ConfigureAwait(false);
+        await RunUntilStoppedAsync(network, lease, backendTask, running, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Phase 1: the network configuration from the store (flanneld retries forever; we back off).</summary>
@@ -248,14 +266,11 @@ public sealed partial class FlannelAgent : BackgroundService
     }
 
     /// <summary>
-    /// Phase 5: the node for its lease: the backend's own-lease configuration, masquerade and forward rules (flanneld
-    /// exits when they cannot be installed), then subnet.env, which the CNI plugin waits for.
+    /// Phase 5, after the backend's own-lease configuration: masquerade and forward rules (flanneld exits when they
+    /// cannot be installed), then subnet.env, which the CNI plugin waits for.
     /// </summary>
     private async Task ProgramNodeAsync(NetworkConfig config, INetwork network, Lease lease, SubnetEnvReadResult? previous, CancellationToken cancellationToken)
     {
-        Readiness.SetPhase("configuring the lease on the backend");
-        await network.ConfigureLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
-
         Readiness.SetPhase("installing masquerade and forward rules");
         await EnsureTrafficRulesAsync(lease, previous, isResync: false, cancellationToken).ConfigureAwait(false);
 
@@ -264,13 +279,12 @@ public sealed partial class FlannelAgent : BackgroundService
     }
 
     /// <summary>
-    /// The steady state: the backend programs remote leases from the lease watch, the store keeps the lease, the rules
-    /// are resynchronised and peers probed, until stopped; if one loop ends on its own, the agent fails with its error.
+    /// The steady state: the backend (started before subnet.env; <paramref name="linked"/> stops it) programs remote
+    /// leases from the lease watch, the store keeps the lease, the rules are resynchronised and peers probed, until
+    /// stopped; if one loop ends on its own, the agent fails with its error.
     /// </summary>
-    private async Task RunUntilStoppedAsync(INetwork network, Lease lease, CancellationToken cancellationToken)
+    private async Task RunUntilStoppedAsync(INetwork network, Lease lease, Task backendTask, CancellationTokenSource linked, CancellationToken cancellationToken)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task backendTask = network.RunAsync(RemoteLeaseEventsAsync(linked.Token), linked.Token);
         Task keepTask = KeepLeaseAsync(linked.Token);
         Task resyncTask = ResyncLoopAsync(linked.Token);
         SetProbeEndpoints(lease, network);

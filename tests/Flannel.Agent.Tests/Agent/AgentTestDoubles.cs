@@ -205,10 +205,16 @@ internal sealed class RecordingTrafficRules(CallLog log) : IAgentTrafficRules
 {
     public ConcurrentQueue<TrafficRulesRequest> Requests { get; } = new();
 
-    public ValueTask EnsureAsync(TrafficRulesRequest request, CancellationToken cancellationToken)
+    /// <summary>When set, a start-up installation (not a resync) waits for it: its exception, if any, is the failure.</summary>
+    public Task? StartupGate { get; set; }
+
+    public async ValueTask EnsureAsync(TrafficRulesRequest request, CancellationToken cancellationToken)
     {
         log.Add(request.IsResync ? "traffic-resync" : "traffic");
         Requests.Enqueue(request);
-        return ValueTask.CompletedTask;
+        if (!request.IsResync && StartupGate is { } gate)
+        {
+            await gate.WaitAsync(cancellationToken);
+        }
     }
 }

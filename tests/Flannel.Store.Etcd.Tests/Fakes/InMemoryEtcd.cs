@@ -18,7 +18,7 @@ namespace Flannel.Store.Etcd.Tests.Fakes;
 /// <remarks>
 /// Test controls: <see cref="Compact"/>, <see cref="FailNextCalls"/> (the next unary calls fail with
 /// <c>Unavailable</c>, as a member that is down), <see cref="BreakWatches"/> (open watches fail, as a dropped
-/// connection), <see cref="Calls"/> (how many unary calls were made) and <see cref="OpenWatches"/>.
+/// connection), <see cref="Calls"/> (how many unary calls were made), <see cref="RangeListings"/> (how many of them listed a prefix) and <see cref="OpenWatches"/>.
 /// </remarks>
 internal sealed class InMemoryEtcd : IEtcdKeyValue
 {
@@ -33,6 +33,7 @@ internal sealed class InMemoryEtcd : IEtcdKeyValue
     private long _nextWatchId;
     private int _failNext;
     private int _calls;
+    private int _rangeListings;
 
     public InMemoryEtcd(TimeProvider? time = null) => _time = time ?? TimeProvider.System;
 
@@ -54,6 +55,9 @@ internal sealed class InMemoryEtcd : IEtcdKeyValue
 
     /// <summary>The number of unary calls made so far (failed ones included).</summary>
     public int Calls => Volatile.Read(ref _calls);
+
+    /// <summary>The number of range calls over a key range (a prefix list), as opposed to one key.</summary>
+    public int RangeListings => Volatile.Read(ref _rangeListings);
 
     /// <summary>The number of watches currently open.</summary>
     public int OpenWatches
@@ -106,6 +110,11 @@ internal sealed class InMemoryEtcd : IEtcdKeyValue
     {
         ArgumentNullException.ThrowIfNull(request);
         Enter(cancellationToken);
+        if (!request.RangeEnd.IsEmpty)
+        {
+            Interlocked.Increment(ref _rangeListings);
+        }
+
         lock (_gate)
         {
             ExpireLeases();
