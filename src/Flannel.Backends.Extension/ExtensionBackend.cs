@@ -77,57 +77,12 @@ public sealed partial class ExtensionBackend : IBackend
         }
     }
 
-    /// <summary>
-    /// The command output as Go's <c>json.Marshal</c> writes a string (what flannel stores as BackendData): quotes,
-    /// backslash, control characters as <c>\n</c>, <c>\r</c>, <c>\t</c>, <c>\b</c>, <c>\f</c> or <c>\u00xx</c>, and
-    /// the HTML-sensitive <c>&lt;</c>, <c>&gt;</c>, <c>&amp;</c>, U+2028 and U+2029 as <c>\u</c> escapes.
-    /// </summary>
+    /// <summary>The command output as Go's <c>json.Marshal</c> writes a string (what flannel stores as BackendData).</summary>
     internal static string QuoteAsGoJson(string value)
     {
-        var text = new StringBuilder(value.Length + 2).Append('"');
-        foreach (char c in value)
-        {
-            switch (c)
-            {
-                case '"':
-                    text.Append("\\\"");
-                    break;
-                case '\\':
-                    text.Append("\\\\");
-                    break;
-                case '\n':
-                    text.Append("\\n");
-                    break;
-                case '\r':
-                    text.Append("\\r");
-                    break;
-                case '\t':
-                    text.Append("\\t");
-                    break;
-                case '\b':
-                    text.Append("\\b");
-                    break;
-                case '\f':
-                    text.Append("\\f");
-                    break;
-                case '<' or '>' or '&' or '\u2028' or '\u2029':
-                    text.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
-                    break;
-                default:
-                    if (c < 0x20)
-                    {
-                        text.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}");
-                    }
-                    else
-                    {
-                        text.Append(c);
-                    }
-
-                    break;
-            }
-        }
-
-        return text.Append('"').ToString();
+        var text = new StringBuilder(value.Length + 2);
+        GoJson.WriteString(text, value);
+        return text.ToString();
     }
 
     [LoggerMessage(EventId = 4200, Level = LogLevel.Information, Message = "Ran command: {Command} Output: {Output}")]

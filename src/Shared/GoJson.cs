@@ -1,4 +1,4 @@
-// Shared source: compiled into Flannel.Core, Flannel.Store.Kube and the flannel CNI plugin (which references no
+// Shared source: compiled into Flannel.Core, Flannel.Store.Kube, Flannel.Backends.Extension and the flannel CNI plugin (which references no
 // Flannel package), so there is one Go-compatible JSON writer. Internal in each; keep it dependency-free.
 using System.Buffers;
 using System.Globalization;
