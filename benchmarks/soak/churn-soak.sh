@@ -6,8 +6,9 @@
 #
 #   sudo benchmarks/soak/churn-soak.sh                       # 10 minutes at 20 changes/s over 200 peers
 #   sudo benchmarks/soak/churn-soak.sh --minutes 2 --rate 50 --peers 500 --no-build --csv /tmp/rss.csv
+#   sudo benchmarks/soak/churn-soak.sh --flanneld /tmp/native/flanneld  # a native-AOT flanneld (scripts/publish-native.sh)
 #
-# Uses the flanneld in samples/Flannel.Host/bin/Release/net10.0 (built unless --no-build). Creates namespaces named
+# Uses the flanneld in samples/Flannel.Host/bin/Release/net10.0 (built unless --no-build or --flanneld). Creates namespaces named
 # fs<id>-*, and removes every namespace and process it created, also when it fails. Never touches the root namespace.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,6 +20,7 @@ peers=200
 build=1
 csv=""
 gcdump=""
+flanneld="$root/samples/Flannel.Host/bin/Release/net10.0/flanneld"
 envs=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,14 +31,14 @@ while [ $# -gt 0 ]; do
     --csv) shift; csv=$1 ;;
     --env) shift; envs+=("$1") ;;    # NAME=VALUE for both flanneld processes (e.g. DOTNET_GCgen0size=0x400000), repeatable
     --gcdump) shift; gcdump=$1 ;;  # write dotnet-gcdump heap snapshots (post-convergence and end) to this folder
-    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    --flanneld) shift; flanneld=$1; build=0 ;;  # run this flanneld executable instead of the JIT build
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "churn-soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 if [ "$(id -u)" -ne 0 ]; then echo "churn-soak.sh: run as root (it creates network namespaces)" >&2; exit 1; fi
 
-flanneld="$root/samples/Flannel.Host/bin/Release/net10.0/flanneld"
 if [ "$build" = 1 ]; then
   dotnet build samples/Flannel.Host -c Release -nologo -v quiet || exit 1
 fi
@@ -94,7 +96,7 @@ for n in node1 node2; do
   pids[$n]=$!
 done
 
-echo "flanneld PIDs: node1 ${pids[node1]}, node2 ${pids[node2]}"
+echo "flanneld $flanneld $([ -e "${flanneld}.dll" ] && echo '(JIT)' || echo '(native)'); PIDs: node1 ${pids[node1]}, node2 ${pids[node2]}"
 routes() { ip -n "${ns[$1]}" route show proto 70 | grep -c '^10\.244\.'; }
 for n in node1 node2; do
   for _ in $(seq 600); do [ "$(routes "$n")" -ge "$peers" ] && break; sleep 0.1; done

@@ -14,8 +14,9 @@ namespace Flannel.Backends.HostGw;
 // the routes are desired state: replaced atomically when they differ, re-added when missing (the kernel
 // flushes them when the interface goes down, so a link-up notification triggers a resync at once), and
 // deleted when stale, peers that vanished while the agent was down included. Routes carry the Flannel.NET
-// route protocol, and only routes with that protocol, on the external interface, inside the cluster network
-// are ever deleted, so routes of other programs are never touched.
+// route protocol, and only routes with that protocol on the external interface are ever deleted, so routes of
+// other programs are never touched. Every such route no peer wants is garbage, also outside the cluster network:
+// a hostile lease programmed before admission existed, or a peer of a Network since changed.
 
 /// <summary>The host-gw network on this node.</summary>
 internal sealed class HostGwNetwork : ReconcilingNetwork
@@ -115,10 +116,10 @@ internal sealed class HostGwNetwork : ReconcilingNetwork
     protected override async ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken)
     {
         var owned = new List<StateObject>();
-        foreach ((bool enabled, AddressFamily family, IPNetwork? cluster, IPNetwork? own) in new[]
+        foreach ((bool enabled, AddressFamily family, IPNetwork? own) in new[]
         {
-            (_networkConfig.EnableIPv4, AddressFamily.InterNetwork, _networkConfig.Network, OwnLease?.Subnet),
-            (_networkConfig.EnableIPv6, AddressFamily.InterNetworkV6, _networkConfig.IPv6Network, OwnLease?.IPv6Subnet),
+            (_networkConfig.EnableIPv4, AddressFamily.InterNetwork, OwnLease?.Subnet),
+            (_networkConfig.EnableIPv6, AddressFamily.InterNetworkV6, OwnLease?.IPv6Subnet),
         })
         {
             if (!enabled)
@@ -129,8 +130,7 @@ internal sealed class HostGwNetwork : ReconcilingNetwork
             var filter = new RouteFilter { Family = family, Table = RouteDefaults.MainTable, Protocol = RouteDefaults.ProtocolFlannel, LinkIndex = _external.Index };
             foreach (RouteInfo route in await Netlink.ListRoutesAsync(filter, cancellationToken).ConfigureAwait(false))
             {
-                if (route.LinkIndex == _external.Index && route.Destination != own
-                    && (cluster is not { } net || (route.Destination.PrefixLength >= net.PrefixLength && net.Contains(route.Destination.BaseAddress))))
+                if (route.LinkIndex == _external.Index && route.Destination != own)
                 {
                     owned.Add(KernelObject.ForObservedRoute(route));
                 }

@@ -614,6 +614,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
             Attributes = attributes,
             Expiration = _time.GetUtcNow() + LeaseLifetime,
             Revision = long.TryParse(node.ResourceVersion, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long rv) ? rv : 0,
+            CreateRevision = node.CreationOrder,
         };
     }
 

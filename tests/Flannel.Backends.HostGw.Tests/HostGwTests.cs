@@ -238,6 +238,29 @@ public sealed class HostGwTests
     }
 
     [Fact]
+    public async Task Startup_garbage_collects_every_route_of_ours_on_the_interface_even_outside_the_network()
+    {
+        // What an agent without admission (or with another Network) left behind: a peer outside the network and a key
+        // as wide as 10.0.0.0/8, both via eth0 with our protocol. A route of another protocol there stays.
+        var outside = new RouteSpec { Destination = IPNetwork.Parse("192.168.7.0/24"), Gateway = IPAddress.Parse("198.18.0.7"), LinkIndex = 0, Protocol = RouteDefaults.ProtocolFlannel };
+        var wide = new RouteSpec { Destination = IPNetwork.Parse("10.0.0.0/8"), Gateway = IPAddress.Parse("198.18.0.8"), LinkIndex = 0, Protocol = RouteDefaults.ProtocolFlannel };
+        var foreign = new RouteSpec { Destination = IPNetwork.Parse("192.168.8.0/24"), Gateway = IPAddress.Parse("198.18.0.9"), LinkIndex = 0, Protocol = RouteDefaults.ProtocolBoot };
+        await using Node node = await Node.StartAsync(n =>
+        {
+            foreach (RouteSpec route in new[] { outside, wide, foreign })
+            {
+                n.Netlink.AddForeignRoute(route with { LinkIndex = n.Eth0.Index });
+            }
+        });
+
+        await node.SendAsync(Added(Peer(2)));
+        await node.WaitUntilAsync(
+            () => node.HasRoute(2) && !node.Netlink.Routes.Any(r => r.Destination == outside.Destination || r.Destination == wide.Destination),
+            "the leftover routes are collected and peer 2 is programmed");
+        Assert.Contains(node.Netlink.Routes, r => r.Destination == foreign.Destination);
+    }
+
+    [Fact]
     public void AddHostGwBackend_registers_a_keyed_backend()
     {
         var services = new ServiceCollection();

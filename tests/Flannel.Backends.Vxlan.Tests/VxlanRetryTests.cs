@@ -38,7 +38,10 @@ public sealed class VxlanRetryTests
 
         await Task.Delay(200, TestContext.Current.CancellationToken);
         int attempts = FdbAttempts(node, 3) - attemptsBefore;
-        Assert.InRange(attempts, 3, 8);
+
+        // 5 or 6 on an idle machine. A loaded one runs a due retry a little late in fake time, which pushes the later
+        // ones back, so only the bounds are asserted: retried at all, and far from a storm (without backoff: 200+).
+        Assert.InRange(attempts, 2, 8);
         Assert.Equal(0, node.Meters.Sum("flannel.backend.reconciliations", "reason", "route-deleted"));
 
         // The others were programmed once and never touched again.

@@ -44,8 +44,16 @@ public sealed class WireGuardEndToEndTests
         // Everything between node1 and node2 on node1's underlay link, while the pods ping each other.
         string node1 = cluster.NodeAddresses["node1"], node2 = cluster.NodeAddresses["node2"];
         Task<ProcessResult> capture = cluster.Bridge.RunAsync(
-            "timeout", "12", "tcpdump", "-i", "v-node1", "-nn", "-l", "-c", "200", $"ip and host {node1} and host {node2}"); // IP only: ARP between them is expected
-        await Task.Delay(TimeSpan.FromSeconds(2)); // tcpdump is listening
+            "timeout", "20", "tcpdump", "-i", "v-node1", "-nn", "-l", "-c", "200", $"ip and host {node1} and host {node2}"); // IP only: ARP between them is expected
+
+        // tcpdump is listening once its packet socket exists in the bridge namespace (/proc/net is per namespace).
+        await VirtualCluster.WaitUntilAsync(
+            async () => capture.IsCompleted || (await cluster.Bridge.RunCheckedAsync("cat", "/proc/net/packet")).Trim().Split('\n').Length > 1,
+            "tcpdump to open its capture on v-node1");
+        if (capture.IsCompleted)
+        {
+            Assert.Fail($"tcpdump ended before the pings: {(await capture).StandardError}");
+        }
         Assert.True(await VirtualCluster.PingAsync(pod1, ip2), $"pod on node1 cannot reach {ip2} on node2\n{cluster.FlanneldLog("node1")}");
         Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"pod on node2 cannot reach {ip1} on node1\n{cluster.FlanneldLog("node2")}");
         ProcessResult captured = await capture;

@@ -285,7 +285,8 @@ public class OwnLeaseTests
     [Fact]
     public async Task Patches_that_keep_failing_end_with_flannels_timeout_text()
     {
-        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(configure: o => o.PatchRetryTimeout = TimeSpan.FromMilliseconds(300));
+        // Long enough for a retry even when one request takes most of a second on a loaded machine (retries are 50 ms apart).
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(configure: o => o.PatchRetryTimeout = TimeSpan.FromSeconds(2));
         h.Server.AddNode(NodeFixtures.Node("node-a", "198.18.0.11", "10.244.1.0/24"));
         h.Server.FailNext("PATCH", "/nodes/node-a/status", count: 1000, status: 500);
 

@@ -50,6 +50,37 @@ public class PeerWatchTests
     }
 
     [Fact]
+    public async Task Each_peer_lease_carries_its_nodes_creation_order_which_updates_keep()
+    {
+        // The agent keeps the earlier of two overlapping leases by CreateRevision. The API has no creation revision;
+        // metadata.creationTimestamp (set by the server at creation, never changed) gives the order. node-b is
+        // listed first (lists are in name order) but was created a day after node-y. (We are node-a.)
+        await using KubeStoreHarness h = await KubeStoreHarness.StartAsync(KubeStoreHarness.IPv4NetConf);
+        h.Server.AddNode(CreatedAt(NodeFixtures.Node("node-b", "198.18.0.11", "10.244.2.0/25", Vxlan("198.18.0.11", "0a:58:0a:f4:02:99")), "2026-11-28T10:00:00Z"));
+        h.Server.AddNode(CreatedAt(NodeFixtures.Node("node-y", "198.18.0.12", "10.244.2.0/24", Vxlan("198.18.0.12", "0a:58:0a:f4:02:01")), "2026-11-27T10:00:00Z"));
+        await using StreamReader<LeaseWatchResult> watch = new(h.Store.WatchLeasesAsync);
+
+        LeaseWatchResult first = await watch.NextAsync();
+        Lease later = first.Snapshot!.Single(l => l.Subnet == IPNetwork.Parse("10.244.2.0/25"));
+        Lease earlier = first.Snapshot!.Single(l => l.Subnet == IPNetwork.Parse("10.244.2.0/24"));
+        Assert.Equal(DateTimeOffset.Parse("2026-11-27T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds(), earlier.CreateRevision);
+        Assert.Equal(earlier.CreateRevision + 86_400, later.CreateRevision);
+
+        // A changed annotation is a new lease value, with the same creation order.
+        h.Server.UpdateNode("node-y", n => SetAnnotation(n, "flannel.alpha.coreos.com/backend-data", """{"VNI":1,"VtepMAC":"0a:58:0a:f4:02:02"}"""));
+        LeaseEvent changed = Assert.Single((await watch.NextAsync()).Events);
+        Assert.Equal(earlier.Subnet, changed.Lease.Subnet);
+        Assert.Equal(earlier.CreateRevision, changed.Lease.CreateRevision);
+    }
+
+    private static string CreatedAt(string nodeJson, string creationTimestamp)
+    {
+        JsonObject node = JsonNode.Parse(nodeJson)!.AsObject();
+        node["metadata"]!["creationTimestamp"] = creationTimestamp;
+        return node.ToJsonString();
+    }
+
+    [Fact]
     public async Task A_failing_list_is_retried_with_backoff()
     {
         await using KubeStoreHarness h = await StartWithPeersAsync();

@@ -22,6 +22,23 @@ internal class KubeNode
     [JsonIgnore]
     public string ResourceVersion => Metadata.ResourceVersion;
 
+    /// <summary>
+    /// The node's creation order for the agent's overlap rule (<see cref="Flannel.Subnets.Lease.CreateRevision"/>):
+    /// <c>metadata.creationTimestamp</c> in Unix seconds, set by the API server when the node is created and never
+    /// changed; 0 when absent or unreadable. The API exposes no creation revision, and nodes created within the same
+    /// second tie: the agent then keeps the lease it saw first.
+    /// </summary>
+    [JsonIgnore]
+    public long CreationOrder =>
+        DateTimeOffset.TryParse(
+            Metadata.CreationTimestamp,
+            System.Globalization.CultureInfo.InvariantCulture,
+            System.Globalization.DateTimeStyles.AssumeUniversal,
+            out DateTimeOffset created)
+        && created.ToUnixTimeSeconds() > 0
+            ? created.ToUnixTimeSeconds()
+            : 0;
+
     [JsonIgnore]
     public bool HasPodCidr => !string.IsNullOrEmpty(Spec.PodCidr) || Spec.PodCidrs is { Count: > 0 };
 
@@ -47,6 +64,9 @@ internal sealed class NodeMetadata
 
     [JsonPropertyName("resourceVersion")]
     public string ResourceVersion { get; init; } = "";
+
+    [JsonPropertyName("creationTimestamp")]
+    public string? CreationTimestamp { get; init; }
 
     [JsonPropertyName("annotations")]
     public FlannelAnnotations Annotations { get; init; } = FlannelAnnotations.Empty;

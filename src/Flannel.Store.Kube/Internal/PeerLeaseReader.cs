@@ -83,6 +83,7 @@ internal sealed class PeerLeaseReader(AnnotationNames names, bool enableIPv4, bo
 
             // Kubernetes leases do not expire: a node's subnet is its podCIDR for as long as the node exists.
             Expiration = null,
+            CreateRevision = node.CreationOrder,
         };
         problem = null;
         return true;

@@ -1,6 +1,7 @@
 using System.Net;
 using Flannel.Configuration;
 using Flannel.Subnets;
+using Flannel.Subnets.InMemory;
 
 namespace Flannel.Agent.Tests;
 
@@ -127,6 +128,28 @@ public sealed class RemoteLeaseAdmissionTests
     }
 
     [Fact]
+    public void With_the_in_memory_store_the_lease_created_first_wins_in_whatever_order_the_store_lists_them()
+    {
+        // The store itself, not the test, gives the creation order: a later, overlapping lease loses even when a
+        // listing (an agent starting) shows it first, and even after the earlier lease was renewed.
+        using var registry = new InMemorySubnetRegistry("""{"Network":"10.244.0.0/16"}""");
+        Lease legit = registry.TryCreate(IPNetwork.Parse("10.244.2.0/24"), null, L("10.244.2.0/24", "198.18.0.2").Attributes, TimeSpan.FromHours(1))!;
+        Lease hijack = registry.TryCreate(IPNetwork.Parse("10.244.2.0/25"), null, L("10.244.2.0/25", "198.18.0.99").Attributes, TimeSpan.FromHours(1))!;
+        Assert.NotNull(registry.TryUpdate(legit.Key, legit.Revision, legit.Attributes, TimeSpan.FromHours(1)));
+        IReadOnlyList<Lease> listed = registry.ListLeases();
+        Assert.Equal(2, listed.Count);
+
+        foreach (IEnumerable<Lease> order in new[] { listed, listed.Reverse() })
+        {
+            _rejections.Clear();
+            IReadOnlyList<LeaseEvent> events = Tracker().Apply(LeaseWatchResult.FromSnapshot([.. order]));
+
+            Assert.Equal(legit.Key, Assert.Single(events).Lease.Key);
+            Assert.Equal(hijack.Key, Assert.Single(_rejections).Key);
+        }
+    }
+
+    [Fact]
     public void First_seen_breaks_the_tie_when_the_store_has_no_creation_order()
     {
         RemoteLeaseTracker tracker = Tracker();
@@ -198,6 +221,17 @@ public sealed class RemoteLeaseAdmissionTests
         tracker.Apply(LeaseWatchResult.FromSnapshot([hostile]));
         tracker.Apply(Events(Added(hostile with { Revision = 9 })));
         tracker.Apply(LeaseWatchResult.FromSnapshot([hostile with { Revision = 10 }]));
+        Assert.Single(_rejections);
+
+        // Peers coming and going re-check every rejected lease (a freed subnet may admit one): still reported once,
+        // however much the cluster churns.
+        Lease peer = L("10.244.5.0/24", "198.18.0.5");
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal([Added(peer)], tracker.Apply(Events(Added(peer))));
+            Assert.Equal([Removed(peer) with { Lease = peer }], tracker.Apply(Events(Removed(peer))));
+        }
+
         Assert.Single(_rejections);
 
         Assert.Empty(tracker.Apply(Events(Removed(hostile))));

@@ -146,6 +146,9 @@ public sealed class KubeApiServerDouble : IAsyncDisposable
                 throw new InvalidOperationException($"node {name} already exists");
             }
 
+            // The API server stamps every new object (second resolution); a fixture may carry its own time.
+            JsonObject metadata = node["metadata"]!.AsObject();
+            metadata["creationTimestamp"] ??= DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
             Commit("ADDED", name, node);
         }
     }

@@ -257,6 +257,10 @@ public sealed class InMemorySubnetRegistry : IDisposable
             Attributes = attributes,
             Expiration = ttl is { } t ? _timeProvider.GetUtcNow() + t : null,
             Revision = _revision,
+
+            // As etcd's create revision: the revision the key was created at, kept by every later write and new
+            // again after a delete. The agent keeps the earlier of two overlapping leases by it.
+            CreateRevision = _leases.TryGetValue(key, out Lease? existing) ? existing.CreateRevision : _revision,
         };
         _leases[key] = lease;
         PublishLocked(LeaseWatchResult.FromEvents([new LeaseEvent(LeaseEventType.Added, lease)]));

@@ -47,6 +47,27 @@ public sealed class InMemorySubnetRegistryTests
     }
 
     [Fact]
+    public void The_create_revision_is_the_revision_a_key_was_created_at_kept_by_updates_and_new_after_a_delete()
+    {
+        // The agent keeps the earlier of two overlapping leases by CreateRevision, as etcd's create_revision.
+        using var registry = new InMemorySubnetRegistry(Config, new FakeTimeProvider());
+        Lease a = registry.TryCreate(S1, null, Node(1), TimeSpan.FromHours(1))!;
+        Lease b = registry.TryCreate(S2, null, Node(2), TimeSpan.FromHours(1))!;
+        Assert.Equal(1, a.CreateRevision);
+        Assert.Equal(2, b.CreateRevision);
+
+        Lease renewed = registry.TryUpdate(a.Key, a.Revision, Node(1) with { BackendType = "vxlan" }, TimeSpan.FromHours(1))!;
+        Assert.Equal(3, renewed.Revision);
+        Assert.Equal(1, renewed.CreateRevision);
+        Assert.Equal(1, registry.GetLease(a.Key)!.CreateRevision);
+        Assert.Equal([1, 2], registry.ListLeases().Select(l => l.CreateRevision).Order());
+
+        Assert.True(registry.TryDelete(a.Key));
+        Lease recreated = registry.TryCreate(S1, null, Node(3), TimeSpan.FromHours(1))!;
+        Assert.Equal(5, recreated.CreateRevision);
+    }
+
+    [Fact]
     public void Leases_expire_by_the_time_provider_and_reservations_never_do()
     {
         var time = new FakeTimeProvider();
