@@ -4,6 +4,7 @@ using Flannel.Backends.Alloc;
 using Flannel.Backends.Extension;
 using Flannel.Configuration;
 using Flannel.Subnets;
+using Flannel.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -148,15 +149,28 @@ public sealed class ExtensionBackendTests : IDisposable
         string marker = Path.Combine(_work, "child.pid");
         var runner = new ExtensionCommandRunner(new ExtensionBackendOptions { CommandTimeout = TimeSpan.FromMilliseconds(500) });
         var started = DateTime.UtcNow;
-        ExtensionCommandResult result = await runner.RunAsync($"echo started; sleep 60 & echo $! > {marker}; wait", new Dictionary<string, string>(), string.Empty, TestContext.Current.CancellationToken);
+        ExtensionCommandResult result = await runner.RunAsync($"echo started; sleep 300 & echo $! > {marker}; wait", new Dictionary<string, string>(), string.Empty, TestContext.Current.CancellationToken);
 
         Assert.False(result.Succeeded);
         Assert.Equal("timed out after 0.5s and was killed", result.Error);
         Assert.Equal("started", result.Output);
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(20));
+        // Not a timing assertion: a runner that waited for the orphaned child (its stdout stays open) would take 300 s.
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromMinutes(2), "RunAsync waited for the killed command's child");
         int child = int.Parse(File.ReadAllText(marker).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        await Task.Delay(200, TestContext.Current.CancellationToken);
-        Assert.False(Directory.Exists($"/proc/{child}") && !File.ReadAllText($"/proc/{child}/stat").Contains(") Z ", StringComparison.Ordinal), $"the command's child {child} is still running");
+        // The kill is signalled to the whole process group; the orphaned child is reaped by init in its own time.
+        await Wait.UntilAsync(() => !IsRunning(child), $"the command's child {child} to be gone");
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            return !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     [Theory]
