@@ -174,7 +174,9 @@ public sealed partial class FlannelAgent : BackgroundService
         Readiness.SetPhase("writing subnet.env");
         WriteSubnetFile(config, lease, network, cancellationToken);
         using var running = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task backendTask = network.RunAsync(RemoteLeaseEventsAsync(running.Token), running.Token);
+        // On the thread pool: with the snapshot already in memory, a backend may program all of it before its first
+        // real await, and the rules would only start after that.
+        Task backendTask = Task.Run(() => network.RunAsync(RemoteLeaseEventsAsync(running.Token), running.Token), CancellationToken.None);
         try
         {
             Readiness.SetPhase("installing masquerade and forward rules");
