@@ -101,6 +101,7 @@ internal static class EtcdScale
             if (round > 0)
             {
                 Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s  (RSS anon {Measure.Mib(anon)} MiB, file {Measure.Mib(file)} MiB)");
+                await Measure.GcDumpAsync(process.Id, $"etcd-{flanneld.Label}-{round}");
             }
 
             return (subnetAt!.Value.TotalMilliseconds, convergedAt.TotalMilliseconds);
