@@ -49,6 +49,9 @@ internal static class Measure
         return (anon, file);
     }
 
+    /// <summary>With <c>--late SECONDS</c>: how long after the steady figure the RSS is read again; zero: not read.</summary>
+    public static TimeSpan LateReading { get; set; }
+
     /// <summary>Where <see cref="GcDumpAsync"/> writes heap dumps (<c>--gcdump DIR</c>); null: no dumps.</summary>
     public static string? GcDumpDirectory { get; set; }
 
