@@ -378,6 +378,12 @@ internal sealed class VirtualCluster : IAsyncDisposable
             await WaitUntilAsync(() => Task.FromResult(File.Exists(SubnetFile(node)) && new FileInfo(SubnetFile(node)).Length > 0), $"{node}'s subnet.env\n{FlanneldLog(node)}");
         }
 
+        // subnet.env comes before the rules; ready means both are in.
+        foreach (string node in _nodes.Keys)
+        {
+            await WaitUntilAsync(() => IsReadyAsync(node), $"{node} ready on its status socket\n{FlanneldLog(node)}");
+        }
+
         foreach (string node in _nodes.Keys)
         {
             foreach (string peer in _nodes.Keys.Where(p => p != node))
@@ -398,6 +404,29 @@ internal sealed class VirtualCluster : IAsyncDisposable
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>Whether the node's agent says it is ready (subnet.env written, rules installed) on its status socket.</summary>
+    private async Task<bool> IsReadyAsync(string node)
+    {
+        try
+        {
+            using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            await client.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(StatusSocket(node)));
+            await client.SendAsync("status\n"u8.ToArray());
+            using var answer = new MemoryStream();
+            await using (var stream = new System.Net.Sockets.NetworkStream(client, ownsSocket: false))
+            {
+                await stream.CopyToAsync(answer);
+            }
+
+            using JsonDocument status = JsonDocument.Parse(answer.ToArray());
+            return status.RootElement.TryGetProperty("node", out JsonElement self) && self.TryGetProperty("ready", out JsonElement ready) && ready.GetBoolean();
+        }
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or IOException)
+        {
+            return false; // not listening yet, or the agent went away while answering
         }
     }
 

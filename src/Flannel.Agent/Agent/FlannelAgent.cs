@@ -165,15 +165,22 @@ public sealed partial class FlannelAgent : BackgroundService
         Readiness.SetPhase("configuring the lease on the backend");
         await network.ConfigureLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
 
-        // The backend programs the peers from here on, while the rules and subnet.env are written: flanneld starts
-        // its backend only after subnet.env, but nothing depends on that order (no pod exists on this node before
-        // subnet.env, and the rules do not touch peer routes), and with thousands of peers programming is most of
-        // the start-up.
+        // subnet.env first, then the backend programs the peers while the rules are installed. flanneld writes
+        // subnet.env after its rule set-up, but in iptables mode that set-up only recycles the old rules and creates
+        // the chain: the rules themselves go in from a goroutine, so its subnet.env never waited for them. Here the
+        // whole restore replaces the chains atomically (no recycle step to lose), so subnet.env waits for nothing
+        // the CNI plugin needs, and with thousands of peers it no longer waits behind their programming. Readiness
+        // still waits for the rules.
+        Readiness.SetPhase("writing subnet.env");
+        WriteSubnetFile(config, lease, network, cancellationToken);
         using var running = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Task backendTask = network.RunAsync(RemoteLeaseEventsAsync(running.Token), running.Token);
+        // On the thread pool: with the snapshot already in memory, a backend may program all of it before its first
+        // real await, and the rules would only start after that.
+        Task backendTask = Task.Run(() => network.RunAsync(RemoteLeaseEventsAsync(running.Token), running.Token), CancellationToken.None);
         try
         {
-            await ProgramNodeAsync(config, network, lease, previous, cancellationToken).ConfigureAwait(false);
+            Readiness.SetPhase("installing masquerade and forward rules");
+            await EnsureTrafficRulesAsync(lease, previous, isResync: false, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -266,19 +273,6 @@ public sealed partial class FlannelAgent : BackgroundService
     }
 
     /// <summary>
-    /// Phase 5, after the backend's own-lease configuration: masquerade and forward rules (flanneld exits when they
-    /// cannot be installed), then subnet.env, which the CNI plugin waits for.
-    /// </summary>
-    private async Task ProgramNodeAsync(NetworkConfig config, INetwork network, Lease lease, SubnetEnvReadResult? previous, CancellationToken cancellationToken)
-    {
-        Readiness.SetPhase("installing masquerade and forward rules");
-        await EnsureTrafficRulesAsync(lease, previous, isResync: false, cancellationToken).ConfigureAwait(false);
-
-        Readiness.SetPhase("writing subnet.env");
-        await WriteSubnetFileAsync(config, lease, network, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
     /// The steady state: the backend (started before subnet.env; <paramref name="linked"/> stops it) programs remote
     /// leases from the lease watch, the store keeps the lease, the rules are resynchronised and peers probed, until
     /// stopped; if one loop ends on its own, the agent fails with its error.
@@ -366,11 +360,10 @@ public sealed partial class FlannelAgent : BackgroundService
         }
     }
 
-    private async ValueTask WriteSubnetFileAsync(NetworkConfig config, Lease lease, INetwork network, CancellationToken cancellationToken)
+    private void WriteSubnetFile(NetworkConfig config, Lease lease, INetwork network, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         SubnetEnvFile.Write(_options.SubnetFile, SubnetEnvironment.Create(config, lease, network.Mtu, _options.IpMasq));
-        await Task.CompletedTask.ConfigureAwait(false);
     }
 
     private async ValueTask EnsureTrafficRulesAsync(Lease lease, SubnetEnvReadResult? previous, bool isResync, CancellationToken cancellationToken)
@@ -482,7 +475,7 @@ public sealed partial class FlannelAgent : BackgroundService
         SetProbeEndpoints(updated, _network);
         var previous = new SubnetEnvReadResult { Exists = true, Network = _config!.Network, Subnet = old.Subnet, IPv6Network = _config.IPv6Network, IPv6Subnet = old.IPv6Subnet };
         await EnsureTrafficRulesAsync(updated, previous, isResync: false, cancellationToken).ConfigureAwait(false);
-        await WriteSubnetFileAsync(_config, updated, _network, cancellationToken).ConfigureAwait(false);
+        WriteSubnetFile(_config, updated, _network, cancellationToken);
     }
 
     /// <summary>

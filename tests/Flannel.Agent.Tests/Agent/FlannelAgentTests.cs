@@ -21,13 +21,15 @@ public sealed class FlannelAgentTests
         await using var h = new AgentHarness();
         await h.StartAsync();
         await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
-        await h.WaitUntilAsync(() => h.Log.Calls.Contains("run") && h.Log.Calls.Contains("keep"), what: "run and keep");
+        await h.WaitUntilAsync(() => h.Log.Calls.Contains("watch") && h.Log.Calls.Contains("keep"), what: "watch and keep");
 
-        // flanneld's order, except that the backend runs (watches and programs peers) from its own-lease configuration
-        // on, while the rules and subnet.env are written.
-        string[] startup = [.. h.Log.Calls.Take(8)];
-        Assert.Equal(["config", "hints", "register", "acquire", "configure-lease", "run"], startup[..6]);
-        Assert.Equal(["traffic", "watch"], startup[6..].Order(StringComparer.Ordinal));
+        // flanneld's order, except that subnet.env comes right after the backend's own-lease configuration and the
+        // backend then runs (watches and programs peers) while the rules are installed.
+        string[] calls = [.. h.Log.Calls];
+        Assert.Equal(["config", "hints", "register", "acquire", "configure-lease"], calls[..5]);
+        Assert.Subset(calls[5..].ToHashSet(), new HashSet<string> { "run", "traffic", "watch", "keep" });
+        Assert.True(Array.IndexOf(calls, "run") < Array.IndexOf(calls, "watch"), string.Join(", ", calls));
+        Assert.True(Array.IndexOf(calls, "traffic") < Array.IndexOf(calls, "keep"), string.Join(", ", calls));
         Assert.True(h.Agent.Readiness.IsReady);
         Assert.Equal(
             "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n",
@@ -42,18 +44,20 @@ public sealed class FlannelAgentTests
     }
 
     [Fact]
-    public async Task Peers_are_programmed_while_the_rules_are_still_being_installed_and_ready_waits_for_subnet_env()
+    public async Task Subnet_env_is_written_and_peers_programmed_while_the_rules_are_still_being_installed_and_ready_waits_for_the_rules()
     {
         await using var h = new AgentHarness();
         var rulesInstalled = new TaskCompletionSource();
         h.Traffic!.StartupGate = rulesInstalled.Task;
         await h.StartAsync();
         await h.WaitUntilAsync(() => h.Store.WatchStarts == 1, what: "the lease watch, before the rules are in");
+        Assert.Equal(
+            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n",
+            await File.ReadAllTextAsync(h.SubnetFile, TestContext.Current.CancellationToken));
         h.Store.Publish(LeaseWatchResult.FromSnapshot([Remote("10.244.9.0/24", "198.18.0.9")]));
 
         await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 1, what: "the snapshot programmed");
         Assert.Equal("10.244.9.0/24", h.Backend.Network.Batches[0].Single().Lease.Subnet.ToString());
-        Assert.False(File.Exists(h.SubnetFile));
         Assert.False(h.Agent.Readiness.IsReady);
         Assert.False(h.Agent.Started.IsCompleted);
 
@@ -73,7 +77,6 @@ public sealed class FlannelAgentTests
         await h.WaitUntilAsync(() => h.Health.Failures.Count == 1, what: "the agent's failure");
         await h.WaitUntilAsync(() => h.Backend.Network.RunEnded, what: "the backend stopped");
         Assert.Contains("permission denied", h.Health.Failures[0].Error.Message, StringComparison.Ordinal);
-        Assert.False(File.Exists(h.SubnetFile));
         Assert.False(h.Agent.Readiness.IsReady);
     }
 
