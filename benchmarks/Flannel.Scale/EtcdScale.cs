@@ -101,6 +101,15 @@ internal static class EtcdScale
             if (round > 0)
             {
                 Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s  (RSS anon {Measure.Mib(anon)} MiB, file {Measure.Mib(file)} MiB)");
+                if (Measure.LateReading > TimeSpan.Zero)
+                {
+                    await Task.Delay(Measure.LateReading);
+                    (long late, long latePeak) = Measure.Memory(process.Id);
+                    (long lateAnon, _) = Measure.RssParts(process.Id);
+                    Console.WriteLine($"{flanneld.Label,-8} {round,5} RSS {Measure.LateReading.TotalSeconds:0} s later {Measure.Mib(late)} MiB (anon {Measure.Mib(lateAnon)} MiB), peak {Measure.Mib(latePeak)} MiB");
+                }
+
+                await Measure.GcDumpAsync(process.Id, $"etcd-{flanneld.Label}-{round}");
             }
 
             return (subnetAt!.Value.TotalMilliseconds, convergedAt.TotalMilliseconds);

@@ -53,6 +53,7 @@ internal static class KubeScale
             (long steady, _) = Measure.Memory(process.Id);
             (long anon, long file) = Measure.RssParts(process.Id);
             Console.WriteLine($"converged in {converged.TotalMilliseconds:0} ms with {requests} API requests; RSS steady {Measure.Mib(steady)} MiB (anon {Measure.Mib(anon)}, file {Measure.Mib(file)}; start-up peak {Measure.Mib(startPeak)} MiB)");
+            await Measure.GcDumpAsync(process.Id, $"kube-{flanneld.Label}-steady");
 
             // A re-list of every node: the watch expires (410), flanneld lists all N again.
             Measure.ResetPeak(process.Id);

@@ -49,6 +49,38 @@ internal static class Measure
         return (anon, file);
     }
 
+    /// <summary>With <c>--late SECONDS</c>: how long after the steady figure the RSS is read again; zero: not read.</summary>
+    public static TimeSpan LateReading { get; set; }
+
+    /// <summary>Where <see cref="GcDumpAsync"/> writes heap dumps (<c>--gcdump DIR</c>); null: no dumps.</summary>
+    public static string? GcDumpDirectory { get; set; }
+
+    /// <summary>
+    /// With <c>--gcdump DIR</c>: a heap dump of a JIT flanneld (dotnet-gcdump on PATH or in ~/.dotnet/tools) and its
+    /// report by type. Only after the phase's figures are read: collecting forces a full, compacting GC.
+    /// </summary>
+    public static async Task GcDumpAsync(int pid, string name)
+    {
+        if (GcDumpDirectory is null)
+        {
+            return;
+        }
+
+        string tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-gcdump");
+        tool = File.Exists(tool) ? tool : "dotnet-gcdump";
+        string dump = Path.Combine(GcDumpDirectory, $"{name}.gcdump");
+        try
+        {
+            await RunAsync(tool, "collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", dump);
+            await File.WriteAllTextAsync(Path.ChangeExtension(dump, ".txt"), await RunAsync(tool, "report", dump));
+            Console.WriteLine($"heap dump {dump} (report by type next to it)");
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            Console.WriteLine($"no heap dump of {name}: {e.Message.Split('\n')[0]}");
+        }
+    }
+
     /// <summary>Resets VmHWM to the current RSS (<c>clear_refs</c> 5), so the next peak is one phase's own.</summary>
     public static void ResetPeak(int pid) => File.WriteAllText($"/proc/{pid}/clear_refs", "5");
 

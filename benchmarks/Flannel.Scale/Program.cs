@@ -15,10 +15,13 @@ using Flannel.Scale;
 // re-lists all nodes after an expired watch, and the CPU time flanneld spends per node update that changes nothing
 // flannel reads (a kubelet heartbeat), net of its idle CPU over as long a time.
 // --arg FLAG (repeatable) adds a flag to every flanneld, e.g. --arg --healthz-port=8081; --env KEY=VALUE (repeatable)
-// sets a variable for flanneld only, e.g. --env DOTNET_GCgen0size=0x400000.
+// sets a variable for flanneld only, e.g. --env DOTNET_GCgen0size=0x400000. --gcdump DIR writes a heap dump of a JIT
+// flanneld (dotnet-gcdump, which forces a full GC) after each steady-state measurement, to see what the peers cost.
+// --late SECONDS (etcd) reads the RSS again that long after the steady figure: by then the periodic resyncs' kernel
+// dumps have refilled the GC's gen0 budget, which a reading 5 s after convergence may not show.
 if (args.Length == 0 || args[0] is not ("etcd" or "kube"))
 {
-    Console.Error.WriteLine("usage: Flannel.Scale etcd|kube --flanneld LABEL=PATH [--flanneld ...] [--peers N|--nodes N] [--rounds R] [--updates U] [--arg FLAG] [--env KEY=VALUE]");
+    Console.Error.WriteLine("usage: Flannel.Scale etcd|kube --flanneld LABEL=PATH [--flanneld ...] [--peers N|--nodes N] [--rounds R] [--updates U] [--arg FLAG] [--env KEY=VALUE] [--gcdump DIR] [--late SECONDS]");
     return 2;
 }
 
@@ -35,6 +38,8 @@ for (int i = 1; i < args.Length - 1; i += 2)
         case "--rounds": rounds = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
         case "--updates": updates = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
         case "--arg": extraArgs.Add(args[i + 1]); break;
+        case "--late": Measure.LateReading = TimeSpan.FromSeconds(int.Parse(args[i + 1], CultureInfo.InvariantCulture)); break;
+        case "--gcdump": Measure.GcDumpDirectory = Directory.CreateDirectory(args[i + 1]).FullName; break;
         case "--env" when args[i + 1].IndexOf('=', StringComparison.Ordinal) > 0:
             extraEnv[args[i + 1][..args[i + 1].IndexOf('=', StringComparison.Ordinal)]] = args[i + 1][(args[i + 1].IndexOf('=', StringComparison.Ordinal) + 1)..];
             break;

@@ -34,11 +34,16 @@ public static class KernelObjectKinds
 /// </summary>
 public sealed class KernelObject : StateObject
 {
-    private KernelObject(StateObjectKey key, IStateContent content, NetlinkOperation replace, NetlinkOperation delete, string? owner, string description)
-        : base(key, content, owner, description)
+    // Descriptions are made when asked for (errors, repairs), from the operations and content the object holds
+    // anyway: a static delegate per factory rather than a string per object (see StateObject's constructors).
+    private readonly Func<KernelObject, string> _describe;
+
+    private KernelObject(StateObjectKey key, IStateContent content, NetlinkOperation replace, NetlinkOperation delete, string? owner, Func<KernelObject, string> describe)
+        : base(key, content, owner)
     {
         Replace = replace;
         Delete = delete;
+        _describe = describe;
     }
 
     /// <summary>The operation that creates or overwrites the object.</summary>
@@ -60,7 +65,7 @@ public sealed class KernelObject : StateObject
             new NeighborReplace(spec),
             new NeighborDelete(spec),
             owner,
-            $"neigh {spec.Address} lladdr {spec.LinkLayerAddress} dev #{spec.LinkIndex}");
+            static o => Describe(((NeighborReplace)o.Replace).Neighbor));
     }
 
     /// <summary>A <c>self permanent</c> FDB entry <c>MAC dev LINK dst IP</c>.</summary>
@@ -73,7 +78,7 @@ public sealed class KernelObject : StateObject
             new FdbEntryReplace(spec),
             new FdbEntryDelete(spec),
             owner,
-            $"fdb {spec.MacAddress} dev #{spec.LinkIndex} dst {spec.Destination}");
+            static o => Describe(((FdbEntryReplace)o.Replace).Entry));
     }
 
     /// <summary>A nexthop object <c>id N via GW dev LINK [onlink]</c>.</summary>
@@ -86,7 +91,7 @@ public sealed class KernelObject : StateObject
             new NexthopReplace(spec),
             new NexthopDelete(spec.Id),
             owner,
-            $"nexthop id {spec.Id} via {spec.Gateway} dev #{spec.LinkIndex}{(spec.OnLink ? " onlink" : string.Empty)}");
+            static o => Describe(((NexthopReplace)o.Replace).Nexthop));
     }
 
     /// <summary>A route, keyed like the kernel keys it (table and destination; flannel never sets a metric or TOS).</summary>
@@ -99,7 +104,7 @@ public sealed class KernelObject : StateObject
             new RouteReplace(spec),
             new RouteDelete(spec),
             owner,
-            DescribeRoute(spec.Destination, spec.Gateway, spec.LinkIndex, spec.OnLink, spec.NexthopId, spec.Table));
+            static o => DescribeRoute(((RouteReplace)o.Replace).Route));
     }
 
     /// <summary>An observed route, with the delete operation that removes exactly it.</summary>
@@ -123,8 +128,24 @@ public sealed class KernelObject : StateObject
             new RouteReplace(delete),
             new RouteDelete(delete),
             owner: null,
-            DescribeRoute(info.Destination, info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId, info.Table) + $" proto {info.Protocol}");
+            static o => DescribeRoute(((RouteReplace)o.Replace).Route, (RouteContent)o.Content) + $" proto {((RouteReplace)o.Replace).Route.Protocol}");
     }
+
+    /// <inheritdoc />
+    protected override string Describe() => _describe(this);
+
+    private static string Describe(NeighborSpec n) => $"neigh {n.Address} lladdr {n.LinkLayerAddress} dev #{n.LinkIndex}";
+
+    private static string Describe(FdbEntrySpec e) => $"fdb {e.MacAddress} dev #{e.LinkIndex} dst {e.Destination}";
+
+    private static string Describe(NexthopSpec n) => $"nexthop id {n.Id} via {n.Gateway} dev #{n.LinkIndex}{(n.OnLink ? " onlink" : string.Empty)}";
+
+    /// <summary>A route as it is sent; an observed route with what the kernel reported (its content), since the
+    /// operation that deletes it leaves the gateway and device out when it goes through a nexthop object.</summary>
+    private static string DescribeRoute(RouteSpec route, RouteContent? reported = null) =>
+        reported is null
+            ? DescribeRoute(route.Destination, route.Gateway, route.LinkIndex, route.OnLink, route.NexthopId, route.Table)
+            : DescribeRoute(route.Destination, reported.Gateway, reported.LinkIndex, reported.OnLink, reported.NexthopId, route.Table);
 
     private static string DescribeRoute(IPNetwork destination, IPAddress? gateway, int? link, bool onLink, uint? nexthopId, uint table)
     {

@@ -59,16 +59,31 @@ public abstract class StateObject
     /// <param name="owner">The lease key of the peer the object serves; null for an observed object.</param>
     /// <param name="description">A human-readable form for logs.</param>
     protected StateObject(StateObjectKey key, IStateContent content, string? owner, string description)
+        : this(key, content, owner)
+    {
+        ArgumentNullException.ThrowIfNull(description);
+        _description = description;
+    }
+
+    /// <summary>Creates an object whose description is made by <see cref="Describe"/> only when it is asked for.</summary>
+    /// <remarks>
+    /// The engine keeps what it last programmed for every peer, so a description made up front is kept for every
+    /// object of every peer although only errors and repairs ever print one (three strings per peer with vxlan).
+    /// </remarks>
+    /// <param name="key">What the object is keyed on.</param>
+    /// <param name="content">What a replace would change.</param>
+    /// <param name="owner">The lease key of the peer the object serves; null for an observed object.</param>
+    protected StateObject(StateObjectKey key, IStateContent content, string? owner)
     {
         ArgumentNullException.ThrowIfNull(key.Kind);
         ArgumentNullException.ThrowIfNull(key.Identity);
         ArgumentNullException.ThrowIfNull(content);
-        ArgumentNullException.ThrowIfNull(description);
         Key = key;
         Content = content;
         Owner = owner;
-        Description = description;
     }
+
+    private readonly string? _description;
 
     /// <summary>What the object is keyed on.</summary>
     public StateObjectKey Key { get; }
@@ -79,14 +94,17 @@ public abstract class StateObject
     /// <summary>The lease key of the peer this object serves; null for an observed object.</summary>
     public string? Owner { get; }
 
-    /// <summary>Human-readable form for logs.</summary>
-    public string Description { get; }
+    /// <summary>Human-readable form for logs: the one given to the constructor, else <see cref="Describe"/>'s.</summary>
+    public string Description => _description ?? Describe();
 
     /// <summary>The object kind.</summary>
     public StateObjectKind Kind => Key.Kind;
 
     /// <summary>The description.</summary>
     public override string ToString() => Description;
+
+    /// <summary>Makes the description of an object created without one; by default its key.</summary>
+    protected virtual string Describe() => Key.ToString();
 }
 
 /// <summary>

@@ -34,7 +34,9 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly string _endpoints;
     private readonly Action<string?> _reportHealth;
-    private readonly Dictionary<string, EtcdLeaseRecord> _cache = new(StringComparer.Ordinal);
+    // Only the parsed lease per etcd key (its Revision is the key's ModRevision): not the record with its raw value
+    // bytes, which only the own-lease comparison needs, and which would otherwise be kept for every peer.
+    private readonly Dictionary<string, Flannel.Subnets.Lease> _cache = new(StringComparer.Ordinal);
     private readonly HashSet<(string Key, long Revision)> _reported = [];
     private const int MaxReported = 10_000;
     private IAsyncEnumerator<WatchResponse>? _stream;
@@ -149,7 +151,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
             {
                 if (record.ValueIsValid)
                 {
-                    _cache[record.Key] = record;
+                    _cache[record.Key] = record.Lease;
                 }
             }
 
@@ -163,7 +165,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
             {
                 if (Parse(kv, now) is { ValueIsValid: true } record)
                 {
-                    _cache[record.Key] = record;
+                    _cache[record.Key] = record.Lease;
                 }
             }
 
@@ -171,7 +173,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
         }
 
         _needsSnapshot = false;
-        return LeaseWatchResult.FromSnapshot(_cache.Values.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => r.Lease).ToList());
+        return LeaseWatchResult.FromSnapshot([.. _cache.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => r.Value)]);
     }
 
     private IAsyncEnumerator<WatchResponse> Open(CancellationToken cancellationToken)
@@ -224,19 +226,19 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
             KeyValue kv = ev.Kv;
             _nextRevision = Math.Max(_nextRevision, kv.ModRevision + 1);
             string key = kv.Key.ToStringUtf8();
-            _cache.TryGetValue(key, out EtcdLeaseRecord? cached);
+            _cache.TryGetValue(key, out Flannel.Subnets.Lease? cached);
             if (ev.Type == Event.Types.EventType.Delete)
             {
                 if (cached is not null)
                 {
                     _cache.Remove(key);
-                    events.Add(new LeaseEvent(LeaseEventType.Removed, cached.Lease));
+                    events.Add(new LeaseEvent(LeaseEventType.Removed, cached));
                 }
 
                 continue;
             }
 
-            if (cached is not null && kv.ModRevision <= cached.ModRevision)
+            if (cached is not null && kv.ModRevision <= cached.Revision)
             {
                 continue; // A re-delivery of a revision already applied.
             }
@@ -248,7 +250,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
                 {
                     // The lease was overwritten with something unreadable: it no longer describes a usable peer.
                     _cache.Remove(key);
-                    events.Add(new LeaseEvent(LeaseEventType.Removed, cached.Lease));
+                    events.Add(new LeaseEvent(LeaseEventType.Removed, cached));
                 }
 
                 continue;
@@ -256,7 +258,7 @@ internal sealed class EtcdLeaseWatchSession : IAsyncDisposable
 
             // Every new revision is reported, renewals included: whether the peers changed is the agent's lease set's
             // call, made once for every store.
-            _cache[key] = record;
+            _cache[key] = record.Lease;
             events.Add(new LeaseEvent(LeaseEventType.Added, record.Lease));
         }
 

@@ -100,6 +100,49 @@ public sealed class BackendStateTests
         Assert.Equal(4, node.Pulled);
     }
 
+    /// <summary>A first snapshot of <paramref name="count"/> peers, 10.0.0.0/24 onwards, public IPs 198.18.x.y.</summary>
+    private static LeaseEvent[] Snapshot(int count) =>
+        [.. Enumerable.Range(0, count).Select(i => new LeaseEvent(LeaseEventType.Added, PeerLease(2, $"198.18.{(i / 200) + 10}.{(i % 200) + 2}") with { Subnet = IPNetwork.Parse($"10.{i / 200}.{i % 200}.0/24") }))];
+
+    [Fact]
+    public async Task A_start_up_that_programmed_many_peers_compacts_the_heap_once()
+    {
+        LeaseEvent[] snapshot = Snapshot(ReconcilingNetwork.CompactHeapMinPeers);
+        await using var node = await Node.StartAsync(prepare: null, snapshot);
+        Assert.Equal(ReconcilingNetwork.CompactHeapMinPeers, node.Applier.Peers.Count);
+        Assert.Equal(1, node.Compactions); // after the pass: the peers are programmed before the pause
+
+        // Later batches and resyncs never collect again.
+        await node.SendAsync(new LeaseEvent(LeaseEventType.Added, PeerLease(7, "198.18.9.7") with { Subnet = IPNetwork.Parse("10.244.200.0/24") }));
+        long passes = node.Network.CompletedReconciliations;
+        node.Time.Advance(Resync);
+        await node.WaitAsync(() => node.Network.CompletedReconciliations > passes && node.Applier.Peers.Count == ReconcilingNetwork.CompactHeapMinPeers + 1);
+        Assert.Equal(1, node.Compactions);
+    }
+
+    [Fact]
+    public async Task A_small_start_up_or_an_embedder_that_turned_it_off_does_not_compact_the_heap()
+    {
+        await using (var small = await Node.StartAsync(prepare: null, Snapshot(10)))
+        {
+            Assert.Equal(10, small.Applier.Peers.Count);
+            Assert.Equal(0, small.Compactions);
+        }
+
+        AppContext.SetSwitch(ReconcilingNetwork.CompactHeapSwitch, false);
+        try
+        {
+            LeaseEvent[] snapshot = Snapshot(ReconcilingNetwork.CompactHeapMinPeers);
+            await using var off = await Node.StartAsync(prepare: null, snapshot);
+            Assert.Equal(ReconcilingNetwork.CompactHeapMinPeers, off.Applier.Peers.Count);
+            Assert.Equal(0, off.Compactions);
+        }
+        finally
+        {
+            AppContext.SetSwitch(ReconcilingNetwork.CompactHeapSwitch, true);
+        }
+    }
+
     /// <summary>A tunnel backend: per lease one peer (backend state) and one route via the peer's public IP.</summary>
     private sealed class TunnelNetwork(INetlink netlink, TimeProvider time, BackendMetrics metrics, PeerApplier applier, int underlayIndex)
         : ReconcilingNetwork("tunnel", netlink, time, Resync, metrics, NullLogger.Instance)
@@ -207,17 +250,25 @@ public sealed class BackendStateTests
 
         public TunnelNetwork Network { get; private set; } = null!;
 
-        public static async Task<Node> StartAsync(Action<Node>? prepare = null)
+        /// <summary>Heap compactions the engine asked for (counted instead of collecting).</summary>
+        public int Compactions => Volatile.Read(ref _compactions);
+
+        private int _compactions;
+
+        public static async Task<Node> StartAsync(Action<Node>? prepare = null, params LeaseEvent[] snapshot)
         {
             var node = new Node();
             LinkInfo eth0 = node.Netlink.AddUnderlay("eth0", "198.18.0.1/16");
             node.Applier = new PeerApplier(node.Netlink);
             prepare?.Invoke(node);
-            node.Network = new TunnelNetwork(node.Netlink, node.Time, new BackendMetrics("tunnel", node.Meters), node.Applier, eth0.Index);
+            node.Network = new TunnelNetwork(node.Netlink, node.Time, new BackendMetrics("tunnel", node.Meters), node.Applier, eth0.Index)
+            {
+                CompactHeap = () => Interlocked.Increment(ref node._compactions),
+            };
             await node.Network.ConfigureLeaseAsync(new Lease { Subnet = IPNetwork.Parse("10.244.1.0/24"), Attributes = node.Network.LeaseAttributes }, CancellationToken.None);
             node._run = node.Network.RunAsync(node.CountPulls(node._events.Reader.ReadAllAsync()), node._stop.Token);
-            await node.SendAsync(); // the first snapshot: no peers yet
-            await node.WaitAsync(() => node.Network.CompletedReconciliations >= 1);
+            await node.SendAsync(snapshot); // the first snapshot (no peers unless given)
+            await node.WaitAsync(() => node.Network.ProcessedEventBatches >= 1); // the start-up pass, and what follows it
             return node;
         }
 

@@ -45,10 +45,11 @@ internal readonly record struct PathTransition(Reachability From, Reachability T
 /// </remarks>
 internal sealed class PathHealth
 {
+    // Two of these per peer: the window is one float per result (NaN = no reply; an RTT needs no more precision than
+    // the microseconds it is reported in), and the transition queue exists only once the path has changed state.
     private readonly FabricProbeOptions _options;
-    private readonly bool[] _replied;
-    private readonly double[] _rttMilliseconds;
-    private readonly Queue<DateTimeOffset> _transitions = new();
+    private readonly float[] _rttMilliseconds;
+    private Queue<DateTimeOffset>? _transitions;
     private int _count;
     private int _next;
     private int _consecutiveFailures;
@@ -59,8 +60,7 @@ internal sealed class PathHealth
     {
         _options = options;
         int window = Math.Max(1, options.Window);
-        _replied = new bool[window];
-        _rttMilliseconds = new double[window];
+        _rttMilliseconds = new float[window];
     }
 
     public Reachability State { get; private set; }
@@ -84,6 +84,11 @@ internal sealed class PathHealth
     /// <summary>True while the path changed state at least FlapThreshold times within FlapWindow.</summary>
     public bool IsFlapping(DateTimeOffset now)
     {
+        if (_transitions is null)
+        {
+            return false;
+        }
+
         while (_transitions.Count > 0 && now - _transitions.Peek() > _options.FlapWindow)
         {
             _transitions.Dequeue();
@@ -98,10 +103,9 @@ internal sealed class PathHealth
         Sent++;
         LastResult = result;
         LastProbeAt = now;
-        _replied[_next] = result.Succeeded;
-        _rttMilliseconds[_next] = result.Succeeded ? result.RoundTripTime.TotalMilliseconds : 0;
-        _next = (_next + 1) % _replied.Length;
-        _count = Math.Min(_count + 1, _replied.Length);
+        _rttMilliseconds[_next] = result.Succeeded ? (float)result.RoundTripTime.TotalMilliseconds : float.NaN;
+        _next = (_next + 1) % _rttMilliseconds.Length;
+        _count = Math.Min(_count + 1, _rttMilliseconds.Length);
 
         Reachability next = State;
         if (result.Succeeded)
@@ -141,7 +145,7 @@ internal sealed class PathHealth
         Since = now;
         if (from != Reachability.Unknown)
         {
-            _transitions.Enqueue(now);
+            (_transitions ??= new Queue<DateTimeOffset>()).Enqueue(now);
         }
 
         return new PathTransition(from, next, now, IsFlapping(now));
@@ -156,12 +160,13 @@ internal sealed class PathHealth
         double max = 0;
         for (int i = 0; i < _count; i++)
         {
-            if (_replied[i])
+            if (!float.IsNaN(_rttMilliseconds[i]))
             {
+                double rtt = _rttMilliseconds[i];
                 replies++;
-                sum += _rttMilliseconds[i];
-                min = Math.Min(min, _rttMilliseconds[i]);
-                max = Math.Max(max, _rttMilliseconds[i]);
+                sum += rtt;
+                min = Math.Min(min, rtt);
+                max = Math.Max(max, rtt);
             }
         }
 

@@ -8,11 +8,34 @@ namespace Flannel.Subnets;
 /// </summary>
 public sealed record Lease
 {
+    private readonly IPNetwork? _subnet;
+    private readonly IPNetwork? _ipv6Subnet;
+
+    // The key is formatted when a subnet is set, not on every read: the agent, the stores and the backends key their
+    // maps by it, thousands of times per snapshot. It is a function of the two subnets, so record equality holds.
+    private readonly string? _key;
+
     /// <summary>The leased IPv4 subnet, e.g. 10.244.1.0/24; <see langword="null"/> when IPv4 is disabled.</summary>
-    public IPNetwork? Subnet { get; init; }
+    public IPNetwork? Subnet
+    {
+        get => _subnet;
+        init
+        {
+            _subnet = value;
+            _key = FormatKey(value, _ipv6Subnet);
+        }
+    }
 
     /// <summary>The leased IPv6 subnet; <see langword="null"/> when IPv6 is disabled.</summary>
-    public IPNetwork? IPv6Subnet { get; init; }
+    public IPNetwork? IPv6Subnet
+    {
+        get => _ipv6Subnet;
+        init
+        {
+            _ipv6Subnet = value;
+            _key = FormatKey(_subnet, value);
+        }
+    }
 
     /// <summary>What the owner published with the lease.</summary>
     public required LeaseAttributes Attributes { get; init; }
@@ -36,7 +59,7 @@ public sealed record Lease
     public bool IsReservation => Expiration is null;
 
     /// <summary>The subnet key, e.g. <c>10.244.1.0-24</c> or <c>10.244.1.0-24&amp;fd00:10:244:1::-64</c>.</summary>
-    public string Key => SubnetKey.Format(Subnet, IPv6Subnet);
+    public string Key => _key ?? SubnetKey.Format(_subnet, _ipv6Subnet);
 
     /// <summary>True when both leases name the same subnets (the identity flannel's lease watcher keys on).</summary>
     public bool HasSameSubnets(Lease other)
@@ -44,4 +67,7 @@ public sealed record Lease
         ArgumentNullException.ThrowIfNull(other);
         return Subnet == other.Subnet && IPv6Subnet == other.IPv6Subnet;
     }
+
+    private static string? FormatKey(IPNetwork? subnet, IPNetwork? ipv6Subnet) =>
+        subnet is null && ipv6Subnet is null ? null : SubnetKey.Format(subnet, ipv6Subnet);
 }

@@ -158,4 +158,25 @@ public sealed class PathHealthTests
         Assert.Equal((1.0, 5.5, 10.0, 10.0), (figures.RttMinMilliseconds, figures.RttAvgMilliseconds, figures.RttMaxMilliseconds, figures.RttLastMilliseconds));
         Assert.Equal((20L, 10L), (path.Sent, path.Received));
     }
+
+    [Fact]
+    public void Rtt_figures_keep_their_microseconds_and_lost_probes_count_as_loss_not_as_zero()
+    {
+        // The window keeps one float per result (NaN for a lost probe) to keep two paths per peer small; the figures
+        // are reported in ms with three decimals, which a float holds for any RTT up to the probe timeout.
+        var path = new PathHealth(Options); // window 10
+        double[] rtts = [0.123, 12.345, 999.999, 0.001];
+        foreach (double rtt in rtts)
+        {
+            path.Record(EchoResult.Reply(TimeSpan.FromTicks((long)Math.Round(rtt * TimeSpan.TicksPerMillisecond))), T0);
+            path.Record(Lost, T0);
+        }
+
+        PathStatistics figures = path.Statistics();
+        Assert.Equal(8, figures.Samples);
+        Assert.Equal(50.0, figures.LossPercent);
+        Assert.Equal(
+            (0.001, Math.Round(rtts.Average(), 3), 999.999, (double?)null),
+            (figures.RttMinMilliseconds, figures.RttAvgMilliseconds, figures.RttMaxMilliseconds, figures.RttLastMilliseconds));
+    }
 }
