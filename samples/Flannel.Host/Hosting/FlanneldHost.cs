@@ -3,8 +3,8 @@ using Flannel.Agent.Health;
 using Flannel.Host.Cli;
 using Flannel.Netlink;
 using Flannel.Store.Kube;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
@@ -29,7 +29,7 @@ internal static class FlanneldHost
         catch (Exception ex) when (ex is Microsoft.Extensions.Options.OptionsValidationException or InvalidOperationException)
         {
             // Validation failures and startup errors: flanneld prints the reason and exits 1.
-            await Console.Error.WriteLineAsync($"flanneld: {StartFailureText(ex, options)}").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"flanneld: {ex.Message}").ConfigureAwait(false);
             return 1;
         }
 
@@ -37,56 +37,45 @@ internal static class FlanneldHost
     }
 
     /// <summary>
-    /// What flanneld prints when the host cannot start. The Prometheus exporter opens the health port while the host
-    /// builds its services, so a port in use surfaces as its "could not be started"; name the address instead.
-    /// </summary>
-    internal static string StartFailureText(Exception exception, FlanneldOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(exception);
-        ArgumentNullException.ThrowIfNull(options);
-        return exception.InnerException is System.Net.HttpListenerException listen
-            ? $"cannot serve healthz on {new System.Net.IPEndPoint(options.HealthzIP, options.HealthzPort)}: {listen.Message}"
-            : exception.Message;
-    }
-
-    /// <summary>
-    /// Builds the host (exposed for tests): a plain generic host; with <c>--healthz-port</c> it also serves the health
-    /// endpoints and <c>/metrics</c> on <c>--healthz-ip</c> (<see cref="HealthServer"/>, <see cref="MetricsEndpoint"/>).
+    /// Builds the host (exposed for tests): a plain generic host, or with <c>--healthz-port</c> a Kestrel (slim
+    /// builder) application that serves only the health endpoints and <c>/metrics</c> on <c>--healthz-ip</c>.
     /// </summary>
     internal static IHost Build(FlanneldOptions options, Action<IServiceCollection>? overrides = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings
+        if (options.HealthzPort == 0)
+        {
+            HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                ApplicationName = "flanneld",
+                ContentRootPath = AppContext.BaseDirectory,
+            });
+            ConfigureServices(builder, options, overrides);
+            return builder.Build();
+        }
+
+        // No args: flanneld's flags are not ASP.NET Core configuration.
+        WebApplicationBuilder web = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             ApplicationName = "flanneld",
             ContentRootPath = AppContext.BaseDirectory,
+            Args = [],
         });
-        if (options.HealthzPort != 0)
+        HealthEndpoints.Listen(web.WebHost, options.HealthzIP, options.HealthzPort);
+        ConfigureServices(web, options, overrides);
+        web.Services.AddHealthChecks().AddFlannelReadiness();
+        MetricsEndpoint.AddServices(web.Services);
+        WebApplication app = web.Build();
+        MetricsEndpoint.Map(app);
+        HealthEndpoints.Map(app);
+        if (options.StatusHttp)
         {
-            AddHealthServer(builder.Services, options.HealthzIP, options.HealthzPort, options.StatusHttp);
+            HealthEndpoints.MapStatus(app);
         }
-
-        ConfigureServices(builder, options, overrides);
-        return builder.Build();
+        return app;
     }
 
-    /// <summary>The health server and <c>/metrics</c> on <paramref name="address"/>:<paramref name="port"/> (exposed for tests).</summary>
-    internal static void AddHealthServer(IServiceCollection services, System.Net.IPAddress address, int port, bool statusHttp)
-    {
-        services.AddHealthChecks().AddFlannelReadiness();
-        MetricsEndpoint.AddServices(services, address, port);
-
-        // First of all hosted services (OpenTelemetry puts its own first too): the health server opens the socket, so
-        // a port in use fails the start with our message, and /healthz answers while everything else starts.
-        services.Insert(0, ServiceDescriptor.Singleton<IHostedService>(sp => new HealthServer(
-            address,
-            port,
-            sp.GetRequiredService<HealthCheckService>(),
-            statusHttp ? sp.GetRequiredService<Flannel.Agent.Status.IFabricStatus>() : null,
-            sp.GetRequiredService<ILogger<HealthServer>>())));
-    }
-
-    private static void ConfigureServices(HostApplicationBuilder builder, FlanneldOptions options, Action<IServiceCollection>? overrides)
+    private static void ConfigureServices(IHostApplicationBuilder builder, FlanneldOptions options, Action<IServiceCollection>? overrides)
     {
         ConfigureLogging(builder.Logging, options.Verbosity);
         builder.Services.Configure<HostOptions>(o =>

@@ -4,6 +4,8 @@ using Flannel.Host.Hosting;
 using Flannel.Store.Etcd;
 using Flannel.Store.Kube;
 using Flannel.Subnets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -43,30 +45,39 @@ public sealed class FlanneldHostTests
     [Fact]
     public void Etcd_is_the_default_store_and_gets_the_etcd_flags()
     {
-        // Resolving the hosted services builds the meter provider, whose exporter opens the port: a free one.
-        int port = HealthServerTests.FreePort();
         FlanneldOptions options = FlanneldCommandLine.Parse(
-            ["--etcd-endpoints=http://198.18.0.254:2379", "--etcd-prefix=/test/network", $"--healthz-port={port}", "--healthz-ip=127.0.0.1"],
+            ["--etcd-endpoints=http://198.18.0.254:2379", "--etcd-prefix=/test/network", "--healthz-port=8081", "--healthz-ip=127.0.0.1"],
             new Dictionary<string, string>());
         using IHost host = FlanneldHost.Build(options);
         Assert.IsType<EtcdSubnetStore>(host.Services.GetRequiredService<ISubnetStore>());
         EtcdSubnetStoreOptions etcd = host.Services.GetRequiredService<IOptions<EtcdSubnetStoreOptions>>().Value;
         Assert.Equal("http://198.18.0.254:2379", etcd.Endpoints);
         Assert.Equal("/test/network", etcd.Prefix);
-        // --healthz-port adds the health server bound to --healthz-ip:--healthz-port only.
-        HealthServer server = Assert.Single(host.Services.GetServices<IHostedService>().OfType<HealthServer>());
-        Assert.Equal(("127.0.0.1", port), (server.Host, server.Port));
+        // --healthz-port makes it a Kestrel application bound to --healthz-ip:--healthz-port only.
+        Assert.IsType<WebApplication>(host);
+        KestrelServerOptions kestrel = host.Services.GetRequiredService<IOptions<KestrelServerOptions>>().Value;
+        Assert.Equal("127.0.0.1:8081", Assert.Single(KestrelEndpoints(kestrel)));
         Assert.NotNull(host.Services.GetRequiredService<HealthCheckService>());
         Assert.NotNull(host.Services.GetRequiredService<FlannelAgent>());
     }
 
     [Fact]
-    public void Without_healthz_port_no_health_server_is_built()
+    public void Without_healthz_port_no_web_server_is_built()
     {
         FlanneldOptions options = FlanneldCommandLine.Parse(["--etcd-endpoints=http://198.18.0.254:2379"], new Dictionary<string, string>());
         using IHost host = FlanneldHost.Build(options);
-        Assert.Empty(host.Services.GetServices<IHostedService>().OfType<HealthServer>());
-        Assert.Null(host.Services.GetService<HealthCheckService>());
+        Assert.IsNotType<WebApplication>(host);
+        Assert.Null(host.Services.GetService<Microsoft.AspNetCore.Hosting.Server.IServer>());
+    }
+
+    /// <summary>The endpoints configured in code (KestrelServerOptions keeps them in an internal list).</summary>
+    private static IEnumerable<string> KestrelEndpoints(KestrelServerOptions kestrel)
+    {
+        var property = typeof(KestrelServerOptions).GetProperty("CodeBackedListenOptions", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!;
+        foreach (object listen in (System.Collections.IEnumerable)property.GetValue(kestrel)!)
+        {
+            yield return ((ListenOptions)listen).IPEndPoint!.ToString();
+        }
     }
 
     [Fact]
