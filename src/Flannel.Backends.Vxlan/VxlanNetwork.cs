@@ -177,6 +177,13 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
     /// <inheritdoc />
     protected override async ValueTask PrepareReconcileAsync(CancellationToken cancellationToken)
     {
+        if (_config.DirectRouting)
+        {
+            // Whether a peer is on-link in the underlay (a direct route instead of the tunnel) follows the underlay's
+            // routes, which change without a lease event: decide again for every peer.
+            InvalidateDesiredState();
+        }
+
         foreach (VxlanDevice device in Devices)
         {
             LinkInfo? link = await Netlink.GetLinkAsync(device.Name, cancellationToken).ConfigureAwait(false);
@@ -200,6 +207,7 @@ internal sealed partial class VxlanNetwork : ReconcilingNetwork, IOverlayNetwork
 
             await device.EnsureAsync(Netlink, Logger, cancellationToken).ConfigureAwait(false);
             await ConfigureDeviceAsync(device, cancellationToken).ConfigureAwait(false);
+            InvalidateDesiredState(); // a recreated device has a new interface index, which every peer's objects name
         }
     }
 

@@ -31,10 +31,10 @@ public readonly record struct PlannedStep(StateObject Target, RepairAction Actio
 /// </remarks>
 public sealed class ReconcilePlan
 {
-    private ReconcilePlan(List<PlannedStep> steps, Dictionary<string, List<StateObject>> desiredByOwner)
+    private ReconcilePlan(List<PlannedStep> steps, Dictionary<string, IReadOnlyList<StateObject>> desiredByOwner)
     {
         Steps = steps;
-        DesiredByOwner = desiredByOwner.ToDictionary(static p => p.Key, static p => (IReadOnlyList<StateObject>)p.Value, StringComparer.Ordinal);
+        DesiredByOwner = desiredByOwner;
     }
 
     /// <summary>The steps, in the order they must be sent.</summary>
@@ -55,24 +55,26 @@ public sealed class ReconcilePlan
         ArgumentNullException.ThrowIfNull(desired);
         ArgumentNullException.ThrowIfNull(observed);
 
-        var wanted = new Dictionary<StateObjectKey, StateObject>();
-        var desiredByOwner = new Dictionary<string, List<StateObject>>(StringComparer.Ordinal);
+        // Sized up front: a resync of 5,000 peers plans 15,000 objects, and growing the tables step by step would
+        // allocate (and drop) a chain of ever larger arrays on every pass.
+        var wanted = new Dictionary<StateObjectKey, StateObject>(desired.TryGetNonEnumeratedCount(out int desiredCount) ? desiredCount : 0);
+        var desiredByOwner = new Dictionary<string, IReadOnlyList<StateObject>>(StringComparer.Ordinal);
         foreach (StateObject item in desired)
         {
             // Two peers wanting one key (two leases claiming one subnet) cannot both win; the first one does.
             if (wanted.TryAdd(item.Key, item) && item.Owner is { } owner)
             {
-                if (!desiredByOwner.TryGetValue(owner, out List<StateObject>? list))
+                if (!desiredByOwner.TryGetValue(owner, out IReadOnlyList<StateObject>? list))
                 {
-                    list = [];
+                    list = new List<StateObject>(capacity: 3); // a vxlan peer's neighbour, FDB entry and route
                     desiredByOwner.Add(owner, list);
                 }
 
-                list.Add(item);
+                ((List<StateObject>)list).Add(item);
             }
         }
 
-        var present = new Dictionary<StateObjectKey, StateObject>();
+        var present = new Dictionary<StateObjectKey, StateObject>(observed.TryGetNonEnumeratedCount(out int observedCount) ? observedCount : 0);
         var deletes = new List<StateObject>();
         foreach (StateObject item in observed)
         {

@@ -60,12 +60,15 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     private readonly Dictionary<string, PeerState> _peers = new(StringComparer.Ordinal);
 
     // Read by the agent's status from other threads; written by the one loop after each diff.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PeerKernelStatus> _kernelStatus = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, KernelStatusEntry> _kernelStatus = new(StringComparer.Ordinal);
     private readonly List<(string Key, PeerState State)> _removedSinceLastPass = [];
     private readonly Dictionary<System.Net.IPNetwork, string> _subnetOwners = [];
     private readonly Dictionary<System.Net.IPNetwork, DateTimeOffset> _ownRouteDeletions = [];
     private DateTimeOffset? _globalRetryAt;
     private readonly TimeSpan _resyncInterval;
+
+    // Bumped by InvalidateDesiredState: peers whose objects were built in an older generation are built again.
+    private long _desiredGeneration;
     private readonly NetlinkStateApplier _netlinkApplier;
     private TimeSpan _retryDelay = s_firstRetryDelay;
     private bool _retryPending;
@@ -155,7 +158,21 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     /// The state objects one remote lease needs, each with <paramref name="owner"/> as its owner. Throws
     /// (any exception) when the lease is unusable; that peer is then skipped and logged.
     /// </summary>
+    /// <remarks>
+    /// The engine builds a peer's objects when its lease arrives or changes and when a refused peer is retried, and
+    /// keeps them: a resync pass diffs the kept objects against the kernel instead of building 5,000 peers' objects
+    /// again every interval. When the objects depend on anything besides the lease (a device's interface index, the
+    /// underlay's routes), call <see cref="InvalidateDesiredState"/> when that changes; every peer is then built
+    /// again before the next diff (the current pass's, when called from <see cref="PrepareReconcileAsync"/>).
+    /// </remarks>
     protected abstract ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes the next reconciliation build every peer's objects again (<see cref="BuildDesiredAsync"/>), because
+    /// something they depend on besides the lease changed: e.g. from <see cref="PrepareReconcileAsync"/>, after
+    /// recreating a device that now has another interface index. Objects that come out equal keep being used.
+    /// </summary>
+    protected void InvalidateDesiredState() => Interlocked.Increment(ref _desiredGeneration);
 
     /// <summary>Reads the state objects this backend owns now (the only ones reconciliation may delete), of every kind it builds.</summary>
     protected abstract ValueTask<IReadOnlyList<StateObject>> DumpOwnedAsync(CancellationToken cancellationToken);
@@ -521,7 +538,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             {
                 if (_peers.TryGetValue(key, out PeerState? state))
                 {
-                    RecordProgrammed(state, key, plan, outcome, againstKernel: false);
+                    RecordProgrammed(state, key, plan, outcome, repairs: null);
                 }
             }
 
@@ -572,6 +589,13 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 }
 
                 state.RetryAt = null;
+                if (state.Programmed is { } programmed && !state.Failed && state.DesiredGeneration == Interlocked.Read(ref _desiredGeneration))
+                {
+                    // Built from this lease since the backend last invalidated: the same objects again.
+                    desired.AddRange(programmed);
+                    continue;
+                }
+
                 buildFailed |= !await TryBuildDesiredAsync(state, key, desired, cancellationToken).ConfigureAwait(false);
             }
 
@@ -579,11 +603,31 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             // At startup, creating every peer is programming, not repair; fixing or deleting leftovers is repair.
             RepairCounting counting = reason == "startup" ? RepairCounting.FixesAndDeletes : RepairCounting.All;
             ApplyOutcome outcome = await ExecuteAsync(plan, counting, cancellationToken).ConfigureAwait(false);
+            // What the diff found per peer, grouped once (a device recreated behind our back re-adds every object).
+            Dictionary<string, List<PlannedStep>>? repairs = null;
+            if (reason != "startup")
+            {
+                foreach (PlannedStep step in plan.Steps)
+                {
+                    if (step.Action != RepairAction.Deleted && step.Target.Owner is { } owner)
+                    {
+                        repairs ??= new Dictionary<string, List<PlannedStep>>(StringComparer.Ordinal);
+                        if (!repairs.TryGetValue(owner, out List<PlannedStep>? list))
+                        {
+                            list = [];
+                            repairs.Add(owner, list);
+                        }
+
+                        list.Add(step);
+                    }
+                }
+            }
+
             foreach ((string key, PeerState state) in _peers)
             {
                 if (waiting is null || !waiting.Contains(key))
                 {
-                    RecordProgrammed(state, key, plan, outcome, againstKernel: reason != "startup");
+                    RecordProgrammed(state, key, plan, outcome, repairs?.GetValueOrDefault(key));
                 }
             }
 
@@ -614,7 +658,10 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     {
         try
         {
-            desired.AddRange(await BuildDesiredAsync(state.Lease, key, cancellationToken).ConfigureAwait(false));
+            long generation = Interlocked.Read(ref _desiredGeneration);
+            IReadOnlyList<StateObject> built = await BuildDesiredAsync(state.Lease, key, cancellationToken).ConfigureAwait(false);
+            desired.AddRange(state.Programmed is { } programmed && HaveSameState(programmed, built) ? programmed : built);
+            state.DesiredGeneration = generation;
             state.Failed = false;
             return true;
         }
@@ -629,16 +676,74 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         }
     }
 
+    /// <summary>
+    /// True when two object lists of one peer ask for the same keys with equal content, in the same order. A resync
+    /// rebuilds every peer's objects; an unchanged peer keeps the ones it was programmed with, so the thousands of
+    /// objects the engine keeps live stay put instead of being replaced on every pass (each replaced set would
+    /// otherwise age into the oldest generation and only die there, growing the heap after convergence).
+    /// </summary>
+    private static bool HaveSameState(IReadOnlyList<StateObject> programmed, IReadOnlyList<StateObject> built)
+    {
+        if (programmed.Count != built.Count)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < built.Count; i++)
+        {
+            if (!programmed[i].Key.Equals(built[i].Key) || !programmed[i].Content.Equals(built[i].Content))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>True when both lists hold the same object instances in the same order.</summary>
+    private static bool HoldSameObjects(IReadOnlyList<StateObject> left, IReadOnlyList<StateObject> right)
+    {
+        if (left.Count != right.Count)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < left.Count; i++)
+        {
+            if (!ReferenceEquals(left[i], right[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <inheritdoc />
     public PeerKernelStatus GetPeerKernelStatus(string leaseKey) =>
-        _kernelStatus.TryGetValue(leaseKey, out PeerKernelStatus? status) ? status : PeerKernelStatus.Unknown;
+        _kernelStatus.TryGetValue(leaseKey, out KernelStatusEntry? entry) ? entry.ToStatus() : PeerKernelStatus.Unknown;
 
     /// <summary>
-    /// Records what the last diff found for a peer. Only a diff against a kernel dump (<paramref name="againstKernel"/>,
-    /// every reconciliation but the first) can find objects missing or drifted; the event path and the startup pass
-    /// program what the peer needs, which is not a repair.
+    /// Records a peer's kernel status. A status that did not change only moves its check time: a resync checks every
+    /// peer, and a new record per peer per pass would be thousands of objects replaced every interval.
     /// </summary>
-    private void RecordProgrammed(PeerState state, string key, ReconcilePlan plan, ApplyOutcome outcome, bool againstKernel)
+    private void SetKernelStatus(string key, PeerKernelState kernelState, string? detail, DateTimeOffset checkedAt)
+    {
+        if (_kernelStatus.TryGetValue(key, out KernelStatusEntry? entry) && entry.State == kernelState && entry.Detail == detail)
+        {
+            entry.CheckedAt = checkedAt;
+            return;
+        }
+
+        _kernelStatus[key] = new KernelStatusEntry(kernelState, detail, checkedAt);
+    }
+
+    /// <summary>
+    /// Records what the last diff found for a peer: <paramref name="repairs"/> are the peer's steps of a diff against
+    /// a kernel dump (every reconciliation but the first), which alone can find objects missing or drifted; the event
+    /// path and the startup pass program what the peer needs, which is not a repair.
+    /// </summary>
+    private void RecordProgrammed(PeerState state, string key, ReconcilePlan plan, ApplyOutcome outcome, List<PlannedStep>? repairs)
     {
         DateTimeOffset now = TimeProvider.GetUtcNow();
         if (outcome.FailedOwners.Contains(key))
@@ -646,14 +751,14 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             state.Programmed = null;
             state.Failed = true;
             MarkRefused(state, key, now);
-            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, $"{state.LastError ?? "the kernel refused one of its objects"}; the peer is withdrawn and retried", now);
+            SetKernelStatus(key, PeerKernelState.Missing, $"{state.LastError ?? "the kernel refused one of its objects"}; the peer is withdrawn and retried", now);
             return;
         }
 
         if (state.Failed)
         {
             MarkRefused(state, key, now);
-            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Missing, state.LastError ?? "its lease cannot be programmed (see the agent's log)", now);
+            SetKernelStatus(key, PeerKernelState.Missing, state.LastError ?? "its lease cannot be programmed (see the agent's log)", now);
             return;
         }
 
@@ -667,19 +772,23 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         state.RetryAt = null;
 
         IReadOnlyList<StateObject> objects = plan.DesiredByOwner.TryGetValue(key, out IReadOnlyList<StateObject>? desired) ? desired : [];
-        state.Programmed = objects;
-        PlannedStep[] repairs = againstKernel ? [.. plan.Steps.Where(s => s.Target.Owner == key && s.Action != RepairAction.Deleted)] : [];
-        if (repairs.Length == 0)
+        if (state.Programmed is not { } programmed || !HoldSameObjects(programmed, objects))
         {
-            _kernelStatus[key] = new PeerKernelStatus(PeerKernelState.Programmed, null, now);
+            state.Programmed = objects;
+        }
+
+        if (repairs is null)
+        {
+            SetKernelStatus(key, PeerKernelState.Programmed, null, now);
             return;
         }
 
         bool drifted = repairs.Any(s => s.Action == RepairAction.Fixed);
         string what = string.Join("; ", repairs.Select(s => $"{(s.Action == RepairAction.Fixed ? "fixed" : "re-added")} {s.Target.Description}"));
-        _kernelStatus[key] = new PeerKernelStatus(
+        SetKernelStatus(
+            key,
             drifted ? PeerKernelState.Drifted : PeerKernelState.Missing,
-            $"{repairs.Length} of {objects.Count} objects {(drifted ? "differed" : "were missing")}: {what}",
+            $"{repairs.Count} of {objects.Count} objects {(drifted ? "differed" : "were missing")}: {what}",
             now);
     }
 
@@ -918,7 +1027,20 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
 
     private sealed class PeerState(Lease lease)
     {
-        public Lease Lease { get; set; } = lease;
+        private Lease _lease = lease;
+
+        public Lease Lease
+        {
+            get => _lease;
+            set
+            {
+                _lease = value;
+                DesiredGeneration = -1; // built from another lease
+            }
+        }
+
+        /// <summary>The <see cref="_desiredGeneration"/> the peer's objects were last built in; -1 when never, or from an older lease.</summary>
+        public long DesiredGeneration { get; set; } = -1;
 
         /// <summary>The objects last programmed for the peer; null when unknown or withdrawn.</summary>
         public IReadOnlyList<StateObject>? Programmed { get; set; }
@@ -944,6 +1066,24 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
 
         /// <summary>Warnings about this peer not logged since the last one.</summary>
         public int Suppressed { get; set; }
+    }
+
+    /// <summary>A peer's kernel status as the engine keeps it; read from other threads (status endpoints).</summary>
+    private sealed class KernelStatusEntry(PeerKernelState state, string? detail, DateTimeOffset checkedAt)
+    {
+        private long _checkedAtUtcTicks = checkedAt.UtcTicks;
+
+        public PeerKernelState State { get; } = state;
+
+        public string? Detail { get; } = detail;
+
+        public DateTimeOffset CheckedAt
+        {
+            get => new(Volatile.Read(ref _checkedAtUtcTicks), TimeSpan.Zero);
+            set => Volatile.Write(ref _checkedAtUtcTicks, value.UtcTicks);
+        }
+
+        public PeerKernelStatus ToStatus() => new(State, Detail, CheckedAt);
     }
 
     private readonly record struct WorkItem(IReadOnlyList<LeaseEvent>? Events, long ReceivedTimestamp, NetlinkNotification? Notification, string? ResyncReason)

@@ -165,6 +165,13 @@ public sealed class VxlanPeerTests
         Assert.Equal(node.Underlay.Index, direct.LinkIndex);
         Assert.DoesNotContain(node.Netlink.Neighbors, n => n.Address.Equals(IPAddress.Parse("10.244.2.0")));
         Assert.DoesNotContain(node.Netlink.FdbEntries, e => e.MacAddress == MacOf(2));
+
+        // The underlay changes without a lease event (peer 3's network becomes on-link): a resync decides again.
+        node.Netlink.AddForeignRoute(new RouteSpec { Destination = IPNetwork.Parse("203.0.113.0/24"), LinkIndex = node.Underlay.Index });
+        await node.WaitAdvancingAsync(
+            () => node.Netlink.Routes.Any(r => r.Destination == SubnetOf(3) && Equals(r.Gateway, IPAddress.Parse("203.0.113.3")) && r.LinkIndex == node.Underlay.Index),
+            TimeSpan.FromSeconds(1),
+            "peer 3 is routed directly");
     }
 
     [Fact]

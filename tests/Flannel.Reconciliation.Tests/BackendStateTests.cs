@@ -105,6 +105,40 @@ public sealed class BackendStateTests
         [.. Enumerable.Range(0, count).Select(i => new LeaseEvent(LeaseEventType.Added, PeerLease(2, $"198.18.{(i / 200) + 10}.{(i % 200) + 2}") with { Subnet = IPNetwork.Parse($"10.{i / 200}.{i % 200}.0/24") }))];
 
     [Fact]
+    public async Task A_resync_diffs_the_objects_peers_were_programmed_with_and_builds_them_again_only_when_invalidated()
+    {
+        await using var node = await Node.StartAsync(prepare: null, Snapshot(3));
+        Assert.Equal(3, node.Network.Builds);
+        string peer = node.Applier.Peers.Keys.First();
+        string leaseKey = Snapshot(3)[0].Lease.Key;
+
+        // Something the objects depend on besides the lease changes, and a peer drifts. The resync repairs the peer
+        // from the objects it was programmed with, builds nothing, and only moves the peer's check time.
+        node.Network.ListenPort = 51821;
+        node.Applier.Peers.Remove(peer);
+        await PassAsync(node);
+        Assert.Equal(3, node.Network.Builds);
+        Assert.Equal(51820, node.Applier.Peers[peer].Port);
+        await PassAsync(node);
+        PeerKernelStatus status = node.Network.GetPeerKernelStatus(leaseKey);
+        Assert.Equal(PeerKernelState.Programmed, status.State);
+        Assert.Equal(node.Time.GetUtcNow(), status.CheckedAt);
+
+        // The backend says so: every peer is built again, and what changed is programmed.
+        node.Network.Invalidate();
+        await PassAsync(node);
+        Assert.Equal(6, node.Network.Builds);
+        Assert.All(node.Applier.Peers.Values, endpoint => Assert.Equal(51821, endpoint.Port));
+
+        static async Task PassAsync(Node node)
+        {
+            long passes = node.Network.CompletedReconciliations;
+            node.Time.Advance(Resync);
+            await node.WaitAsync(() => node.Network.CompletedReconciliations > passes);
+        }
+    }
+
+    [Fact]
     public async Task A_start_up_that_programmed_many_peers_compacts_the_heap_once()
     {
         LeaseEvent[] snapshot = Snapshot(ReconcilingNetwork.CompactHeapMinPeers);
@@ -151,6 +185,16 @@ public sealed class BackendStateTests
 
         public override int Mtu => 1420;
 
+        /// <summary>The peers' port: something the objects depend on besides the lease.</summary>
+        public int ListenPort { get; set; } = 51820;
+
+        /// <summary>How often the engine asked for a peer's objects.</summary>
+        public int Builds => Volatile.Read(ref _builds);
+
+        private int _builds;
+
+        public void Invalidate() => InvalidateDesiredState();
+
         public override ValueTask ConfigureLeaseAsync(Lease ownLease, CancellationToken cancellationToken)
         {
             OwnLease = ownLease;
@@ -159,10 +203,11 @@ public sealed class BackendStateTests
 
         protected override ValueTask<IReadOnlyList<StateObject>> BuildDesiredAsync(Lease lease, string owner, CancellationToken cancellationToken)
         {
+            Interlocked.Increment(ref _builds);
             IPAddress publicIP = lease.Attributes.PublicIP;
             StateObject[] objects =
             [
-                new TestPeer($"pk-{lease.Subnet!.Value.BaseAddress}", new IPEndPoint(publicIP, 51820), owner),
+                new TestPeer($"pk-{lease.Subnet!.Value.BaseAddress}", new IPEndPoint(publicIP, ListenPort), owner),
                 KernelObject.ForRoute(new RouteSpec { Destination = lease.Subnet.Value, Gateway = publicIP, LinkIndex = underlayIndex, Protocol = RouteDefaults.ProtocolFlannel }, owner),
             ];
             return ValueTask.FromResult<IReadOnlyList<StateObject>>(objects);
