@@ -226,10 +226,13 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
 
         using var queuedEventBatches = new SemaphoreSlim(MaxQueuedEventBatches, MaxQueuedEventBatches);
         Task pump = PumpLeaseEventsAsync(leaseEvents, work.Writer, queuedEventBatches, stop.Token);
-        Task watch = WatchKernelAsync(work.Writer, stop.Token);
+        // The kernel watch starts after the start-up pass. Subscribed before it, the kernel would build (and this
+        // process read and sift) a notification for every one of the thousands of objects that pass programs, all of
+        // them our own, while it programs them. What others change meanwhile the first periodic resync finds.
+        Task watch = Task.CompletedTask;
         try
         {
-            await ProcessAsync(work.Reader, retry, queuedEventBatches, stop.Token).ConfigureAwait(false);
+            await ProcessAsync(work.Reader, retry, queuedEventBatches, () => watch = WatchKernelAsync(work.Writer, stop.Token), stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -242,7 +245,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         }
     }
 
-    private async Task ProcessAsync(ChannelReader<WorkItem> reader, ITimer retry, SemaphoreSlim queuedEventBatches, CancellationToken cancellationToken)
+    private async Task ProcessAsync(ChannelReader<WorkItem> reader, ITimer retry, SemaphoreSlim queuedEventBatches, Action startWatch, CancellationToken cancellationToken)
     {
         bool started = false;
         var events = new List<LeaseEvent>();
@@ -297,6 +300,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                     started = true;
                     UpdateModel(events);
                     bool ok = await ReconcileAsync("startup", cancellationToken).ConfigureAwait(false);
+                    startWatch();
                     CompactHeapAfterStartup();
                     Interlocked.Increment(ref _processedEventBatches);
                     AfterPass(ok, retry);

@@ -139,6 +139,20 @@ public sealed class BackendStateTests
     }
 
     [Fact]
+    public async Task The_kernel_watch_starts_after_the_start_up_pass_so_the_kernel_does_not_echo_its_objects()
+    {
+        await using var node = await Node.StartAsync(prepare: null, Snapshot(20));
+        Assert.Equal(20, node.Applier.Peers.Count);
+        Assert.Equal([0], node.Applier.WatchersWhileApplying.Distinct());
+        await node.WaitAsync(() => node.Netlink.WatcherCount == 1);
+
+        // From then on, a change behind the engine's back is repaired at once, without waiting for a tick.
+        IPNetwork subnet = IPNetwork.Parse("10.0.0.0/24");
+        Assert.Equal(1, node.Netlink.RemoveRoutesBehindBack(r => r.Destination == subnet));
+        await node.WaitAsync(() => node.Netlink.Routes.Any(r => r.Destination == subnet));
+    }
+
+    [Fact]
     public async Task A_start_up_that_programmed_many_peers_compacts_the_heap_once()
     {
         LeaseEvent[] snapshot = Snapshot(ReconcilingNetwork.CompactHeapMinPeers);
@@ -195,6 +209,13 @@ public sealed class BackendStateTests
 
         public void Invalidate() => InvalidateDesiredState();
 
+        protected override NetlinkNotificationGroups NotificationGroups => NetlinkNotificationGroups.Route;
+
+        protected override string? ResyncReasonFor(NetlinkNotification notification) =>
+            notification is { Kind: NetlinkNotificationKind.RouteDeleted, Route: { } route } && IsDesiredSubnet(route.Destination)
+                ? "route-deleted"
+                : base.ResyncReasonFor(notification);
+
         public override ValueTask ConfigureLeaseAsync(Lease ownLease, CancellationToken cancellationToken)
         {
             OwnLease = ownLease;
@@ -229,6 +250,9 @@ public sealed class BackendStateTests
     {
         public Dictionary<string, IPEndPoint> Peers { get; } = [];
 
+        /// <summary>How many kernel watches were open at each call.</summary>
+        public List<int> WatchersWhileApplying { get; } = [];
+
         public List<string> Log { get; } = [];
 
         public string? Refuse { get; set; }
@@ -246,6 +270,7 @@ public sealed class BackendStateTests
                 await gate.Task.WaitAsync(cancellationToken);
             }
 
+            WatchersWhileApplying.Add(netlink.WatcherCount);
             var results = new Exception?[steps.Count];
             for (int i = 0; i < steps.Count; i++)
             {
