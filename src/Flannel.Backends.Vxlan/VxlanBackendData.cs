@@ -14,26 +14,38 @@ internal static class VxlanBackendData
 
     /// <summary>Reads the VtepMAC of a peer's BackendData.</summary>
     /// <exception cref="FormatException">The data is missing, not JSON, or has no valid VtepMAC; the message quotes it.</exception>
-    public static MacAddress ParseVtepMac(string? backendData, string field)
+    public static MacAddress ParseVtepMac(string? backendData, string field) => Read(backendData, field, out _);
+
+    /// <summary>Reads the VtepMAC and the VNI (null when it has none) in one parse.</summary>
+    /// <exception cref="FormatException">The data is missing, not JSON, or has no valid VtepMAC; the message quotes it.</exception>
+    private static MacAddress Read(string? backendData, string field, out uint? vni)
     {
+        vni = null;
         if (string.IsNullOrWhiteSpace(backendData) || backendData == "null")
         {
             throw new FormatException($"{field} is missing, so the peer's VtepMAC is unknown");
         }
 
+        string? macText = null;
+        bool hasMac = false;
         try
         {
             using JsonDocument document = JsonDocument.Parse(backendData);
             if (document.RootElement.ValueKind == JsonValueKind.Object)
             {
+                bool hasVni = false;
                 foreach (JsonProperty property in document.RootElement.EnumerateObject())
                 {
-                    if (string.Equals(property.Name, "VtepMAC", StringComparison.OrdinalIgnoreCase))
+                    // Go's decoder matches names case-insensitively; the first of each is read.
+                    if (!hasMac && (property.NameEquals("VtepMAC") || string.Equals(property.Name, "VtepMAC", StringComparison.OrdinalIgnoreCase)))
                     {
-                        string? text = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
-                        return MacAddress.TryParse(text, out MacAddress mac) && mac != MacAddress.Zero
-                            ? mac
-                            : throw new FormatException($"{field}.VtepMAC '{text}' is not a MAC address of the form aa:bb:cc:dd:ee:ff");
+                        hasMac = true;
+                        macText = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
+                    }
+                    else if (!hasVni && (property.NameEquals("VNI") || string.Equals(property.Name, "VNI", StringComparison.OrdinalIgnoreCase)))
+                    {
+                        hasVni = true;
+                        vni = property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetUInt32(out uint value) ? value : null;
                     }
                 }
             }
@@ -43,7 +55,14 @@ internal static class VxlanBackendData
             throw new FormatException($"{field} '{backendData}' is not valid JSON: {ex.Message}", ex);
         }
 
-        throw new FormatException($"{field} '{backendData}' has no VtepMAC");
+        if (!hasMac)
+        {
+            throw new FormatException($"{field} '{backendData}' has no VtepMAC");
+        }
+
+        return MacAddress.TryParse(macText, out MacAddress mac) && mac != MacAddress.Zero
+            ? mac
+            : throw new FormatException($"{field}.VtepMAC '{macText}' is not a MAC address of the form aa:bb:cc:dd:ee:ff");
     }
 
     /// <summary>Rule name: the VtepMAC is missing, malformed, zero or multicast.</summary>
@@ -59,9 +78,10 @@ internal static class VxlanBackendData
     public static LeaseRejection? Check(string? backendData, string field, uint vni)
     {
         MacAddress mac;
+        uint? peerVni;
         try
         {
-            mac = ParseVtepMac(backendData, field);
+            mac = Read(backendData, field, out peerVni);
         }
         catch (FormatException ex)
         {
@@ -73,25 +93,9 @@ internal static class VxlanBackendData
             return new LeaseRejection(VtepMacRule, $"{field}.VtepMAC '{mac}' is a multicast address, not a VTEP");
         }
 
-        uint? peerVni = ReadVni(backendData!);
         return peerVni == vni
             ? null
             : new LeaseRejection(VniRule, $"{field}.VNI {(peerVni is { } v ? v.ToString(CultureInfo.InvariantCulture) : "(missing)")} is not this network's VNI {vni}");
-    }
-
-    /// <summary>The VNI of well-formed BackendData, or null when it has none (Go's decoder matches names case-insensitively).</summary>
-    private static uint? ReadVni(string backendData)
-    {
-        using JsonDocument document = JsonDocument.Parse(backendData);
-        foreach (JsonProperty property in document.RootElement.EnumerateObject())
-        {
-            if (string.Equals(property.Name, "VNI", StringComparison.OrdinalIgnoreCase))
-            {
-                return property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetUInt32(out uint vni) ? vni : null;
-            }
-        }
-
-        return null;
     }
 
     /// <summary>Reads a VtepMAC if the data has a valid one (used for the MAC this node published before a restart).</summary>

@@ -13,9 +13,9 @@ namespace Flannel.Subnets;
 /// (Go field order; <c>PublicIPv6</c> is always written; the backend fields are omitted when empty).
 /// </summary>
 /// <remarks>
-/// Both directions go through a System.Text.Json source-generated context (<see cref="LeaseJsonContext"/>). The
-/// string and raw-JSON members are written by converters that emit Go's exact bytes (see <see cref="GoJson"/>):
-/// System.Text.Json's own encoder escapes differently from Go for quotes, HTML characters and non-ASCII text,
+/// Writing goes through a System.Text.Json source-generated context (<see cref="LeaseJsonContext"/>); reading parses
+/// one document and takes its members by name. The string and raw-JSON members are written by converters that emit
+/// Go's exact bytes (see <see cref="GoJson"/>): System.Text.Json's own encoder escapes differently from Go for quotes, HTML characters and non-ASCII text,
 /// and would re-format raw backend data instead of compacting it as <c>json.Marshal</c> does.
 /// </remarks>
 public static class LeaseJson
@@ -66,30 +66,58 @@ public static class LeaseJson
     /// <exception cref="LeaseFormatException">The value is malformed; the message names the field and the value.</exception>
     public static LeaseAttributes Deserialize(ReadOnlySpan<byte> utf8Json)
     {
-        LeaseValueReadModel? model;
+        // One document per value, its members read by name: a start-up reads thousands of leases, and a typed model
+        // with a JSON element per member parsed a document per member.
+        JsonDocument? document = null;
         try
         {
-            model = JsonSerializer.Deserialize(utf8Json, LeaseJsonContext.Default.LeaseValueReadModel);
+            var reader = new Utf8JsonReader(utf8Json);
+            document = JsonDocument.ParseValue(ref reader);
+            if (reader.Read())
+            {
+                // The reader throws on most trailing text itself; this is the rest.
+                throw new JsonException("More than one JSON value.");
+            }
         }
         catch (JsonException ex)
         {
+            document?.Dispose();
             throw new LeaseFormatException(
                 $"lease value {Excerpt(utf8Json)} is not a JSON object of lease attributes: {ex.Message}", ex);
         }
 
-        if (model is null)
+        using (document)
         {
-            throw new LeaseFormatException($"lease value {Excerpt(utf8Json)} is not a JSON object of lease attributes");
-        }
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new LeaseFormatException($"lease value {Excerpt(utf8Json)} is not a JSON object of lease attributes");
+            }
 
-        return new LeaseAttributes
-        {
-            PublicIP = ReadAddress(model.PublicIP, "PublicIP", AddressFamily.InterNetwork) ?? IPAddress.Any,
-            PublicIPv6 = ReadAddress(model.PublicIPv6, "PublicIPv6", AddressFamily.InterNetworkV6),
-            BackendType = ReadString(model.BackendType, "BackendType"),
-            BackendData = ReadRaw(model.BackendData),
-            BackendV6Data = ReadRaw(model.BackendV6Data),
-        };
+            JsonElement? publicIP = null, publicIPv6 = null, backendType = null, backendData = null, backendV6Data = null;
+            foreach (JsonProperty member in root.EnumerateObject())
+            {
+                // As Go's encoding/json: names match case-insensitively, unknown members are skipped, the last wins.
+                switch (member.Name)
+                {
+                    case var name when name.Equals("PublicIP", StringComparison.OrdinalIgnoreCase): publicIP = member.Value; break;
+                    case var name when name.Equals("PublicIPv6", StringComparison.OrdinalIgnoreCase): publicIPv6 = member.Value; break;
+                    case var name when name.Equals("BackendType", StringComparison.OrdinalIgnoreCase): backendType = member.Value; break;
+                    case var name when name.Equals("BackendData", StringComparison.OrdinalIgnoreCase): backendData = member.Value; break;
+                    case var name when name.Equals("BackendV6Data", StringComparison.OrdinalIgnoreCase): backendV6Data = member.Value; break;
+                    default: break;
+                }
+            }
+
+            return new LeaseAttributes
+            {
+                PublicIP = ReadAddress(publicIP, "PublicIP", AddressFamily.InterNetwork) ?? IPAddress.Any,
+                PublicIPv6 = ReadAddress(publicIPv6, "PublicIPv6", AddressFamily.InterNetworkV6),
+                BackendType = ReadString(backendType, "BackendType"),
+                BackendData = ReadRaw(backendData),
+                BackendV6Data = ReadRaw(backendV6Data),
+            };
+        }
     }
 
     /// <summary>Reads a lease value; see <see cref="Deserialize(ReadOnlySpan{byte})"/>.</summary>
@@ -196,23 +224,6 @@ internal sealed class LeaseValueWriteModel
     public string? BackendV6Data { get; init; }
 }
 
-/// <summary>
-/// The lease value as read: every member is kept as a JSON element so that a bad value can be reported with
-/// its field name and its text, which a typed deserializer error cannot do.
-/// </summary>
-internal sealed class LeaseValueReadModel
-{
-    public JsonElement? PublicIP { get; set; }
-
-    public JsonElement? PublicIPv6 { get; set; }
-
-    public JsonElement? BackendType { get; set; }
-
-    public JsonElement? BackendData { get; set; }
-
-    public JsonElement? BackendV6Data { get; set; }
-}
-
 /// <summary>Writes a string with Go's escaping.</summary>
 internal sealed class GoStringConverter : JsonConverter<string>
 {
@@ -238,11 +249,8 @@ internal sealed class GoRawJsonConverter : JsonConverter<string>
 
 /// <summary>Source-generated serialization metadata for the lease value.</summary>
 [JsonSourceGenerationOptions(
-    PropertyNameCaseInsensitive = true,
-    WriteIndented = false,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
+    WriteIndented = false)]
 [JsonSerializable(typeof(LeaseValueWriteModel))]
-[JsonSerializable(typeof(LeaseValueReadModel))]
 internal sealed partial class LeaseJsonContext : JsonSerializerContext;
 
 /// <summary>A lease value could not be read. The message names the field and the value.</summary>

@@ -179,9 +179,19 @@ public sealed class LeaseJsonTests
     [InlineData("null")]
     [InlineData("\"lease\"")]
     [InlineData("{\"PublicIP\":")]
+    [InlineData("{\"PublicIP\":\"10.0.0.1\"} x")]
+    [InlineData("{\"PublicIP\":\"10.0.0.1\"}{}")]
     public void Malformed_values_are_rejected_quoting_the_value(string json)
     {
         var ex = Assert.Throws<LeaseFormatException>(() => LeaseJson.Deserialize(json));
         Assert.Contains($"'{json}'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Of_a_member_given_twice_in_any_case_the_last_is_read_as_in_go()
+    {
+        LeaseAttributes attributes = LeaseJson.Deserialize("""{"PublicIP":"10.0.0.1","publicip":"10.0.0.2","BackendData":{"a":1},"BACKENDDATA":{"b":2}}""");
+        Assert.Equal(IPAddress.Parse("10.0.0.2"), attributes.PublicIP);
+        Assert.Equal("""{"b":2}""", attributes.BackendData);
     }
 }
