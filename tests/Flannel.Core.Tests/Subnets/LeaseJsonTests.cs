@@ -187,6 +187,19 @@ public sealed class LeaseJsonTests
         Assert.Contains($"'{json}'", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("""{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}""", """{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}""")]
+    [InlineData("""{ "VNI" : 1 }""", """{"VNI":1}""")]
+    [InlineData("""{"Note":"x y"}""", """{"Note":"x y"}""")]
+    [InlineData("""{"Note":"<a&b>"}""", """{"Note":"\u003ca\u0026b\u003e"}""")]
+    [InlineData("\"a\u2028b\"", "\"a\\u2028b\"")]
+    [InlineData("[1, \"é\"]", "[1,\"é\"]")]
+    public void Backend_data_is_read_compacted_as_go_compacts_a_raw_message(string backendData, string expected)
+    {
+        LeaseAttributes attributes = LeaseJson.Deserialize($$"""{"PublicIP":"10.0.0.1","BackendData":{{backendData}}}""");
+        Assert.Equal(expected, attributes.BackendData);
+    }
+
     [Fact]
     public void Of_a_member_given_twice_in_any_case_the_last_is_read_as_in_go()
     {
