@@ -330,8 +330,10 @@ ok=1
 ping_pods() { # from-node to-node family
   local from=$1 to=$2 fam=$3 dst
   if [ "$fam" = 6 ]; then dst=${podip6[$to]}; else dst=${podip[$to]}; fi
-  echo "\$ ping -$fam -c 3 $dst   # pod on $from -> pod on $to"
-  if ip netns exec "fd${id}-pod-$from" ping "-$fam" -c 3 -W 2 "$dst"; then echo "PASS IPv$fam $from -> $to"; else echo "FAIL IPv$fam $from -> $to"; ok=0; fi
+  # -w: up to 12 s for 3 replies. WireGuard drops a handshake initiation that reaches a node before that node has
+  # added the sender as a peer (the probers initiate as soon as peers appear) and retries only after 5 s.
+  echo "\$ ping -$fam -c 3 -w 12 $dst   # pod on $from -> pod on $to"
+  if ip netns exec "fd${id}-pod-$from" ping "-$fam" -c 3 -w 12 "$dst"; then echo "PASS IPv$fam $from -> $to"; else echo "FAIL IPv$fam $from -> $to"; ok=0; fi
 }
 if [ "$backend" = alloc ]; then
   # alloc routes nothing: the pods must NOT reach each other, and every node must hold a distinct subnet.

@@ -33,6 +33,17 @@ public sealed class WireGuardEndToEndTests
         return lease.RootElement.GetProperty("BackendData").GetProperty("PublicKey").GetString()!;
     }
 
+    /// <summary>
+    /// Waits until a pod reaches another node's pod, which takes a completed WireGuard handshake. A node's prober
+    /// initiates to a new peer at once, and an initiation that arrives before the other node has configured this one
+    /// as a peer is dropped; wireguard-go sends the next only after REKEY_TIMEOUT (5 s), longer than one ping.
+    /// </summary>
+    private static Task WaitForSessionAsync(VirtualCluster cluster, NetworkNamespace from, IPAddress to, string fromNode, string toNode) =>
+        VirtualCluster.WaitUntilAsync(
+            () => VirtualCluster.PingAsync(from, to),
+            $"the pod on {fromNode} to reach {to} on {toNode}\n{cluster.FlanneldLog(fromNode)}\n{cluster.FlanneldLog(toNode)}",
+            TimeSpan.FromSeconds(30));
+
     [Fact]
     public async Task Pods_ping_both_ways_over_wireguard_go_and_the_underlay_carries_only_UDP_to_the_listen_port()
     {
@@ -43,28 +54,21 @@ public sealed class WireGuardEndToEndTests
 
         // Everything between node1 and node2 on node1's underlay link, while the pods ping each other.
         string node1 = cluster.NodeAddresses["node1"], node2 = cluster.NodeAddresses["node2"];
-        Task<ProcessResult> capture = cluster.Bridge.RunAsync(
-            "timeout", "20", "tcpdump", "-i", "v-node1", "-nn", "-l", "-c", "200", $"ip and host {node1} and host {node2}"); // IP only: ARP between them is expected
+        await using UnderlayCapture capture = await UnderlayCapture.StartAsync(cluster.Bridge, "v-node1", $"ip and host {node1} and host {node2}"); // IP only: ARP between them is expected
 
-        // tcpdump is listening once its packet socket exists in the bridge namespace (/proc/net is per namespace).
-        await VirtualCluster.WaitUntilAsync(
-            async () => capture.IsCompleted || (await cluster.Bridge.RunCheckedAsync("cat", "/proc/net/packet")).Trim().Split('\n').Length > 1,
-            "tcpdump to open its capture on v-node1");
-        if (capture.IsCompleted)
-        {
-            Assert.Fail($"tcpdump ended before the pings: {(await capture).StandardError}");
-        }
+        await WaitForSessionAsync(cluster, pod1, ip2, "node1", "node2");
+        await WaitForSessionAsync(cluster, pod2, ip1, "node2", "node1");
         Assert.True(await VirtualCluster.PingAsync(pod1, ip2), $"pod on node1 cannot reach {ip2} on node2\n{cluster.FlanneldLog("node1")}");
         Assert.True(await VirtualCluster.PingAsync(pod2, ip1), $"pod on node2 cannot reach {ip1} on node1\n{cluster.FlanneldLog("node2")}");
-        ProcessResult captured = await capture;
+        string captured = await capture.StopAsync();
 
-        string[] packets = captured.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Assert.True(packets.Length >= 8, $"expected the pings' packets on the underlay, got:\n{captured.StandardOutput}{captured.StandardError}");
+        string[] packets = captured.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(packets.Length >= 8, $"expected the pings' packets on the underlay, got:\n{captured}");
         // The agents' underlay probes (ICMP echo between the node addresses themselves, flanneld --probe-interval) are
         // expected; pod traffic must only ever appear as WireGuard UDP.
         string probe = $@"IP ({Regex.Escape(node1)} > {Regex.Escape(node2)}|{Regex.Escape(node2)} > {Regex.Escape(node1)}): ICMP echo (request|reply), ";
         packets = [.. packets.Where(packet => !Regex.IsMatch(packet, probe))];
-        Assert.True(packets.Length >= 8, $"expected the pings' WireGuard packets on the underlay, got:\n{captured.StandardOutput}");
+        Assert.True(packets.Length >= 8, $"expected the pings' WireGuard packets on the underlay, got:\n{captured}");
         Assert.All(packets, packet =>
         {
             // e.g. "IP 198.18.0.11.51820 > 198.18.0.12.51820: UDP, length 128"
@@ -103,6 +107,7 @@ public sealed class WireGuardEndToEndTests
         (NetworkNamespace pod1, IPAddress ip1) = await cluster.AddPodAsync("node1", "pod-a");
         (NetworkNamespace pod2, IPAddress ip2) = await cluster.AddPodAsync("node2", "pod-b");
         string key2 = await PublishedPublicKeyAsync(cluster, "node2");
+        await WaitForSessionAsync(cluster, pod1, ip2, "node1", "node2");
 
         // Restart: the key file is reused, so the published key and node1's peer stay the same.
         DateTime written = File.GetLastWriteTimeUtc(cluster.SubnetFile("node2"));
