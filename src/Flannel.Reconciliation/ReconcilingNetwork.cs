@@ -51,11 +51,15 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     // How long a route deletion of our own waits for its RTM_DELROUTE echo; only that echo is ignored.
     private static readonly TimeSpan s_ownDeletionWindow = TimeSpan.FromSeconds(30);
 
-    /// <summary>The AppContext switch that turns <see cref="CompactHeapAfterStartup"/> off (set it to false).</summary>
-    internal const string CompactHeapSwitch = "Flannel.Reconciliation.CompactHeapAfterStartup";
+    /// <summary>The AppContext switch that turns <see cref="CollectAfterLargePass"/> off (set it to false).</summary>
+    internal const string CollectGarbageSwitch = "Flannel.Reconciliation.CollectAfterLargePasses";
 
-    /// <summary>Below this many peers start-up leaves too little garbage (a few MB at most) to be worth a full collection.</summary>
-    internal const int CompactHeapMinPeers = 256;
+    /// <summary>Below this many peers a pass leaves too little garbage (a few MB at most) to be worth a full collection.</summary>
+    internal const int CollectGarbageMinPeers = 256;
+
+    // The reason of the timer's full pass (also a metric tag); the only pass followed by a collection, so a burst of
+    // kernel notifications never turns into a burst of collections.
+    private const string PeriodicResync = "periodic";
 
     private readonly Dictionary<string, PeerState> _peers = new(StringComparer.Ordinal);
 
@@ -108,8 +112,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     /// <summary>Lease event batches applied through the event path (tests wait on it).</summary>
     internal long ProcessedEventBatches => Interlocked.Read(ref _processedEventBatches);
 
-    /// <summary>The full, compacting collection after start-up (tests count the calls).</summary>
-    internal Action CompactHeap { get; set; } = static () => GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+    /// <summary>
+    /// A full collection: compacting (and returning memory to the OS) when the argument is true, as after start-up;
+    /// tests count the calls.
+    /// </summary>
+    internal Action<bool> CollectGarbage { get; set; } = static compact => GC.Collect(
+        GC.MaxGeneration, compact ? GCCollectionMode.Aggressive : GCCollectionMode.Forced, blocking: true, compacting: compact);
 
     /// <summary>Number of peers in the desired state.</summary>
     internal int PeerCount { get; private set; }
@@ -214,7 +222,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var work = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleReader = true });
         using ITimer ticker = TimeProvider.CreateTimer(
-            static state => ((ChannelWriter<WorkItem>)state!).TryWrite(WorkItem.Resync("periodic")),
+            static state => ((ChannelWriter<WorkItem>)state!).TryWrite(WorkItem.Resync(PeriodicResync)),
             work.Writer,
             _resyncInterval,
             _resyncInterval);
@@ -301,7 +309,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                     UpdateModel(events);
                     bool ok = await ReconcileAsync("startup", cancellationToken).ConfigureAwait(false);
                     startWatch();
-                    CompactHeapAfterStartup();
+                    CollectAfterLargePass(startup: true);
                     Interlocked.Increment(ref _processedEventBatches);
                     AfterPass(ok, retry);
                     continue;
@@ -317,6 +325,10 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 if (resyncReason is not null)
                 {
                     succeeded = await ReconcileAsync(resyncReason, cancellationToken).ConfigureAwait(false) && succeeded;
+                    if (resyncReason == PeriodicResync)
+                    {
+                        CollectAfterLargePass(startup: false);
+                    }
                 }
 
                 AfterPass(succeeded, retry);
@@ -333,28 +345,42 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     }
 
     /// <summary>
-    /// After the start-up pass has programmed many peers, one full, compacting collection that returns the freed
-    /// memory to the OS. Start-up makes everything at once - the store's list, every peer's lease and objects, the
-    /// plan and the netlink batches - and lives long enough to be promoted to the oldest generation. It is garbage
-    /// once the pass is done, but at steady state the agent allocates too little to trigger a full collection, so
-    /// without this it stays in the process for good (at 5,000 peers, about as much again as the peers' own state).
-    /// Once per start, and only from <see cref="CompactHeapMinPeers"/> peers; an embedder that manages its own heap
-    /// turns it off with the AppContext switch <c>Flannel.Reconciliation.CompactHeapAfterStartup</c> = false.
+    /// A full collection after a pass over many peers, when everything the pass made is garbage. A pass makes its
+    /// working set all at once (start-up: the store's list, every lease, object and netlink batch; a resync: the dump
+    /// of every owned kernel object and the plan's tables) and, since passes are almost all the agent allocates, a
+    /// collection triggered by the budget comes in the middle of one: the working set is alive, is promoted, and piles
+    /// up in the older generations until a full collection, which steady state rarely triggers.
+    /// <list type="bullet">
+    /// <item>After start-up, once: a compacting collection that returns the memory to the OS (logged).</item>
+    /// <item>After each periodic resync: a blocking, non-compacting one, so the next pass reuses the same memory.
+    /// Measured at 5,000 peers (JIT, 150 s after convergence): 34 MiB anonymous instead of 72, committed heap flat at
+    /// 21 MB instead of rising to 63, and the same total GC pause (267 against 245 ms), because the collections it
+    /// replaces each promoted a pass's working set.</item>
+    /// </list>
+    /// Only from <see cref="CollectGarbageMinPeers"/> peers; an embedder that manages its own heap turns both off
+    /// with the AppContext switch <c>Flannel.Reconciliation.CollectAfterLargePasses</c> = false.
     /// </summary>
-    private void CompactHeapAfterStartup()
+    private void CollectAfterLargePass(bool startup)
     {
-        if (_peers.Count < CompactHeapMinPeers
-            || (AppContext.TryGetSwitch(CompactHeapSwitch, out bool enabled) && !enabled))
+        if (_peers.Count < CollectGarbageMinPeers
+            || (AppContext.TryGetSwitch(CollectGarbageSwitch, out bool enabled) && !enabled))
         {
             return;
         }
 
-        long before = GC.GetGCMemoryInfo().TotalCommittedBytes;
+        long before = startup ? GC.GetGCMemoryInfo().TotalCommittedBytes : 0;
         long started = Stopwatch.GetTimestamp();
-        CompactHeap();
+        CollectGarbage(startup);
         double milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        long after = GC.GetGCMemoryInfo().TotalCommittedBytes;
-        LogHeapCompacted(Logger, BackendType, _peers.Count, before >> 20, after >> 20, milliseconds);
+        if (startup)
+        {
+            long after = GC.GetGCMemoryInfo().TotalCommittedBytes;
+            LogHeapCompacted(Logger, BackendType, _peers.Count, before >> 20, after >> 20, milliseconds);
+        }
+        else
+        {
+            LogPassCollected(Logger, BackendType, _peers.Count, milliseconds);
+        }
     }
 
     /// <summary>
@@ -1108,6 +1134,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
 
     [LoggerMessage(EventId = 5910, Level = LogLevel.Information, Message = "{Backend}: start-up programmed {Peers} peers; one full collection took the GC heap from {BeforeMiB} MiB to {AfterMiB} MiB committed in {Milliseconds:0} ms")]
     private static partial void LogHeapCompacted(ILogger logger, string backend, int peers, long beforeMiB, long afterMiB, double milliseconds);
+
+    [LoggerMessage(EventId = 5911, Level = LogLevel.Debug, Message = "{Backend}: a resync over {Peers} peers; a full collection of its garbage took {Milliseconds:0.0} ms")]
+    private static partial void LogPassCollected(ILogger logger, string backend, int peers, double milliseconds);
 
     [LoggerMessage(EventId = 5909, Level = LogLevel.Debug, Message = "{Backend}: ignoring lease {Lease} of backend type {BackendType}")]
     private static partial void LogIgnoringLease(ILogger logger, string backend, string lease, string backendType);
