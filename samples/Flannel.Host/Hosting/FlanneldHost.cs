@@ -20,8 +20,12 @@ internal static class FlanneldHost
     /// <summary>Runs until SIGINT/SIGTERM; returns 1 when the agent failed (as flanneld exits 1), else 0.</summary>
     public static async Task<int> RunAsync(FlanneldOptions options, CancellationToken cancellationToken)
     {
+        using StartupCollectionDeferral deferral = StartupCollectionDeferral.Begin();
         using IHost host = Build(options);
         FlannelHealth health = host.Services.GetRequiredService<FlannelHealth>();
+        deferral.EndWhen(
+            host.Services.GetRequiredService<FlannelAgent>().SnapshotProgrammed,
+            host.Services.GetRequiredService<ILogger<StartupCollectionDeferral>>());
         try
         {
             await host.RunAsync(cancellationToken).ConfigureAwait(false);

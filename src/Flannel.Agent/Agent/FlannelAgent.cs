@@ -44,6 +44,7 @@ public sealed partial class FlannelAgent : BackgroundService
     private NetworkConfig? _config;
     private INetwork? _network;
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _snapshotProgrammed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates the agent from its services (normally resolved from DI).</summary>
     /// <param name="options">The agent's options.</param>
@@ -119,6 +120,14 @@ public sealed partial class FlannelAgent : BackgroundService
     /// <summary>Completes when subnet.env has been written the first time (the agent became ready).</summary>
     public Task Started => _started.Task;
 
+    /// <summary>
+    /// Completes when the backend has programmed the first lease snapshot: every admitted peer the store listed at
+    /// start-up. That is when the backend asks for the batch after it (see <see cref="INetwork.RunAsync"/>), which
+    /// with thousands of peers is well after <see cref="Started"/>. Faults or is cancelled as <see cref="Started"/> is
+    /// when the agent fails or stops first.
+    /// </summary>
+    public Task SnapshotProgrammed => _snapshotProgrammed.Task;
+
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -138,6 +147,7 @@ public sealed partial class FlannelAgent : BackgroundService
             Readiness.MarkStopped($"failed: {ex.Message}");
             _health.ReportFailure(_options.Name, ex);
             _started.TrySetException(ex);
+            _snapshotProgrammed.TrySetException(ex);
             throw;
         }
         finally
@@ -145,6 +155,7 @@ public sealed partial class FlannelAgent : BackgroundService
             await statusStopping.CancelAsync().ConfigureAwait(false);
             await statusSocket.ConfigureAwait(false);
             _started.TrySetCanceled(stoppingToken.IsCancellationRequested ? stoppingToken : CancellationToken.None);
+            _snapshotProgrammed.TrySetCanceled(stoppingToken.IsCancellationRequested ? stoppingToken : CancellationToken.None);
             if (stoppingToken.IsCancellationRequested)
             {
                 Readiness.MarkStopped("stopped");
@@ -554,6 +565,10 @@ public sealed partial class FlannelAgent : BackgroundService
 
                     // The backend asks for the next batch only when it has programmed this one.
                     _metrics.RecordApplyDuration(_options.Name, _timeProvider.GetElapsedTime(handedAt));
+                    if (item.IsSnapshot)
+                    {
+                        _snapshotProgrammed.TrySetResult();
+                    }
                 }
             }
             finally

@@ -170,6 +170,9 @@ internal sealed class RecordingNetwork(CallLog log) : INetwork, IOverlayNetwork,
 
     public bool RunEnded { get; private set; }
 
+    /// <summary>When set, each batch counts as programmed (the next is asked for) only once this completes.</summary>
+    public Task? ProgramGate { get; set; }
+
     public ValueTask ConfigureLeaseAsync(Lease ownLease, CancellationToken cancellationToken)
     {
         log.Add("configure-lease");
@@ -191,6 +194,12 @@ internal sealed class RecordingNetwork(CallLog log) : INetwork, IOverlayNetwork,
                 lock (_gate)
                 {
                     _batches.Add(batch);
+                }
+
+                // Still programming this batch: the next is asked for only when the gate opens.
+                if (ProgramGate is { } gate)
+                {
+                    await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
         }

@@ -44,6 +44,40 @@ public sealed class FlannelAgentTests
     }
 
     [Fact]
+    public async Task Snapshot_programmed_completes_when_the_backend_asks_for_the_batch_after_the_first_snapshot()
+    {
+        await using var h = new AgentHarness();
+        var programmed = new TaskCompletionSource();
+        h.Backend.Network.ProgramGate = programmed.Task;
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        await h.WaitUntilAsync(() => h.Store.WatchStarts == 1, what: "the lease watch");
+        Assert.False(h.Agent.SnapshotProgrammed.IsCompleted);
+
+        h.Store.Publish(LeaseWatchResult.FromSnapshot([Remote("10.244.9.0/24", "198.18.0.9")]));
+        await h.WaitUntilAsync(() => h.Backend.Network.Batches.Count == 1, what: "the snapshot handed to the backend");
+
+        // Handed over is not programmed: the backend is still at it.
+        await Task.Delay(100, TestContext.Current.CancellationToken);
+        Assert.False(h.Agent.SnapshotProgrammed.IsCompleted);
+
+        programmed.SetResult();
+        await h.Agent.SnapshotProgrammed.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        Assert.True(h.Agent.SnapshotProgrammed.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public async Task Snapshot_programmed_is_cancelled_when_the_agent_stops_before_a_snapshot_arrives()
+    {
+        var h = new AgentHarness();
+        await h.StartAsync();
+        await h.Agent.Started.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+        await h.DisposeAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => h.Agent.SnapshotProgrammed.WaitAsync(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
     public async Task Subnet_env_is_written_and_peers_programmed_while_the_rules_are_still_being_installed_and_ready_waits_for_the_rules()
     {
         await using var h = new AgentHarness();
