@@ -25,7 +25,9 @@ internal static class FlanneldHost
         FlannelHealth health = host.Services.GetRequiredService<FlannelHealth>();
         deferral.EndWhen(
             host.Services.GetRequiredService<FlannelAgent>().SnapshotProgrammed,
-            host.Services.GetRequiredService<ILogger<StartupCollectionDeferral>>());
+            // From the factory, not as ILogger<T>: DI would build that generic type at run time, which in the
+            // native flanneld is start-up work (runtime type loading).
+            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger<StartupCollectionDeferral>());
         try
         {
             await host.RunAsync(cancellationToken).ConfigureAwait(false);

@@ -44,15 +44,14 @@ internal sealed partial class StartupCollectionDeferral : IDisposable
 
     private readonly long _budget;
 
-    private StartupCollectionDeferral(long budget, bool begun, string? refusal)
+    private StartupCollectionDeferral(long budget, string? refusal)
     {
         _budget = budget;
-        Begun = begun;
         Refusal = refusal;
     }
 
     /// <summary>True when the no-GC region was granted.</summary>
-    public bool Begun { get; }
+    public bool Begun => Refusal is null;
 
     /// <summary>Why the runtime refused the region; null when it was granted.</summary>
     public string? Refusal { get; }
@@ -63,13 +62,13 @@ internal sealed partial class StartupCollectionDeferral : IDisposable
         try
         {
             return GC.TryStartNoGCRegion(budget)
-                ? new StartupCollectionDeferral(budget, begun: true, refusal: null)
-                : new StartupCollectionDeferral(budget, begun: false, refusal: "the runtime could not commit the budget");
+                ? new StartupCollectionDeferral(budget, refusal: null)
+                : new StartupCollectionDeferral(budget, refusal: "the runtime could not commit the budget");
         }
         catch (Exception ex) when (ex is ArgumentOutOfRangeException or InvalidOperationException)
         {
             // More than the runtime can reserve (a heap hard limit), or a region is already in progress.
-            return new StartupCollectionDeferral(budget, begun: false, refusal: ex.Message);
+            return new StartupCollectionDeferral(budget, refusal: ex.Message);
         }
     }
 
@@ -103,7 +102,7 @@ internal sealed partial class StartupCollectionDeferral : IDisposable
         ArgumentNullException.ThrowIfNull(logger);
         if (!Begun)
         {
-            LogRefused(logger, Refusal ?? "unknown");
+            LogRefused(logger, Refusal!);
             return;
         }
 
@@ -122,7 +121,7 @@ internal sealed partial class StartupCollectionDeferral : IDisposable
     /// 3 peers 2.5 MiB more anonymous memory than the next collection the budget triggers (measured: gen0, full
     /// and compacting collections alike).
     /// </summary>
-    internal void EndAfterSnapshot(ILogger logger)
+    private void EndAfterSnapshot(ILogger logger)
     {
         if (End() && logger.IsEnabled(LogLevel.Debug))
         {

@@ -154,8 +154,9 @@ public sealed partial class FlannelAgent : BackgroundService
         {
             await statusStopping.CancelAsync().ConfigureAwait(false);
             await statusSocket.ConfigureAwait(false);
-            _started.TrySetCanceled(stoppingToken.IsCancellationRequested ? stoppingToken : CancellationToken.None);
-            _snapshotProgrammed.TrySetCanceled(stoppingToken.IsCancellationRequested ? stoppingToken : CancellationToken.None);
+            CancellationToken stopped = stoppingToken.IsCancellationRequested ? stoppingToken : CancellationToken.None;
+            _started.TrySetCanceled(stopped);
+            _snapshotProgrammed.TrySetCanceled(stopped);
             if (stoppingToken.IsCancellationRequested)
             {
                 Readiness.MarkStopped("stopped");

@@ -16,10 +16,8 @@ public sealed class StartupCollectionDeferralTests
     [Fact]
     public void Begins_a_no_gc_region_and_ends_it_once()
     {
-        using StartupCollectionDeferral deferral = StartupCollectionDeferral.Begin(SmallBudget);
-        Assert.True(deferral.Begun, deferral.Refusal);
+        using StartupCollectionDeferral deferral = BeginRegion();
         Assert.Null(deferral.Refusal);
-        Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
         int collections = GC.CollectionCount(0);
         _ = Allocate(1 << 20);
         Assert.Equal(collections, GC.CollectionCount(0));
@@ -33,8 +31,7 @@ public sealed class StartupCollectionDeferralTests
     public void A_collection_that_already_ended_the_region_is_not_an_error()
     {
         // The backend's own collection after a large start-up pass ends the region before the host does.
-        using StartupCollectionDeferral deferral = StartupCollectionDeferral.Begin(SmallBudget);
-        Assert.True(deferral.Begun, deferral.Refusal);
+        using StartupCollectionDeferral deferral = BeginRegion();
         GC.Collect();
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
 
@@ -44,8 +41,7 @@ public sealed class StartupCollectionDeferralTests
     [Fact]
     public void Allocating_past_the_budget_collects_and_ends_the_region()
     {
-        using StartupCollectionDeferral deferral = StartupCollectionDeferral.Begin(SmallBudget);
-        Assert.True(deferral.Begun, deferral.Refusal);
+        using StartupCollectionDeferral deferral = BeginRegion();
         int collections = GC.CollectionCount(0);
         for (int i = 0; i < 64 && GCSettings.LatencyMode == GCLatencyMode.NoGCRegion; i++)
         {
@@ -60,8 +56,7 @@ public sealed class StartupCollectionDeferralTests
     [Fact]
     public void A_second_region_is_refused_with_the_runtime_reason()
     {
-        using StartupCollectionDeferral first = StartupCollectionDeferral.Begin(SmallBudget);
-        Assert.True(first.Begun, first.Refusal);
+        using StartupCollectionDeferral first = BeginRegion();
 
         // The runtime refuses a region while one is in progress, and the refused call ends that one too: flanneld
         // begins once; whoever ends it afterwards finds nothing to end, and that is no error.
@@ -79,8 +74,7 @@ public sealed class StartupCollectionDeferralTests
     [InlineData("failed")]
     public async Task Ends_when_the_snapshot_is_programmed_or_the_agent_stops_or_fails(string outcome)
     {
-        using StartupCollectionDeferral deferral = StartupCollectionDeferral.Begin(SmallBudget);
-        Assert.True(deferral.Begun, deferral.Refusal);
+        using StartupCollectionDeferral deferral = BeginRegion();
         var snapshotProgrammed = new TaskCompletionSource();
         deferral.EndWhen(snapshotProgrammed.Task, NullLogger.Instance);
         Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
@@ -98,6 +92,14 @@ public sealed class StartupCollectionDeferralTests
 
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
         Assert.False(deferral.End());
+    }
+
+    private static StartupCollectionDeferral BeginRegion()
+    {
+        StartupCollectionDeferral deferral = StartupCollectionDeferral.Begin(SmallBudget);
+        Assert.True(deferral.Begun, deferral.Refusal);
+        Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+        return deferral;
     }
 
     private static byte[] Allocate(int bytes)
