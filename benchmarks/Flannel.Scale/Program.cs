@@ -15,8 +15,9 @@ using Flannel.Scale;
 // re-lists all nodes after an expired watch, and the CPU time flanneld spends per node update that changes nothing
 // flannel reads (a kubelet heartbeat), net of its idle CPU over as long a time.
 // --arg FLAG (repeatable) adds a flag to every flanneld, e.g. --arg --healthz-port=8081; --env KEY=VALUE (repeatable)
-// sets a variable for flanneld only, e.g. --env DOTNET_GCgen0size=0x400000. --gcdump DIR writes a heap dump of a JIT
-// flanneld (dotnet-gcdump, which forces a full GC) after each steady-state measurement, to see what the peers cost.
+// sets a variable for flanneld only, e.g. --env DOTNET_GCgen0size=400000 (bare hex: a native flanneld ignores a 0x
+// prefix). --gcdump DIR writes a heap dump of a JIT flanneld (dotnet-gcdump, which forces a full GC) after each
+// steady-state measurement, to see what the peers cost.
 // --late SECONDS (etcd) reads the RSS again that long after the steady figure: by then the periodic resyncs' kernel
 // dumps have refilled the GC's gen0 budget, which a reading 5 s after convergence may not show.
 if (args.Length == 0 || args[0] is not ("etcd" or "kube"))

@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --peers) shift; peers=$1 ;;
     --no-build) build=0 ;;
     --csv) shift; csv=$1 ;;
-    --env) shift; envs+=("$1") ;;    # NAME=VALUE for both flanneld processes (e.g. DOTNET_GCgen0size=0x400000), repeatable
+    --env) shift; envs+=("$1") ;;    # NAME=VALUE for both flanneld processes (e.g. DOTNET_GCgen0size=400000: bare hex, a native flanneld ignores 0x), repeatable
     --gcdump) shift; gcdump=$1 ;;  # write dotnet-gcdump heap snapshots (post-convergence and end) to this folder
     --flanneld) shift; flanneld=$1; build=0 ;;  # run this flanneld executable instead of the JIT build
     -h|--help) sed -n 2,13p "$0"; exit 0 ;;
