@@ -213,6 +213,8 @@ public sealed class HostGwTests
         await using Node node = await Node.StartAsync();
         await node.SendAsync(Added(Peer(2)), Added(Peer(3)));
         await node.WaitUntilAsync(() => node.HasRoute(2) && node.HasRoute(3), "routes exist");
+        // The kernel watch opens after the start-up pass that made the routes; the flap must come after it.
+        await node.WaitUntilAsync(() => node.Netlink.WatcherCount > 0, "the kernel watch is open");
 
         node.Netlink.SetLinkUpBehindBack("eth0", up: false);
         Assert.False(node.HasAnyRoute(2));

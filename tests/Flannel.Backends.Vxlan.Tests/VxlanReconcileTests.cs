@@ -12,6 +12,11 @@ public sealed class VxlanReconcileTests
         VxlanHarness node = await StartAsync(mode: mode);
         await node.SendAsync(Enumerable.Range(2, count).Select(i => Added(Peer(i))).ToArray());
         await WaitUntilAsync(() => Enumerable.Range(2, count).All(i => node.HasRoute(i) && node.HasNeighbor(i)), "peers are programmed");
+
+        // The engine opens its kernel watch only after the start-up pass (what changes before is the first periodic
+        // resync's), and the peers appear during that pass: a change made behind its back before the watch is open
+        // would wait for a tick these tests never give.
+        await WaitUntilAsync(() => node.Netlink.WatcherCount > 0, "the kernel watch is open");
         return node;
     }
 
