@@ -198,7 +198,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
         {
             Log.OwnLeaseGone(_logger, key, "it was deleted or expired; recreating it");
             long leaseId = await EnsureEtcdLeaseAsync(cancellationToken).ConfigureAwait(false);
-            TxnResponse created = await CreateIfAbsentAsync(key, value, leaseId, cancellationToken).ConfigureAwait(false);
+            TxnResponse created = await CreateIfAbsentAsync(key, value, leaseId, createdNoLeaseSince: null, cancellationToken).ConfigureAwait(false);
             if (!created.Succeeded)
             {
                 throw new EtcdLeaseLostException($"Lease {key} was deleted and another node took the subnet before it could be recreated.");
@@ -349,7 +349,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
         (List<EtcdLeaseRecord> records, long revision) = Interlocked.Exchange(ref _startupList, null) is { } listed
             ? (listed.Records, listed.Revision)
             : await ListAsync(cancellationToken).ConfigureAwait(false);
-        AcquireOutcome outcome = await TryAcquireFromAsync(config, request, value, records, cancellationToken).ConfigureAwait(false);
+        AcquireOutcome outcome = await TryAcquireFromAsync(config, request, value, records, revision, cancellationToken).ConfigureAwait(false);
         if (outcome.Lease is not null && !Volatile.Read(ref _watchStarted))
         {
             Volatile.Write(ref _startupList, new LeaseList(records, revision));
@@ -358,7 +358,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
         return outcome;
     }
 
-    private async Task<AcquireOutcome> TryAcquireFromAsync(NetworkConfig config, LeaseRequest request, byte[] value, List<EtcdLeaseRecord> records, CancellationToken cancellationToken)
+    private async Task<AcquireOutcome> TryAcquireFromAsync(NetworkConfig config, LeaseRequest request, byte[] value, List<EtcdLeaseRecord> records, long listRevision, CancellationToken cancellationToken)
     {
 
         // Only well-formed leases can be this node's; a subnet whose value is unreadable stays taken all the same
@@ -402,17 +402,22 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             Log.ReservationIncompatible(_logger, unusable.Key);
         }
 
-        return await CreateAsync(allocation, request, value, cancellationToken).ConfigureAwait(false);
+        return await CreateAsync(allocation, request, value, listRevision, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<AcquireOutcome> CreateAsync(SubnetAllocation create, LeaseRequest request, byte[] value, CancellationToken cancellationToken)
+    private async Task<AcquireOutcome> CreateAsync(SubnetAllocation create, LeaseRequest request, byte[] value, long listRevision, CancellationToken cancellationToken)
     {
         string key = _keys.LeaseKey(create.Subnet, create.IPv6Subnet);
         long leaseId = await EnsureEtcdLeaseAsync(cancellationToken).ConfigureAwait(false);
         TxnResponse response;
         try
         {
-            response = await CreateIfAbsentAsync(key, value, leaseId, cancellationToken).ConfigureAwait(false);
+            // A dual-stack key names both subnets, so the key's absence does not say that either subnet is free:
+            // two nodes choosing the same IPv4 subnet with different IPv6 subnets (or the reverse) would both win.
+            // Such a creation also requires that no lease was created since the list it was decided from; if one
+            // was, the decision is stale, the race is lost and the next attempt decides from a fresh list.
+            long? createdNoLeaseSince = create.Subnet is not null && create.IPv6Subnet is not null ? listRevision + 1 : null;
+            response = await CreateIfAbsentAsync(key, value, leaseId, createdNoLeaseSince, cancellationToken).ConfigureAwait(false);
         }
         catch (RpcException ex) when (EtcdErrors.IsLeaseNotFound(ex))
         {
@@ -524,10 +529,10 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
         }
     }
 
-    private Task<TxnResponse> CreateIfAbsentAsync(string key, byte[] value, long leaseId, CancellationToken cancellationToken)
+    private Task<TxnResponse> CreateIfAbsentAsync(string key, byte[] value, long leaseId, long? createdNoLeaseSince, CancellationToken cancellationToken)
     {
-        // flannel's create: Txn(If(Version(key) == 0), Then(Put(key, value, WithLease))). The failure branch reads
-        // the winner so the loser's log can say who has it.
+        // flannel's create: Txn(If(Version(key) == 0), Then(Put(key, value, WithLease))). With
+        // createdNoLeaseSince, also If(CreateRevision(every key under the subnets prefix) < it).
         var txn = new TxnRequest();
         ByteString keyBytes = ByteString.CopyFromUtf8(key);
         txn.Compare.Add(new Compare
@@ -537,6 +542,19 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
             Result = Compare.Types.CompareResult.Equal,
             Version = 0,
         });
+        if (createdNoLeaseSince is { } revision)
+        {
+            RangeRequest subnets = EtcdKeyLayout.PrefixRange(_keys.SubnetsPrefix);
+            txn.Compare.Add(new Compare
+            {
+                Key = subnets.Key,
+                RangeEnd = subnets.RangeEnd,
+                Target = Compare.Types.CompareTarget.Create,
+                Result = Compare.Types.CompareResult.Less,
+                CreateRevision = revision,
+            });
+        }
+
         txn.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = keyBytes, Value = ByteString.CopyFrom(value), Lease = leaseId } });
         return _etcd.TxnAsync(txn, cancellationToken);
     }

@@ -124,6 +124,27 @@ public abstract class EtcdKeyValueConformance : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_compare_over_a_key_range_holds_only_when_it_holds_for_every_key_in_it()
+    {
+        // The dual-stack creation guard: "no key under the prefix was created after revision R".
+        long first = (await Etcd.TxnAsync(CreateIfAbsent(Key("guard/subnets/a"), "a"), Timeout())).Header.Revision;
+        long second = (await Etcd.TxnAsync(CreateIfAbsent(Key("guard/subnets/b"), "b"), Timeout())).Header.Revision;
+        RangeRequest subnets = EtcdKeyLayout.PrefixRange(Prefix + "guard/subnets/");
+        RangeRequest empty = EtcdKeyLayout.PrefixRange(Prefix + "guard/none/");
+
+        TxnRequest CreatedBefore(RangeRequest range, long revision)
+        {
+            var txn = new TxnRequest();
+            txn.Compare.Add(new Compare { Key = range.Key, RangeEnd = range.RangeEnd, Target = Compare.Types.CompareTarget.Create, Result = Compare.Types.CompareResult.Less, CreateRevision = revision });
+            return txn;
+        }
+
+        Assert.False((await Etcd.TxnAsync(CreatedBefore(subnets, second), Timeout())).Succeeded); // b was created at `second`
+        Assert.True((await Etcd.TxnAsync(CreatedBefore(subnets, second + 1), Timeout())).Succeeded);
+        Assert.True((await Etcd.TxnAsync(CreatedBefore(empty, first), Timeout())).Succeeded); // no key: compared as absent
+    }
+
+    [Fact]
     public async Task A_prefix_range_returns_the_keys_under_the_prefix_in_byte_order()
     {
         foreach (string name in new[] { "subnets/10.5.3.0-24", "subnets/10.5.10.0-24", "subnets/10.5.2.0-24", "config", "subnetsX" })

@@ -364,7 +364,20 @@ internal sealed class InMemoryEtcd : IEtcdKeyValue
 
     private bool Holds(Compare compare)
     {
-        _keys.TryGetValue(compare.Key, out KeyValue? kv);
+        if (compare.RangeEnd.IsEmpty)
+        {
+            _keys.TryGetValue(compare.Key, out KeyValue? one);
+            return Holds(compare, one);
+        }
+
+        // etcd: a compare over [key, range_end) must hold for every key in it; over an empty range it is made
+        // against an absent key (all revisions 0).
+        List<KeyValue> inRange = Select(compare.Key, compare.RangeEnd).ToList();
+        return inRange.Count == 0 ? Holds(compare, null) : inRange.All(kv => Holds(compare, kv));
+    }
+
+    private static bool Holds(Compare compare, KeyValue? kv)
+    {
         int order = compare.Target switch
         {
             Compare.Types.CompareTarget.Version => (kv?.Version ?? 0).CompareTo(compare.Version),

@@ -32,6 +32,37 @@ public sealed class AcquisitionUnitTests
     }
 
     [Fact]
+    public async Task A_dual_stack_lease_created_meanwhile_with_the_same_IPv4_subnet_makes_the_creation_lose_its_race()
+    {
+        using var etcd = new FakeEtcd();
+        await etcd.PutConfigAsync("""{"Network":"10.6.0.0/18","EnableIPv6":true,"IPv6Network":"fd00:6::/58","Backend":{"Type":"vxlan"}}""");
+        var racing = new InterceptingEtcd(etcd.Etcd);
+        string? interloper = null;
+
+        // Between the store's list and its create, another node creates a lease for the same IPv4 subnet with
+        // another IPv6 subnet: a different key, so create-if-absent alone would let both nodes have 10.6.X.0/24.
+        racing.BeforeTxn = async txn =>
+        {
+            if (interloper is null && txn.Compare[0].Target == Compare.Types.CompareTarget.Version)
+            {
+                string chosen = txn.Compare[0].Key.ToStringUtf8();
+                string ipv4 = chosen[..chosen.IndexOf('&', StringComparison.Ordinal)];
+                interloper = ipv4 + (chosen.EndsWith("&fd00:6:0:3f::-64", StringComparison.Ordinal) ? "&fd00:6:0:3e::-64" : "&fd00:6:0:3f::-64");
+                await etcd.PutAsync(interloper, Leases.Json("198.18.9.9"));
+            }
+        };
+        EtcdSubnetStore store = etcd.Store(etcd: racing);
+
+        Lease lease = await store.AcquireLeaseAsync(Leases.Request("198.18.9.1"), FakeEtcd.Timeout());
+
+        Assert.NotNull(interloper);
+        Assert.NotNull(lease.IPv6Subnet);
+        Assert.DoesNotContain(FakeEtcd.Key(lease.Subnet!.Value.ToString().Replace('/', '-')) + "&", interloper, StringComparison.Ordinal);
+        Assert.Equal(2, (await etcd.ListKeysAsync()).Count);
+        Assert.Equal(1, store.Statistics.Conflicts);
+    }
+
+    [Fact]
     public async Task A_lost_creation_race_is_retried_with_fresh_state_and_never_overwrites_the_winner()
     {
         using var etcd = new FakeEtcd();
