@@ -48,6 +48,7 @@ internal sealed partial class FabricProber : IDisposable
     private int _logsInWindow;
     private int _suppressedLogs;
     private int _inFlight;
+    private long _waits;
 
     public FabricProber(string agentName, FabricProbeOptions options, IEchoProber echo, TimeProvider timeProvider, ILogger logger, FabricMetrics? metrics)
     {
@@ -70,6 +71,9 @@ internal sealed partial class FabricProber : IDisposable
 
     /// <summary>The kernel state of a peer, for the overlay-failure log line (supplied by the agent).</summary>
     public Func<string, PeerKernelStatus>? KernelStatusOf { get; set; }
+
+    /// <summary>Times the run loop has waited for the next due probe or a wake-up (tests count them).</summary>
+    internal long Waits => Interlocked.Read(ref _waits);
 
     /// <summary>Probes in flight now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
@@ -200,6 +204,7 @@ internal sealed partial class FabricProber : IDisposable
                     _ = ProbeAsync(peer, cancellationToken);
                 }
 
+                Interlocked.Increment(ref _waits);
                 await WaitAsync(due, wake, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -223,6 +228,12 @@ internal sealed partial class FabricProber : IDisposable
         {
             return;
         }
+
+        // The system timer counts whole milliseconds and truncates: a wait under 1 ms completes at once and one of
+        // 1.9 ms after 1 ms, before the due time either way, so the loop spun through the last fraction of a
+        // millisecond before every probe (730,000 waits for 293 probes in 1.5 s). Rounded up, a due probe costs
+        // one wait.
+        delay = TimeSpan.FromMilliseconds(Math.Ceiling(delay.TotalMilliseconds));
 
         if (delay < TimeSpan.FromSeconds(1))
         {
