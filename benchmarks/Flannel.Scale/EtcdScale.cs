@@ -106,7 +106,8 @@ internal static class EtcdScale
                     await Task.Delay(Measure.LateReading);
                     (long late, long latePeak) = Measure.Memory(process.Id);
                     (long lateAnon, _) = Measure.RssParts(process.Id);
-                    Console.WriteLine($"{flanneld.Label,-8} {round,5} RSS {Measure.LateReading.TotalSeconds:0} s later {Measure.Mib(late)} MiB (anon {Measure.Mib(lateAnon)} MiB), peak {Measure.Mib(latePeak)} MiB");
+                    double idleCpu = (Measure.CpuTime(process.Id) - cpu).TotalMilliseconds / Measure.LateReading.TotalSeconds;
+                    Console.WriteLine($"{flanneld.Label,-8} {round,5} RSS {Measure.LateReading.TotalSeconds:0} s later {Measure.Mib(late)} MiB (anon {Measure.Mib(lateAnon)} MiB), peak {Measure.Mib(latePeak)} MiB; CPU in between {idleCpu:0.0} ms/s");
                 }
 
                 await Measure.GcDumpAsync(process.Id, $"etcd-{flanneld.Label}-{round}");

@@ -19,7 +19,8 @@ using Flannel.Scale;
 // prefix). --gcdump DIR writes a heap dump of a JIT flanneld (dotnet-gcdump, which forces a full GC) after each
 // steady-state measurement, to see what the peers cost.
 // --late SECONDS (etcd) reads the RSS again that long after the steady figure: by then the periodic resyncs' kernel
-// dumps have refilled the GC's gen0 budget, which a reading 5 s after convergence may not show.
+// dumps have refilled the GC's gen0 budget, which a reading 5 s after convergence may not show; it also prints the
+// CPU flanneld used in between, per second (the steady cost of its resyncs, probes and renewals).
 if (args.Length == 0 || args[0] is not ("etcd" or "kube"))
 {
     Console.Error.WriteLine("usage: Flannel.Scale etcd|kube --flanneld LABEL=PATH [--flanneld ...] [--peers N|--nodes N] [--rounds R] [--updates U] [--arg FLAG] [--env KEY=VALUE] [--gcdump DIR] [--late SECONDS]");
