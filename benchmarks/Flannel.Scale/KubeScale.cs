@@ -87,8 +87,9 @@ internal static class KubeScale
             await WaitForQuietAsync(process.Id);
             TimeSpan busy = Measure.CpuTime(process.Id) - busyStart;
             TimeSpan span = timer.Elapsed; // the updates and the wait until flanneld is quiet again
-            double perUpdate = (busy - (idle * (span / window))).TotalMilliseconds / updates;
-            Console.WriteLine($"{updates} no-op node updates: {busy.TotalMilliseconds:0} ms CPU over {span.TotalSeconds:0.0} s, less idling ({idle.TotalMilliseconds:0} ms per 5 s) = {perUpdate:0.000} ms CPU per update");
+            double net = (busy - (idle * (span / window))).TotalMilliseconds;
+            string perUpdate = updates > 0 ? $"{net / updates:0.000} ms CPU per update" : "no updates, so no cost per update";
+            Console.WriteLine($"{updates} no-op node updates: {busy.TotalMilliseconds:0} ms CPU over {span.TotalSeconds:0.0} s, less idling ({idle.TotalMilliseconds:0} ms per 5 s) = {perUpdate}");
             (long end, _) = Measure.Memory(process.Id);
             Console.WriteLine($"RSS at the end {Measure.Mib(end)} MiB; routes added {routes.Added}");
         }
