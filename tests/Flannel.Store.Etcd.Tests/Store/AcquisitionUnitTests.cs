@@ -57,7 +57,7 @@ public sealed class AcquisitionUnitTests
 
         Assert.NotNull(interloper);
         Assert.NotNull(lease.IPv6Subnet);
-        Assert.DoesNotContain(FakeEtcd.Key(lease.Subnet!.Value.ToString().Replace('/', '-')) + "&", interloper, StringComparison.Ordinal);
+        Assert.DoesNotContain(FakeEtcd.Key(SubnetKey.Format(lease.Subnet, ipv6Subnet: null)) + "&", interloper, StringComparison.Ordinal);
         Assert.Equal(2, (await etcd.ListKeysAsync()).Count);
         Assert.Equal(1, store.Statistics.Conflicts);
     }
