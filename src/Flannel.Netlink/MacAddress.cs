@@ -43,10 +43,15 @@ public readonly struct MacAddress : IEquatable<MacAddress>, ISpanFormattable
     /// A random locally-administered unicast address, as flannel makes a VtepMAC:
     /// <c>b[0] = (b[0] &amp; 0xfe) | 0x02</c>.
     /// </summary>
+    /// <remarks>
+    /// The address only has to differ from its neighbours', not to be secret, so it comes from <see cref="Random.Shared"/>
+    /// (seeded from the OS). <c>RandomNumberGenerator</c> would load OpenSSL (libssl and libcrypto, 3.4 MiB of
+    /// resident pages) into a flanneld that never speaks TLS.
+    /// </remarks>
     public static MacAddress NewRandomLocal()
     {
         Span<byte> bytes = stackalloc byte[6];
-        System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+        Random.Shared.NextBytes(bytes);
         bytes[0] = (byte)((bytes[0] & 0xfe) | 0x02);
         return new MacAddress(bytes);
     }

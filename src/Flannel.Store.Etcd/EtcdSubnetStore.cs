@@ -1,6 +1,5 @@
 using System.Net;
 using System.Runtime.CompilerServices;
-using System.Security.Cryptography;
 using Etcdserverpb;
 using Flannel.Configuration;
 using Flannel.Subnets;
@@ -305,10 +304,11 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
 
     private TimeSpan RaceDelay(int races)
     {
-        // Quick, jittered retries first (spreading racers apart), then a slower pace that never stops.
+        // Quick, jittered retries first (spreading racers apart), then a slower pace that never stops. Jitter needs no
+        // secrecy: Random.Shared, not RandomNumberGenerator (which loads OpenSSL even when etcd is plain http).
         if (races <= _options.RaceRetries)
         {
-            return TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(1, 20 * races + 2));
+            return TimeSpan.FromMilliseconds(Random.Shared.Next(1, 20 * races + 2));
         }
 
         if (races == _options.RaceRetries + 1)
@@ -317,7 +317,7 @@ public sealed partial class EtcdSubnetStore : ISubnetStore, ISubnetStoreStatus, 
         }
 
         double ms = Math.Min(MaxBackoff.TotalMilliseconds, 100 * Math.Pow(2, races - _options.RaceRetries));
-        return TimeSpan.FromMilliseconds(ms / 2 + RandomNumberGenerator.GetInt32(0, (int)(ms / 2) + 1));
+        return TimeSpan.FromMilliseconds(ms / 2 + Random.Shared.Next(0, (int)(ms / 2) + 1));
     }
 
     /// <summary>

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Text;
 using Flannel.Networking;
 using Microsoft.Win32.SafeHandles;
@@ -60,10 +59,12 @@ public static class SubnetEnvFile
             ?? throw new ArgumentException($"'{path}' has no parent directory.", nameof(path));
         CreateDirectories(directory);
 
-        // A dot-file beside the target: same file system (so rename is atomic) and ignored by globbing readers.
+        // A dot-file beside the target: same file system (so rename is atomic) and ignored by globbing readers. The
+        // suffix only has to avoid other writers' (CreateNew refuses a clash), so it is not drawn from
+        // RandomNumberGenerator, which would load OpenSSL into a process that needs no TLS.
         string temp = Path.Combine(
             directory,
-            string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(fullPath)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}.tmp"));
+            string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(fullPath)}.{Random.Shared.NextInt64(1L << 48):x12}.tmp"));
         try
         {
             using (SafeFileHandle handle = File.OpenHandle(
