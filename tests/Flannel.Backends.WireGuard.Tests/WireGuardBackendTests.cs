@@ -163,12 +163,31 @@ public sealed class WireGuardBackendTests : IDisposable
 
         public WireGuardPeer? PeerOf(string device, WireGuardKey key) => Control.Snapshot(device)?.Peers.FirstOrDefault(p => p.PublicKey.Equals(key));
 
-        public Task WaitUntilAsync(Func<bool> condition, string what, bool tick = false) =>
-            Wait.UntilAsync(condition, what, new WaitOptions
+        /// <summary>
+        /// Polls <paramref name="condition"/>; with <paramref name="tick"/>, fake time moves one resync interval at a
+        /// time, at most every 250 ms of real time. A pass that finds a fault also repairs it, and the next pass
+        /// reports the repair: ticking on every poll could start that next pass before a poll saw the first one's
+        /// finding, as happened on a loaded CI machine.
+        /// </summary>
+        public Task WaitUntilAsync(Func<bool> condition, string what, bool tick = false)
+        {
+            long lastTick = -250;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            return Wait.UntilAsync(condition, what, new WaitOptions
             {
                 Timeout = TimeSpan.FromSeconds(15),
-                BetweenPolls = tick ? () => Time.Advance(TimeSpan.FromSeconds(10)) : null,
+                BetweenPolls = tick
+                    ? () =>
+                    {
+                        if (clock.ElapsedMilliseconds - lastTick >= 250)
+                        {
+                            lastTick = clock.ElapsedMilliseconds;
+                            Time.Advance(TimeSpan.FromSeconds(10));
+                        }
+                    }
+                    : null,
             });
+        }
 
         public async ValueTask DisposeAsync()
         {
