@@ -46,7 +46,8 @@ internal readonly record struct PathTransition(Reachability From, Reachability T
 internal sealed class PathHealth
 {
     // Two of these per peer: the window is one float per result (NaN = no reply; an RTT needs no more precision than
-    // the microseconds it is reported in), and the transition queue exists only once the path has changed state.
+    // the microseconds it is reported in), the transition queue exists only once the path has changed state, and
+    // times are kept as UTC ticks (0 = none) rather than as DateTimeOffset? (24 bytes each, 480 KB at 5,000 peers).
     private readonly FabricProbeOptions _options;
     private readonly float[] _rttMilliseconds;
     private Queue<DateTimeOffset>? _transitions;
@@ -54,7 +55,9 @@ internal sealed class PathHealth
     private int _next;
     private int _consecutiveFailures;
     private int _consecutiveReplies;
-    private DateTimeOffset? _replyStreakStart;
+    private long _replyStreakStartTicks;
+    private long _sinceTicks;
+    private long _lastProbeTicks;
 
     public PathHealth(FabricProbeOptions options)
     {
@@ -66,7 +69,7 @@ internal sealed class PathHealth
     public Reachability State { get; private set; }
 
     /// <summary>When the state last changed; null while it never did.</summary>
-    public DateTimeOffset? Since { get; private set; }
+    public DateTimeOffset? Since => FromTicks(_sinceTicks);
 
     public long Sent { get; private set; }
 
@@ -74,7 +77,7 @@ internal sealed class PathHealth
 
     public EchoResult? LastResult { get; private set; }
 
-    public DateTimeOffset? LastProbeAt { get; private set; }
+    public DateTimeOffset? LastProbeAt => FromTicks(_lastProbeTicks);
 
     /// <summary>The last result contradicts the state and the threshold is not reached yet: probe again soon.</summary>
     public bool NeedsConfirmation =>
@@ -102,7 +105,7 @@ internal sealed class PathHealth
     {
         Sent++;
         LastResult = result;
-        LastProbeAt = now;
+        _lastProbeTicks = now.UtcTicks;
         _rttMilliseconds[_next] = result.Succeeded ? (float)result.RoundTripTime.TotalMilliseconds : float.NaN;
         _next = (_next + 1) % _rttMilliseconds.Length;
         _count = Math.Min(_count + 1, _rttMilliseconds.Length);
@@ -113,13 +116,16 @@ internal sealed class PathHealth
             Received++;
             _consecutiveFailures = 0;
             _consecutiveReplies++;
-            _replyStreakStart ??= now;
+            if (_replyStreakStartTicks == 0)
+            {
+                _replyStreakStartTicks = now.UtcTicks;
+            }
             if (State == Reachability.Unknown)
             {
                 next = Reachability.Reachable;
             }
             else if (State == Reachability.Unreachable && _consecutiveReplies >= _options.RecoveryThreshold
-                && (!IsFlapping(now) || now - _replyStreakStart.Value >= _options.HoldDown))
+                && (!IsFlapping(now) || now.UtcTicks - _replyStreakStartTicks >= _options.HoldDown.Ticks))
             {
                 next = Reachability.Reachable;
             }
@@ -127,7 +133,7 @@ internal sealed class PathHealth
         else
         {
             _consecutiveReplies = 0;
-            _replyStreakStart = null;
+            _replyStreakStartTicks = 0;
             _consecutiveFailures++;
             if (State != Reachability.Unreachable && _consecutiveFailures >= _options.FailureThreshold)
             {
@@ -142,7 +148,7 @@ internal sealed class PathHealth
 
         Reachability from = State;
         State = next;
-        Since = now;
+        _sinceTicks = now.UtcTicks;
         if (from != Reachability.Unknown)
         {
             (_transitions ??= new Queue<DateTimeOffset>()).Enqueue(now);
@@ -150,6 +156,8 @@ internal sealed class PathHealth
 
         return new PathTransition(from, next, now, IsFlapping(now));
     }
+
+    private static DateTimeOffset? FromTicks(long utcTicks) => utcTicks == 0 ? null : new DateTimeOffset(utcTicks, TimeSpan.Zero);
 
     /// <summary>The current figures.</summary>
     public PathStatistics Statistics()
