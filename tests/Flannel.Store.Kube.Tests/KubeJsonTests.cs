@@ -37,11 +37,45 @@ public class KubeJsonTests
         Assert.Equal(["10.1.44.0/24"], last.Spec.PodCidrs);
         Assert.Equal(
             ["flannel.alpha.coreos.com/backend-data", "flannel.alpha.coreos.com/backend-type", "flannel.alpha.coreos.com/kube-subnet-manager", "flannel.alpha.coreos.com/public-ip"],
-            last.Metadata.Annotations.Values.Keys.Order(StringComparer.Ordinal));
+            last.Metadata.Annotations.Names.Order(StringComparer.Ordinal));
 
         // The names are AnnotationNames' own strings, not a copy per node.
-        string key = last.Metadata.Annotations.Values.Keys.Single(k => k.EndsWith("/backend-type", StringComparison.Ordinal));
+        string key = last.Metadata.Annotations.Names.Single(k => k.EndsWith("/backend-type", StringComparison.Ordinal));
         Assert.Same(AnnotationNames.Default.BackendType, key);
+    }
+
+    [Fact]
+    public void Nodes_compare_by_the_flannel_annotations_they_carry_whatever_their_order_and_the_foreign_ones()
+    {
+        const string Base = "flannel.alpha.coreos.com/";
+        static KubeNode Read(params (string Name, string Value)[] annotations)
+        {
+            var map = new System.Text.Json.Nodes.JsonObject();
+            foreach ((string name, string value) in annotations)
+            {
+                map[name] = value;
+            }
+
+            string json = new System.Text.Json.Nodes.JsonObject
+            {
+                ["metadata"] = new System.Text.Json.Nodes.JsonObject { ["name"] = "n", ["annotations"] = map },
+                ["spec"] = new System.Text.Json.Nodes.JsonObject { ["podCIDR"] = "10.244.1.0/24" },
+            }.ToJsonString();
+            return JsonSerializer.Deserialize(json, Json.Node)!;
+        }
+
+        KubeNode node = Read((Base + "backend-type", "vxlan"), (Base + "public-ip", "198.18.0.2"), ("x", "1"));
+        KubeNode reordered = Read(("y", "2"), (Base + "public-ip", "198.18.0.2"), (Base + "backend-type", "vxlan"));
+        KubeNode moved = Read((Base + "backend-type", "vxlan"), (Base + "public-ip", "198.18.0.3"));
+        KubeNode fewer = Read((Base + "backend-type", "vxlan"));
+
+        Assert.True(node.HasSameFlannelFields(reordered));
+        Assert.False(node.HasSameFlannelFields(moved));
+        Assert.False(node.HasSameFlannelFields(fewer));
+        Assert.False(fewer.HasSameFlannelFields(node));
+        Assert.Equal("198.18.0.3", moved.Annotation(AnnotationNames.Default.PublicIP));
+        Assert.Null(fewer.Annotation(AnnotationNames.Default.PublicIP));
+        Assert.Equal(2, node.Metadata.Annotations.Count);
     }
 
     [Fact]
@@ -54,8 +88,8 @@ public class KubeJsonTests
         KubeNode empty = JsonSerializer.Deserialize(bare, Json.Node)!;
 
         Assert.Equal("vxlan", read.Annotation(AnnotationNames.Default.BackendType));
-        Assert.Single(read.Metadata.Annotations.Values);
-        Assert.Empty(empty.Metadata.Annotations.Values);
+        Assert.Single(read.Metadata.Annotations.Names);
+        Assert.Empty(empty.Metadata.Annotations.Names);
         Assert.True(empty.HasPodCidr);
     }
 

@@ -81,14 +81,14 @@ internal sealed class FlannelAnnotationsConverter : JsonConverter<FlannelAnnotat
             throw new JsonException($"metadata.annotations must be an object, not {reader.TokenType}");
         }
 
-        Dictionary<string, string>? kept = null;
+        string?[]? kept = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            string? name = Known(ref reader);
+            int known = Known(ref reader);
             reader.Read();
-            if (name is not null && reader.TokenType == JsonTokenType.String)
+            if (known >= 0 && reader.TokenType == JsonTokenType.String)
             {
-                (kept ??= new Dictionary<string, string>(4, StringComparer.Ordinal))[name] = reader.GetString()!;
+                (kept ??= new string?[_names.Length])[known] = reader.GetString()!;
             }
             else if (!reader.TrySkip())
             {
@@ -98,18 +98,19 @@ internal sealed class FlannelAnnotationsConverter : JsonConverter<FlannelAnnotat
             }
         }
 
-        return kept is null ? FlannelAnnotations.Empty : new FlannelAnnotations(kept);
+        return kept is null ? FlannelAnnotations.Empty : new FlannelAnnotations(_names, kept);
     }
 
     public override void Write(Utf8JsonWriter writer, FlannelAnnotations value, JsonSerializerOptions options) =>
         throw new NotSupportedException("Flannel.NET only reads nodes; it writes annotations as patches.");
 
-    private string? Known(ref Utf8JsonReader reader)
+    /// <summary>The index of the property name among the names flannel reads, or -1.</summary>
+    private int Known(ref Utf8JsonReader reader)
     {
         if (reader.ValueIsEscaped || reader.HasValueSequence)
         {
             string text = reader.GetString()!;
-            return Array.Find(_names, n => n == text);
+            return Array.IndexOf(_names, text);
         }
 
         ReadOnlySpan<byte> name = reader.ValueSpan;
@@ -117,10 +118,10 @@ internal sealed class FlannelAnnotationsConverter : JsonConverter<FlannelAnnotat
         {
             if (name.SequenceEqual(_utf8Names[i]))
             {
-                return _names[i];
+                return i;
             }
         }
 
-        return null;
+        return -1;
     }
 }
