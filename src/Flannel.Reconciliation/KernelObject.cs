@@ -35,24 +35,36 @@ public static class KernelObjectKinds
 public sealed class KernelObject : StateObject
 {
     // A network holds one of these per route, neighbour and FDB entry of every peer (15,000 at 5,000 vxlan peers),
-    // but sends an operation only for the few a change or repair touches. So an object keeps its spec and the
-    // static Shape of its factory, and makes its operations and description when asked: two operation objects kept
-    // per object cost 56 bytes of it, 840 KB at 5,000 vxlan peers.
-    private readonly object _spec;
-    private readonly Shape _shape;
+    // but sends an operation only for the few a change or repair touches. So an object keeps just its spec and makes
+    // its operations and description from it when asked: two operation objects kept per object cost 56 bytes of it,
+    // 840 KB at 5,000 vxlan peers.
+    private readonly object _spec; // NeighborSpec, FdbEntrySpec, NexthopSpec or RouteSpec
+    private readonly bool _observed; // a route read from the kernel: described with what the kernel reported
 
-    private KernelObject(StateObjectKey key, IStateContent content, object spec, Shape shape, string? owner)
+    private KernelObject(StateObjectKey key, IStateContent content, object spec, string? owner, bool observed = false)
         : base(key, content, owner)
     {
         _spec = spec;
-        _shape = shape;
+        _observed = observed;
     }
 
     /// <summary>The operation that creates or overwrites the object (made on each call).</summary>
-    public NetlinkOperation Replace => _shape.Replace(_spec);
+    public NetlinkOperation Replace => _spec switch
+    {
+        NeighborSpec neighbor => new NeighborReplace(neighbor),
+        FdbEntrySpec entry => new FdbEntryReplace(entry),
+        NexthopSpec nexthop => new NexthopReplace(nexthop),
+        _ => new RouteReplace((RouteSpec)_spec),
+    };
 
     /// <summary>The operation that deletes the object (made on each call).</summary>
-    public NetlinkOperation Delete => _shape.Delete(_spec);
+    public NetlinkOperation Delete => _spec switch
+    {
+        NeighborSpec neighbor => new NeighborDelete(neighbor),
+        FdbEntrySpec entry => new FdbEntryDelete(entry),
+        NexthopSpec nexthop => new NexthopDelete(nexthop.Id),
+        _ => new RouteDelete((RouteSpec)_spec),
+    };
 
     /// <summary>The operation a step with <paramref name="action"/> sends: the delete for <see cref="RepairAction.Deleted"/>, else the replace.</summary>
     public NetlinkOperation OperationFor(RepairAction action) => action == RepairAction.Deleted ? Delete : Replace;
@@ -65,7 +77,6 @@ public sealed class KernelObject : StateObject
             new StateObjectKey(KernelObjectKinds.Neighbor, (spec.LinkIndex, spec.Address)),
             new NeighborContent(spec.LinkLayerAddress, isPermanent),
             spec,
-            Shape.Neighbor,
             owner);
     }
 
@@ -77,7 +88,6 @@ public sealed class KernelObject : StateObject
             new StateObjectKey(KernelObjectKinds.FdbEntry, (spec.LinkIndex, spec.MacAddress, spec.Destination)),
             new FdbContent(isPermanent),
             spec,
-            Shape.FdbEntry,
             owner);
     }
 
@@ -89,7 +99,6 @@ public sealed class KernelObject : StateObject
             new StateObjectKey(KernelObjectKinds.Nexthop, spec.Id),
             new NexthopContent(spec.Gateway, spec.LinkIndex, spec.OnLink),
             spec,
-            Shape.Nexthop,
             owner);
     }
 
@@ -101,7 +110,6 @@ public sealed class KernelObject : StateObject
             new StateObjectKey(KernelObjectKinds.Route, (spec.Table, spec.Destination)),
             new RouteContent(spec.Gateway, spec.LinkIndex, spec.OnLink, spec.NexthopId),
             spec,
-            Shape.Route,
             owner);
     }
 
@@ -124,47 +132,19 @@ public sealed class KernelObject : StateObject
             new StateObjectKey(KernelObjectKinds.Route, (info.Table, info.Destination)),
             new RouteContent(info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId),
             delete,
-            Shape.ObservedRoute,
-            owner: null);
-    }
-
-    /// <summary>What a factory's objects share: how to make their operations and description from the spec.</summary>
-    private sealed class Shape(Func<object, NetlinkOperation> replace, Func<object, NetlinkOperation> delete, Func<KernelObject, string> describe)
-    {
-        public static readonly Shape Neighbor = new(
-            static spec => new NeighborReplace((NeighborSpec)spec),
-            static spec => new NeighborDelete((NeighborSpec)spec),
-            static o => KernelObject.Describe((NeighborSpec)o._spec));
-
-        public static readonly Shape FdbEntry = new(
-            static spec => new FdbEntryReplace((FdbEntrySpec)spec),
-            static spec => new FdbEntryDelete((FdbEntrySpec)spec),
-            static o => KernelObject.Describe((FdbEntrySpec)o._spec));
-
-        public static readonly Shape Nexthop = new(
-            static spec => new NexthopReplace((NexthopSpec)spec),
-            static spec => new NexthopDelete(((NexthopSpec)spec).Id),
-            static o => KernelObject.Describe((NexthopSpec)o._spec));
-
-        public static readonly Shape Route = new(
-            static spec => new RouteReplace((RouteSpec)spec),
-            static spec => new RouteDelete((RouteSpec)spec),
-            static o => DescribeRoute((RouteSpec)o._spec));
-
-        public static readonly Shape ObservedRoute = new(
-            Route.Replace,
-            Route.Delete,
-            static o => DescribeRoute((RouteSpec)o._spec, (RouteContent)o.Content) + $" proto {((RouteSpec)o._spec).Protocol}");
-
-        public Func<object, NetlinkOperation> Replace { get; } = replace;
-
-        public Func<object, NetlinkOperation> Delete { get; } = delete;
-
-        public Func<KernelObject, string> Describe { get; } = describe;
+            owner: null,
+            observed: true);
     }
 
     /// <inheritdoc />
-    protected override string Describe() => _shape.Describe(this);
+    protected override string Describe() => _spec switch
+    {
+        NeighborSpec neighbor => Describe(neighbor),
+        FdbEntrySpec entry => Describe(entry),
+        NexthopSpec nexthop => Describe(nexthop),
+        RouteSpec route when _observed => DescribeRoute(route, (RouteContent)Content) + $" proto {route.Protocol}",
+        _ => DescribeRoute((RouteSpec)_spec),
+    };
 
     private static string Describe(NeighborSpec n) => $"neigh {n.Address} lladdr {n.LinkLayerAddress} dev #{n.LinkIndex}";
 

@@ -367,9 +367,16 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
             return;
         }
 
-        long before = GC.GetGCMemoryInfo().TotalCommittedBytes;
+        // The periodic pass's line is at debug: read the heap's size only when it is written.
+        bool logged = startup || Logger.IsEnabled(LogLevel.Debug);
+        long before = logged ? GC.GetGCMemoryInfo().TotalCommittedBytes : 0;
         long started = Stopwatch.GetTimestamp();
         CollectGarbage();
+        if (!logged)
+        {
+            return;
+        }
+
         double milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         long after = GC.GetGCMemoryInfo().TotalCommittedBytes;
         if (startup)
