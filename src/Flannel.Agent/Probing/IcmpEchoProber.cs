@@ -72,11 +72,10 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
         {
             try
             {
-                family.Channel.SendEcho(destination, source, sequence);
-            }
-            catch (IcmpSendException e)
-            {
-                return new EchoResult(EchoOutcome.SendFailed, TimeSpan.Zero, $"{e.ErrorName}: {SendFailureText(e.ErrorName)}");
+                if (!family.Channel.TrySendEcho(destination, source, sequence, out IcmpSendError error))
+                {
+                    return new EchoResult(EchoOutcome.SendFailed, TimeSpan.Zero, SendFailureDetail(error));
+                }
             }
             catch (ObjectDisposedException)
             {
@@ -268,30 +267,33 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
         };
     }
 
-    private static string SendFailureText(string errno) => errno switch
+    // Whole constant texts: a peer without a route is refused on every probe, and its result should cost nothing.
+    private static string SendFailureDetail(IcmpSendError error) => error.Name switch
     {
-        "ENETUNREACH" => "no route to the destination from this source",
-        "EHOSTUNREACH" => "host unreachable",
-        "EINVAL" => "the source address is not local",
-        "EADDRNOTAVAIL" => "the source address is not local",
-        "EAGAIN" => "the socket's send buffer is full",
-        "ENOBUFS" => "out of buffer space",
-        "EPERM" or "EACCES" => "a local firewall rule refused the request",
-        "EMSGSIZE" => "larger than the path MTU",
-        _ => "the kernel refused to send",
+        "ENETUNREACH" => "ENETUNREACH: no route to the destination from this source",
+        "EHOSTUNREACH" => "EHOSTUNREACH: host unreachable",
+        "EINVAL" => "EINVAL: the source address is not local",
+        "EADDRNOTAVAIL" => "EADDRNOTAVAIL: the source address is not local",
+        "EAGAIN" => "EAGAIN: the socket's send buffer is full",
+        "ENOBUFS" => "ENOBUFS: out of buffer space",
+        "EPERM" => "EPERM: a local firewall rule refused the request",
+        "EACCES" => "EACCES: a local firewall rule refused the request",
+        "EMSGSIZE" => "EMSGSIZE: larger than the path MTU",
+        string name => $"{name}: the kernel refused to send",
     };
 
     /// <summary>What the prober needs of a raw ICMP socket (the seam the unit tests fake).</summary>
     internal interface IEchoChannel : IDisposable
     {
-        void SendEcho(IPAddress destination, IPAddress? source, ushort sequence);
+        bool TrySendEcho(IPAddress destination, IPAddress? source, ushort sequence, out IcmpSendError error);
 
         ValueTask<IcmpMessage> ReceiveAsync(CancellationToken cancellationToken);
     }
 
     private sealed class SocketChannel(IcmpEchoSocket socket) : IEchoChannel
     {
-        public void SendEcho(IPAddress destination, IPAddress? source, ushort sequence) => socket.SendEcho(destination, source, sequence);
+        public bool TrySendEcho(IPAddress destination, IPAddress? source, ushort sequence, out IcmpSendError error) =>
+            socket.TrySendEcho(destination, source, sequence, out error);
 
         public ValueTask<IcmpMessage> ReceiveAsync(CancellationToken cancellationToken) => socket.ReceiveAsync(cancellationToken);
 

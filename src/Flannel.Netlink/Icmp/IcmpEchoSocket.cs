@@ -80,9 +80,11 @@ public sealed class IcmpEchoSocket : IDisposable
     /// Sends an echo request to <paramref name="destination"/> from <paramref name="source"/> (a local address; null
     /// lets the kernel choose), numbered <paramref name="sequence"/>. Does not block.
     /// </summary>
-    /// <exception cref="IcmpSendException">The kernel refused the request (no route, a non-local source, a full
-    /// send buffer, …); the exception names the errno.</exception>
-    public unsafe void SendEcho(IPAddress destination, IPAddress? source, ushort sequence)
+    /// <returns>False when the kernel refused the request (no route, a non-local source, a full send buffer, …);
+    /// <paramref name="error"/> then names the errno.</returns>
+    /// <remarks>A refusal is a result, not an exception: a prober meets it for every probe of a peer that has no
+    /// route, and at thousands of peers a throw per probe cost more CPU than the probing itself.</remarks>
+    public unsafe bool TrySendEcho(IPAddress destination, IPAddress? source, ushort sequence, out IcmpSendError error)
     {
         ArgumentNullException.ThrowIfNull(destination);
         ObjectDisposedException.ThrowIf(_socket.SafeHandle.IsClosed, this);
@@ -138,11 +140,8 @@ public sealed class IcmpEchoSocket : IDisposable
             }
 
             long sent = sendmsg((int)_socket.Handle, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (sent < 0)
-            {
-                int error = errno;
-                throw new IcmpSendException(error, destination, source);
-            }
+            error = sent < 0 ? new IcmpSendError(errno) : default;
+            return sent >= 0;
         }
     }
 
@@ -243,34 +242,13 @@ public sealed class IcmpEchoSocket : IDisposable
     }
 }
 
-/// <summary>The kernel refused to send an echo request.</summary>
-public sealed class IcmpSendException : IOException
+/// <summary>Why the kernel refused to send an echo request: an errno.</summary>
+/// <param name="Number">The errno (e.g. 101).</param>
+public readonly record struct IcmpSendError(int Number)
 {
-    /// <summary>Creates the exception for <paramref name="errno"/>.</summary>
-    public IcmpSendException(int errno, IPAddress destination, IPAddress? source)
-        : base($"sendmsg(ICMP echo to {destination}{(source is null ? string.Empty : " from " + source)}) failed: {Errno.Name(errno)} ({errno}), {Marshal.GetPInvokeErrorMessage(errno)}")
-    {
-        ErrorNumber = errno;
-        ErrorName = Errno.Name(errno);
-    }
-
-    /// <summary>Creates the exception.</summary>
-    public IcmpSendException()
-        : this("ICMP echo could not be sent")
-    {
-    }
-
-    /// <summary>Creates the exception.</summary>
-    public IcmpSendException(string message)
-        : base(message) => ErrorName = string.Empty;
-
-    /// <summary>Creates the exception.</summary>
-    public IcmpSendException(string message, Exception innerException)
-        : base(message, innerException) => ErrorName = string.Empty;
-
-    /// <summary>The errno (e.g. 101).</summary>
-    public int ErrorNumber { get; }
-
     /// <summary>The errno's symbolic name (e.g. <c>ENETUNREACH</c>).</summary>
-    public string ErrorName { get; }
+    public string Name => Errno.Name(Number);
+
+    /// <summary>The name, the number and the C library's text, e.g. <c>ENETUNREACH (101), Network is unreachable</c>.</summary>
+    public override string ToString() => $"{Name} ({Number}), {Marshal.GetPInvokeErrorMessage(Number)}";
 }

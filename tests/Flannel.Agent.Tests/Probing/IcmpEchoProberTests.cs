@@ -19,21 +19,25 @@ public sealed class IcmpEchoProberTests
 
         public List<(IPAddress Destination, ushort Sequence)> Sent { get; } = [];
 
-        public Func<IPAddress, Exception?> SendFailure { get; set; } = _ => null;
+        public Func<IPAddress, int> SendFailure { get; set; } = _ => 0;
 
         public void Deliver(IcmpMessage message) => _inbox.Writer.TryWrite(message);
 
-        public void SendEcho(IPAddress destination, IPAddress? source, ushort sequence)
+        public bool TrySendEcho(IPAddress destination, IPAddress? source, ushort sequence, out IcmpSendError error)
         {
-            if (SendFailure(destination) is { } failure)
+            if (SendFailure(destination) is not 0 and int errno)
             {
-                throw failure;
+                error = new IcmpSendError(errno);
+                return false;
             }
 
             lock (Sent)
             {
                 Sent.Add((destination, sequence));
             }
+
+            error = default;
+            return true;
         }
 
         public ValueTask<IcmpMessage> ReceiveAsync(CancellationToken cancellationToken) => _inbox.Reader.ReadAsync(cancellationToken);
@@ -128,13 +132,13 @@ public sealed class IcmpEchoProberTests
     [Fact]
     public async Task A_refused_send_is_a_result_and_cancellation_cancels()
     {
-        var channel = new ScriptedChannel { SendFailure = _ => new IcmpSendException(101, Peer, null) };
+        var channel = new ScriptedChannel { SendFailure = _ => 101 };
         using var prober = new IcmpEchoProber(_ => channel, new FakeTimeProvider());
         EchoResult refused = await prober.EchoAsync(Peer, null, TimeSpan.FromSeconds(1), Ct);
         Assert.Equal(EchoOutcome.SendFailed, refused.Outcome);
         Assert.Equal("ENETUNREACH: no route to the destination from this source", refused.Detail);
 
-        channel.SendFailure = _ => null;
+        channel.SendFailure = _ => 0;
         using var cancel = new CancellationTokenSource();
         ValueTask<EchoResult> pending = prober.EchoAsync(Peer, null, TimeSpan.FromSeconds(1), cancel.Token);
         await SentAsync(channel, 0);
