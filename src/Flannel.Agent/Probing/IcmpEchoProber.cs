@@ -20,7 +20,7 @@ namespace Flannel.Agent.Probing;
 public sealed class IcmpEchoProber : IEchoProber, IDisposable
 {
     /// <summary>How often outstanding requests are checked for their timeout.</summary>
-    public static readonly TimeSpan SweepPeriod = TimeSpan.FromMilliseconds(50);
+    public static readonly TimeSpan SweepPeriod = TimeSpan.FromMilliseconds(100);
 
     private static readonly TimeSpan ReceiveRetryDelay = TimeSpan.FromMilliseconds(100);
     private ITimer? _sweeper;
