@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Flannel.IO;
 
 namespace Flannel.Host.InstallCni;
 

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Flannel.IO;
 using Flannel.Netlink.WireGuard;
 using Microsoft.Extensions.Logging;
 
@@ -10,9 +11,9 @@ namespace Flannel.Backends.WireGuard.Keys;
 /// restart, so the public key in the lease stays the same and peers need not be reconfigured.
 /// </summary>
 /// <remarks>
-/// Differences from flannel, all in the direction of keeping the secret safe: the file is written to a temporary
-/// name created with mode 0400 (never readable by anyone else, not even for an instant), fsynced and renamed into
-/// place, so a crash leaves either no key or a whole one; an existing key file that others can read is tightened
+/// Differences from flannel, all in the direction of keeping the secret safe: the file is written by
+/// <see cref="AtomicFile.TryCreate"/>, created with mode 0400 (never readable by anyone else, not even for an instant),
+/// so a crash leaves either no key or a whole one; an existing key file that others can read is tightened
 /// to 0400 with a warning; and a concurrent creator (two agents racing) loses the rename and reads the winner's key.
 /// </remarks>
 [System.Runtime.Versioning.SupportedOSPlatform("linux")] // Unix file modes
@@ -92,37 +93,17 @@ public static partial class WireGuardKeyFile
         return pair;
     }
 
-    /// <summary>Writes the key to a 0400 temporary file and links it into place; false when the path appeared meanwhile.</summary>
+    /// <summary>Writes the key as a new 0400 file (<see cref="AtomicFile.TryCreate"/>); false when the path appeared meanwhile.</summary>
     private static bool TryCreate(string path, WireGuardKey privateKey)
     {
-        string directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/";
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}.tmp");
+        Span<byte> text = stackalloc byte[WireGuardKey.Base64Length];
         try
         {
-            Directory.CreateDirectory(directory, DirectoryMode);
-            var options = new FileStreamOptions
-            {
-                Mode = System.IO.FileMode.CreateNew,
-                Access = FileAccess.Write,
-                Share = FileShare.None,
-                UnixCreateMode = FileMode,
-            };
-            using (var stream = new FileStream(temporary, options))
-            {
-                Span<byte> text = stackalloc byte[WireGuardKey.Base64Length];
-                System.Text.Encoding.ASCII.GetBytes(privateKey.ToString(), text);
-                stream.Write(text);
-                stream.Flush(flushToDisk: true);
-                CryptographicOperations.ZeroMemory(text);
-            }
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/", DirectoryMode);
+            System.Text.Encoding.ASCII.GetBytes(privateKey.ToString(), text);
 
-            // No overwrite: if a racing agent won, keep its key rather than replacing the key its peers know.
-            File.Move(temporary, path, overwrite: false);
-            return true;
-        }
-        catch (IOException) when (File.Exists(path))
-        {
-            return false;
+            // Never a replacement: if a racing agent won, keep its key rather than the one its peers do not know.
+            return AtomicFile.TryCreate(path, text, FileMode);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -130,7 +111,7 @@ public static partial class WireGuardKeyFile
         }
         finally
         {
-            File.Delete(temporary);
+            CryptographicOperations.ZeroMemory(text);
         }
     }
 

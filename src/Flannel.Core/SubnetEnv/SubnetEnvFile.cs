@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Flannel.Networking;
-using Microsoft.Win32.SafeHandles;
+using Flannel.IO;
 
 namespace Flannel.SubnetEnv;
 
@@ -12,11 +12,10 @@ namespace Flannel.SubnetEnv;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Writing follows flannel (<c>renameio.WriteFile</c>): the content goes to a temporary file in the same
-/// directory, is flushed to disk (fsync), gets mode 0644 whatever the umask, and is renamed over the target, so
-/// a reader (the CNI plugin, run concurrently by the kubelet) sees either the old file or the new one, never
-/// a partial one. Missing parent directories are created with mode 0755. On failure the temporary file is
-/// removed.
+/// Writing follows flannel (<c>renameio.WriteFile</c>) through <see cref="AtomicFile"/>: a temporary file in the
+/// same directory, flushed to disk, mode 0644 whatever the umask, renamed over the target, so a reader (the CNI
+/// plugin, run concurrently by the kubelet) sees either the old file or the new one, never a partial one. Missing
+/// parent directories are created with mode 0755.
 /// </para>
 /// <para>
 /// Reading is for the restart path: flannel reads the previous <c>FLANNEL_SUBNET</c> (to ask for the same
@@ -38,55 +37,16 @@ public static class SubnetEnvFile
         | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
         | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 
-    /// <summary>Atomically replaces <paramref name="path"/> with <paramref name="environment"/>'s text.</summary>
+    /// <summary>Atomically replaces <paramref name="path"/> with <paramref name="environment"/>'s text (<see cref="AtomicFile"/>).</summary>
     /// <exception cref="IOException">The file could not be written; the previous file (if any) is unchanged.</exception>
     public static void Write(string path, SubnetEnvironment environment)
     {
-        ArgumentNullException.ThrowIfNull(environment);
-        WriteAtomically(path, Encoding.UTF8.GetBytes(environment.Format()));
-    }
-
-    /// <summary>
-    /// Atomically replaces <paramref name="path"/> with <paramref name="content"/> (temp file in the same
-    /// directory, fsync, mode 0644, rename). Exposed for other small state files that need the same guarantee.
-    /// </summary>
-    /// <exception cref="IOException">The file could not be written; the previous file (if any) is unchanged.</exception>
-    public static void WriteAtomically(string path, ReadOnlySpan<byte> content)
-    {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        string fullPath = Path.GetFullPath(path);
-        string directory = Path.GetDirectoryName(fullPath)
+        ArgumentNullException.ThrowIfNull(environment);
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path))
             ?? throw new ArgumentException($"'{path}' has no parent directory.", nameof(path));
         CreateDirectories(directory);
-
-        // A dot-file beside the target: same file system (so rename is atomic) and ignored by globbing readers. The
-        // suffix only has to avoid other writers' (CreateNew refuses a clash), so it is not drawn from
-        // RandomNumberGenerator, which would load OpenSSL into a process that needs no TLS.
-        string temp = Path.Combine(
-            directory,
-            string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(fullPath)}.{Random.Shared.NextInt64(1L << 48):x12}.tmp"));
-        try
-        {
-            using (SafeFileHandle handle = File.OpenHandle(
-                temp, System.IO.FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, preallocationSize: 0))
-            {
-                // The create mode is filtered by the umask; set the final mode explicitly on the open handle.
-                if (!OperatingSystem.IsWindows())
-                {
-                    File.SetUnixFileMode(handle, FileMode);
-                }
-
-                RandomAccess.Write(handle, content, fileOffset: 0);
-                RandomAccess.FlushToDisk(handle);
-            }
-
-            File.Move(temp, fullPath, overwrite: true); // rename(2): atomic replacement
-        }
-        catch
-        {
-            TryDelete(temp);
-            throw;
-        }
+        AtomicFile.Write(path, Encoding.UTF8.GetBytes(environment.Format()), FileMode);
     }
 
     /// <summary>
@@ -237,21 +197,6 @@ public static class SubnetEnvFile
         catch (IOException) when (Directory.Exists(directory))
         {
             // Created concurrently by someone else: fine.
-        }
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (IOException)
-        {
-            // Best effort: the original error matters more.
-        }
-        catch (UnauthorizedAccessException)
-        {
         }
     }
 }
