@@ -10,14 +10,6 @@ public static class AllocFlannelBuilderExtensions
     public static IFlannelBuilder AddAllocBackend(this IFlannelBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        IServiceCollection services = builder.Services;
-        if (!services.Any(d => d.ServiceType == typeof(AllocBackend)))
-        {
-            services.AddSingleton<AllocBackend>();
-            services.AddKeyedSingleton<IBackend>(AllocBackend.TypeName, static (sp, _) => sp.GetRequiredService<AllocBackend>());
-            services.AddSingleton<IBackend>(static sp => sp.GetRequiredService<AllocBackend>());
-        }
-
-        return builder;
+        return builder.AddBackend<AllocBackend>(AllocBackend.TypeName);
     }
 }

@@ -48,12 +48,7 @@ public static class ExtensionFlannelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         IServiceCollection services = builder.Services;
-        if (!services.Any(d => d.ServiceType == typeof(ExtensionBackend)))
-        {
-            services.AddSingleton<ExtensionBackend>();
-            services.AddKeyedSingleton<IBackend>(ExtensionBackend.TypeName, static (sp, _) => sp.GetRequiredService<ExtensionBackend>());
-            services.AddSingleton<IBackend>(static sp => sp.GetRequiredService<ExtensionBackend>());
-        }
+        builder.AddBackend<ExtensionBackend>(ExtensionBackend.TypeName);
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ExtensionBackendOptions>, ExtensionBackendOptionsValidator>());
         return services.AddOptions<ExtensionBackendOptions>().ValidateOnStart();

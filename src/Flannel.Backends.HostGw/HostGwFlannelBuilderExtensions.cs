@@ -49,12 +49,7 @@ public static class HostGwFlannelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         IServiceCollection services = builder.Services;
-        if (!services.Any(d => d.ServiceType == typeof(HostGwBackend)))
-        {
-            services.AddSingleton<HostGwBackend>();
-            services.AddKeyedSingleton<IBackend>(HostGwBackend.TypeName, static (sp, _) => sp.GetRequiredService<HostGwBackend>());
-            services.AddSingleton<IBackend>(static sp => sp.GetRequiredService<HostGwBackend>());
-        }
+        builder.AddBackend<HostGwBackend>(HostGwBackend.TypeName);
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HostGwBackendOptions>, HostGwBackendOptionsValidator>());

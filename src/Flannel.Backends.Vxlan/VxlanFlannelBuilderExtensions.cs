@@ -49,12 +49,7 @@ public static class VxlanFlannelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         IServiceCollection services = builder.Services;
-        if (!services.Any(d => d.ServiceType == typeof(VxlanBackend)))
-        {
-            services.AddSingleton<VxlanBackend>();
-            services.AddKeyedSingleton<IBackend>(VxlanBackend.TypeName, static (sp, _) => sp.GetRequiredService<VxlanBackend>());
-            services.AddSingleton<IBackend>(static sp => sp.GetRequiredService<VxlanBackend>());
-        }
+        builder.AddBackend<VxlanBackend>(VxlanBackend.TypeName);
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<VxlanBackendOptions>, VxlanBackendOptionsValidator>());

@@ -48,12 +48,7 @@ public static class WireGuardFlannelBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         IServiceCollection services = builder.Services;
-        if (!services.Any(d => d.ServiceType == typeof(WireGuardBackend)))
-        {
-            services.AddSingleton<WireGuardBackend>();
-            services.AddKeyedSingleton<IBackend>(WireGuardBackend.TypeName, static (sp, _) => sp.GetRequiredService<WireGuardBackend>());
-            services.AddSingleton<IBackend>(static sp => sp.GetRequiredService<WireGuardBackend>());
-        }
+        builder.AddBackend<WireGuardBackend>(WireGuardBackend.TypeName);
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WireGuardBackendOptions>, WireGuardBackendOptionsValidator>());

@@ -6,6 +6,7 @@ using Flannel.Netlink;
 using Flannel.Subnets;
 using Flannel.Testing;
 using Flannel.Testing.FakeNetlink;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Example.StaticRoutes.Tests;
@@ -79,5 +80,18 @@ public sealed class StaticRoutesBackendTests
             CancellationToken.None));
 
         Assert.Equal("Backend.Gateway", error.Field);
+    }
+
+    [Fact]
+    public void The_backend_registers_like_the_built_in_ones_keyed_by_its_type()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<INetlink>(new FakeNetlink());
+        services.AddFlannel().AddStaticRoutesBackend(TimeSpan.FromSeconds(10)).AddStaticRoutesBackend();
+
+        using ServiceProvider provider = services.BuildServiceProvider();
+        IBackend backend = provider.GetRequiredKeyedService<IBackend>(StaticRoutesBackend.TypeName);
+        Assert.IsType<StaticRoutesBackend>(backend);
+        Assert.Same(backend, Assert.Single(provider.GetServices<IBackend>()));
     }
 }
