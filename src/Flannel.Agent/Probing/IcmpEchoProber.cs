@@ -140,22 +140,7 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
     private void Sweep()
     {
         long now = _timeProvider.GetTimestamp();
-        List<Pending>? expired = null;
-        foreach (Family? family in new[] { _ipv4, _ipv6 })
-        {
-            if (family is null)
-            {
-                continue;
-            }
-
-            foreach (Pending pending in family.Pending.Values)
-            {
-                if (pending.Deadline <= now)
-                {
-                    (expired ??= []).Add(pending);
-                }
-            }
-        }
+        List<Pending>? expired = Expired(_ipv6, now, Expired(_ipv4, now, null));
 
         lock (_lock)
         {
@@ -173,6 +158,23 @@ public sealed class IcmpEchoProber : IEchoProber, IDisposable
                 pending.Completion.TrySetResult(EchoResult.TimedOut);
             }
         }
+    }
+
+    private static List<Pending>? Expired(Family? family, long now, List<Pending>? expired)
+    {
+        if (family is not null)
+        {
+            // The dictionary's own enumerator: lock-free and no copy, where Values takes every lock and copies.
+            foreach (KeyValuePair<ushort, Pending> entry in family.Pending)
+            {
+                if (entry.Value.Deadline <= now)
+                {
+                    (expired ??= []).Add(entry.Value);
+                }
+            }
+        }
+
+        return expired;
     }
 
     private Family GetFamily(AddressFamily addressFamily)
