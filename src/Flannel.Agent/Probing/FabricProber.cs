@@ -313,7 +313,7 @@ internal sealed partial class FabricProber : IDisposable
 
     private void Record(Peer peer, Target? overlay, EchoResult overlayResult, Target underlay, EchoResult underlayResult)
     {
-        var events = new List<LogEvent>(2);
+        List<LogEvent>? events = null; // most results change nothing and log nothing
         bool confirmationQueued = false;
         lock (_lock)
         {
@@ -331,7 +331,7 @@ internal sealed partial class FabricProber : IDisposable
                 if (overlayHealth.Record(overlayResult, now) is { } changed)
                 {
                     _metrics?.RecordTransition(_agentName, "overlay", changed.To);
-                    events.Add(new LogEvent(peer, "overlay", changed, overlay));
+                    (events ??= new(2)).Add(new LogEvent(peer, "overlay", changed, overlay));
                 }
             }
 
@@ -339,7 +339,7 @@ internal sealed partial class FabricProber : IDisposable
             if (peer.Underlay.Record(underlayResult, now) is { } underlayChanged)
             {
                 _metrics?.RecordTransition(_agentName, "underlay", underlayChanged.To);
-                events.Add(new LogEvent(peer, "underlay", underlayChanged, underlay));
+                (events ??= new(2)).Add(new LogEvent(peer, "underlay", underlayChanged, underlay));
             }
 
             if (peer.Underlay.NeedsConfirmation || peer.Overlay?.NeedsConfirmation == true)
@@ -353,7 +353,7 @@ internal sealed partial class FabricProber : IDisposable
             if (overlayOnly && !peer.OverlayOnlyLogged)
             {
                 peer.OverlayOnlyLogged = true;
-                events.Add(new LogEvent(peer, "overlay-only", null, overlay));
+                (events ??= new(2)).Add(new LogEvent(peer, "overlay-only", null, overlay));
             }
             else if (!overlayOnly && peer.Overlay?.State != Reachability.Unreachable)
             {
@@ -364,6 +364,11 @@ internal sealed partial class FabricProber : IDisposable
         if (confirmationQueued)
         {
             Wake(); // the loop may be sleeping until a later regular slot
+        }
+
+        if (events is null)
+        {
+            return;
         }
 
         foreach (LogEvent e in events)
