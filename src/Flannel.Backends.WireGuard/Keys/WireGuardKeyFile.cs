@@ -102,7 +102,7 @@ public static partial class WireGuardKeyFile
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path)) ?? "/", DirectoryMode);
             System.Text.Encoding.ASCII.GetBytes(privateKey.ToString(), text);
 
-            // Never a replacement: if a racing agent won, keep its key rather than the one its peers do not know.
+            // Never a replacement: if a racing agent won, its key is the one its peers may already know, so keep it.
             return AtomicFile.TryCreate(path, text, FileMode);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

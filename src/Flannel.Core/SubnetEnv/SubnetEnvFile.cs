@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Flannel.Networking;
 using Flannel.IO;
+using Flannel.Networking;
 
 namespace Flannel.SubnetEnv;
 
