@@ -390,21 +390,16 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
     }
 
     /// <summary>
-    /// Folds one node into the peer leases. An update that leaves every field flannel reads as it was (a kubelet
-    /// heartbeat, a label, a foreign annotation) is dropped here, before any parsing. Otherwise: Added when the lease is
-    /// new or any lease-relevant field of an enabled family changed (the fixed dual-stack filter: leases compare by
-    /// value), a Removed of the old subnet first when the podCIDR moved, and Removed when the node stops being managed.
-    /// A node that cannot be read keeps its last good lease, with one warning per distinct problem.
+    /// Folds one node into the peer leases: Added when the lease is new or any lease-relevant field of an enabled
+    /// family changed (the fixed dual-stack filter: leases compare by value), a Removed of the old subnet first when
+    /// the podCIDR moved, and Removed when the node stops being managed. An update that leaves every field flannel reads
+    /// as it was (a kubelet heartbeat, a label, a foreign annotation) reads back the lease it already has, and yields
+    /// nothing. A node that cannot be read keeps its last good lease, with one warning per distinct problem.
     /// </summary>
     private void ApplyPeer(PeerLeaseReader reader, KubeNode node, Dictionary<string, PeerState> peers, List<LeaseEvent>? events)
     {
         string name = node.Name;
         peers.TryGetValue(name, out PeerState? known);
-        if (known is not null && known.Node.HasSameFlannelFields(node))
-        {
-            return;
-        }
-
         if (!reader.IsManaged(node))
         {
             peers.Remove(name);
@@ -421,31 +416,44 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
             if (known?.Problem != problem)
             {
                 Log.NodeSkipped(_logger, name, problem);
+                peers[name] = new PeerState(known?.Lease, problem);
             }
 
-            peers[name] = new PeerState(node, known?.Lease, problem);
             return;
         }
 
-        peers[name] = new PeerState(node, lease, Problem: null);
         if (known?.Lease is { } old)
         {
             if (old == lease)
             {
+                // Nothing flannel reads changed: keep the instances the agent already holds.
+                if (known.Problem is not null)
+                {
+                    peers[name] = known with { Problem = null };
+                }
+
                 return;
             }
 
+            peers[name] = new PeerState(lease, Problem: null);
             if (!old.HasSameSubnets(lease))
             {
                 events?.Add(new LeaseEvent(LeaseEventType.Removed, old));
             }
         }
+        else
+        {
+            peers[name] = new PeerState(lease, Problem: null);
+        }
 
         events?.Add(new LeaseEvent(LeaseEventType.Added, lease));
     }
 
-    /// <summary>What the peer watch keeps per node: the fields flannel read last time, its last good lease, and its current problem.</summary>
-    private sealed record PeerState(KubeNode Node, Lease? Lease, string? Problem);
+    /// <summary>
+    /// What the peer watch keeps per node: its last good lease and its current problem. Not the node: at 5,000 nodes
+    /// its strings (pod CIDRs, timestamps, annotation values) held about 3.5 MB that the lease already says.
+    /// </summary>
+    private sealed record PeerState(Lease? Lease, string? Problem);
 
     private async Task<string> EnsureNodeNameAsync(CancellationToken cancellationToken)
     {

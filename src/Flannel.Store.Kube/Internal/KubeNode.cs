@@ -44,16 +44,6 @@ internal class KubeNode
 
     /// <summary>A flannel annotation's value, or null when the node does not carry it.</summary>
     public string? Annotation(string name) => Metadata.Annotations[name];
-
-    /// <summary>
-    /// True when everything flannel reads is the same as in <paramref name="other"/> (the resourceVersion aside):
-    /// an update of such a node (a heartbeat, a label, a condition) changes nothing for flannel.
-    /// </summary>
-    public bool HasSameFlannelFields(KubeNode other) =>
-        Name == other.Name
-        && Spec.PodCidr == other.Spec.PodCidr
-        && (Spec.PodCidrs ?? []).SequenceEqual(other.Spec.PodCidrs ?? [], StringComparer.Ordinal)
-        && Metadata.Annotations.HasSameValues(other.Metadata.Annotations);
 }
 
 internal sealed class NodeMetadata
@@ -86,9 +76,9 @@ internal sealed class NodeSpec
 /// </summary>
 internal sealed class FlannelAnnotations
 {
-    // The peer watch keeps one of these per node, so it is a slot per name flannel reads (null: the node has no such
-    // annotation), indexed like the converter's shared name array: 136 bytes a node, where a dictionary of the same
-    // four to six entries took 260-350.
+    // Every node read (5,000 per list, one per watch event) makes one of these, so it is a slot per name flannel reads
+    // (null: the node has no such annotation), indexed like the converter's shared name array: 136 bytes a node, where
+    // a dictionary of the same four to six entries took 260-350.
     private readonly string[] _names;
     private readonly string?[] _values;
 
@@ -107,9 +97,6 @@ internal sealed class FlannelAnnotations
 
     public static FlannelAnnotations Empty { get; } = new([], []);
 
-    /// <summary>How many of the names flannel reads the node carries.</summary>
-    public int Count => _values.Count(v => v is not null);
-
     /// <summary>The names the node carries, in the converter's order.</summary>
     public IEnumerable<string> Names => _names.Where((_, i) => _values[i] is not null);
 
@@ -121,17 +108,6 @@ internal sealed class FlannelAnnotations
             int index = Array.IndexOf(_names, name);
             return index < 0 ? null : _values[index];
         }
-    }
-
-    /// <summary>True when both carry the same names with the same values.</summary>
-    public bool HasSameValues(FlannelAnnotations other)
-    {
-        if (ReferenceEquals(_names, other._names))
-        {
-            return _values.AsSpan().SequenceEqual(other._values);
-        }
-
-        return Count == other.Count && Names.All(name => other[name] == this[name]);
     }
 }
 
