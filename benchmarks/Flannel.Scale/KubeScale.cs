@@ -53,6 +53,16 @@ internal static class KubeScale
             (long steady, _) = Measure.Memory(process.Id);
             (long anon, long file) = Measure.RssParts(process.Id);
             Console.WriteLine($"converged in {converged.TotalMilliseconds:0} ms with {requests} API requests; RSS steady {Measure.Mib(steady)} MiB (anon {Measure.Mib(anon)}, file {Measure.Mib(file)}; start-up peak {Measure.Mib(startPeak)} MiB)");
+            if (Measure.LateReading > TimeSpan.Zero)
+            {
+                TimeSpan cpu = Measure.CpuTime(process.Id);
+                await Task.Delay(Measure.LateReading);
+                (long late, _) = Measure.Memory(process.Id);
+                (long lateAnon, long lateFile) = Measure.RssParts(process.Id);
+                double idleCpu = (Measure.CpuTime(process.Id) - cpu).TotalMilliseconds / Measure.LateReading.TotalSeconds;
+                Console.WriteLine($"RSS {Measure.LateReading.TotalSeconds:0} s later {Measure.Mib(late)} MiB (anon {Measure.Mib(lateAnon)}, file {Measure.Mib(lateFile)}); CPU in between {idleCpu:0.0} ms/s");
+            }
+
             await Measure.GcDumpAsync(process.Id, $"kube-{flanneld.Label}-steady");
 
             // A re-list of every node: the watch expires (410), flanneld lists all N again.

@@ -18,7 +18,7 @@ using Flannel.Scale;
 // sets a variable for flanneld only, e.g. --env DOTNET_GCgen0size=400000 (bare hex: a native flanneld ignores a 0x
 // prefix). --gcdump DIR writes a heap dump of a JIT flanneld (dotnet-gcdump, which forces a full GC) after each
 // steady-state measurement, to see what the peers cost.
-// --late SECONDS (etcd) reads the RSS again that long after the steady figure: by then the periodic resyncs' kernel
+// --late SECONDS reads the RSS again that long after the steady figure: by then the periodic resyncs' kernel
 // dumps have refilled the GC's gen0 budget, which a reading 5 s after convergence may not show; it also prints the
 // CPU flanneld used in between, per second (the steady cost of its resyncs, probes and renewals).
 if (args.Length == 0 || args[0] is not ("etcd" or "kube"))

@@ -348,6 +348,8 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
                     peers.Remove(gone);
                 }
 
+                item.Listed.Clear();
+
                 yield return LeaseWatchResult.FromSnapshot([.. peers.Values.Where(p => p.Lease is not null).Select(p => p.Lease!)]);
                 continue;
             }

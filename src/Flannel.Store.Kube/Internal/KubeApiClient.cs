@@ -43,7 +43,7 @@ internal sealed class KubeApiException : Exception
 }
 
 /// <summary>One page of a node list.</summary>
-internal sealed record NodeListPage(IReadOnlyList<KubeNode> Items, string ResourceVersion, string? Continue, long? RemainingItemCount);
+internal sealed record NodeListPage(List<KubeNode> Items, string ResourceVersion, string? Continue, long? RemainingItemCount);
 
 internal enum NodeEventType
 {

@@ -4,14 +4,19 @@ using Microsoft.Extensions.Logging;
 
 namespace Flannel.Store.Kube.Internal;
 
-/// <summary>One item of <see cref="NodeListWatcher.RunAsync"/>: the full list (first, and after a re-list) or one change.</summary>
-internal readonly record struct NodeWatchItem(IReadOnlyList<KubeNode>? Listed, NodeEventType Type, KubeNode? Node)
+/// <summary>
+/// One item of <see cref="NodeListWatcher.RunAsync"/>: the full list (first, and after a re-list) or one change. The
+/// list is the consumer's: it clears it once read, since the watcher holds the item it yielded until it is asked for
+/// the next one, and a consumer that yields in turn (the peer watch hands its snapshot to the agent) would otherwise
+/// keep every listed node alive until then, past the collection that ends start-up.
+/// </summary>
+internal readonly record struct NodeWatchItem(List<KubeNode>? Listed, NodeEventType Type, KubeNode? Node)
 {
     public bool IsList => Listed is not null;
 }
 
 /// <summary>A complete list of nodes and the resourceVersion it is consistent at (where a watch continues from).</summary>
-internal sealed record NodeSnapshot(IReadOnlyList<KubeNode> Nodes, string ResourceVersion, bool Paginated);
+internal sealed record NodeSnapshot(List<KubeNode> Nodes, string ResourceVersion, bool Paginated);
 
 /// <summary>
 /// client-go's reflector for nodes, the part flannel relies on, in two steps. <see cref="ListAsync"/> lists the way a
