@@ -1,9 +1,10 @@
+using System.Net;
 using Flannel.Agent;
 using Flannel.Agent.Health;
 using Flannel.Host.Cli;
 using Flannel.Netlink;
 using Flannel.Store.Kube;
-using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -43,54 +44,58 @@ internal static class FlanneldHost
     }
 
     /// <summary>
-    /// Builds the host (exposed for tests): a plain generic host, or with <c>--healthz-port</c> a Kestrel (slim
-    /// builder) application that serves only the health endpoints and <c>/metrics</c> on <c>--healthz-ip</c>.
+    /// Builds the host (exposed for tests): a plain generic host, with <c>--healthz-port</c> also running Kestrel
+    /// (core: no HTTPS, no endpoint routing) on <c>--healthz-ip</c> with one small request pipeline for the health
+    /// endpoints and <c>/metrics</c> (<see cref="ConfigureHealthServer"/>).
     /// </summary>
     internal static IHost Build(FlanneldOptions options, Action<IServiceCollection>? overrides = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.HealthzPort == 0)
+        IHostBuilder builder = new HostBuilder()
+            .UseContentRoot(AppContext.BaseDirectory)
+            .ConfigureServices(services => ConfigureServices(services, options, overrides));
+        if (options.HealthzPort != 0)
         {
-            HostApplicationBuilder builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings
-            {
-                ApplicationName = "flanneld",
-                ContentRootPath = AppContext.BaseDirectory,
-            });
-            ConfigureServices(builder, options, overrides);
-            return builder.Build();
+            builder.ConfigureWebHost(
+                web => ConfigureHealthServer(web, options.HealthzIP, options.HealthzPort, options.StatusHttp),
+                // flanneld's flags are its only configuration: no ASPNETCORE_* variables, no URLs but --healthz-ip.
+                static web => web.SuppressEnvironmentConfiguration = true);
         }
 
-        // No args: flanneld's flags are not ASP.NET Core configuration.
-        WebApplicationBuilder web = WebApplication.CreateSlimBuilder(new WebApplicationOptions
-        {
-            ApplicationName = "flanneld",
-            ContentRootPath = AppContext.BaseDirectory,
-            Args = [],
-        });
-        HealthEndpoints.Listen(web.WebHost, options.HealthzIP, options.HealthzPort);
-        ConfigureServices(web, options, overrides);
-        web.Services.AddHealthChecks().AddFlannelReadiness();
-        MetricsEndpoint.AddServices(web.Services);
-        WebApplication app = web.Build();
-        MetricsEndpoint.Map(app);
-        HealthEndpoints.Map(app);
-        if (options.StatusHttp)
-        {
-            HealthEndpoints.MapStatus(app);
-        }
-        return app;
+        return builder.Build();
     }
 
-    private static void ConfigureServices(IHostApplicationBuilder builder, FlanneldOptions options, Action<IServiceCollection>? overrides)
+    /// <summary>
+    /// The health server (also used by tests): Kestrel bound to <paramref name="address"/>:<paramref name="port"/>
+    /// only, its services, and the pipeline: <c>/metrics</c>, <c>/readyz</c>, <c>/healthz</c>, <c>/status</c> when
+    /// <paramref name="status"/> (<c>--status-http</c>), and Go's 404 for anything else.
+    /// </summary>
+    internal static void ConfigureHealthServer(IWebHostBuilder web, IPAddress address, int port, bool status)
     {
-        ConfigureLogging(builder.Logging, options.Verbosity);
-        builder.Services.Configure<HostOptions>(o =>
+        ArgumentNullException.ThrowIfNull(web);
+        web.UseKestrelCore().ConfigureKestrel(kestrel => kestrel.Listen(address, port));
+        web.ConfigureServices(static services =>
+        {
+            services.AddHealthChecks().AddFlannelReadiness();
+            MetricsEndpoint.AddServices(services);
+        });
+        web.Configure(app =>
+        {
+            MetricsEndpoint.Use(app);
+            HealthEndpoints.Use(app, status);
+        });
+    }
+
+    private static void ConfigureServices(IServiceCollection services, FlanneldOptions options, Action<IServiceCollection>? overrides)
+    {
+        services.AddLogging(logging => ConfigureLogging(logging, options.Verbosity));
+        services.Configure<HostOptions>(o =>
         {
             o.ShutdownTimeout = ShutdownGrace;
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
         });
 
-        IFlannelBuilder flannel = builder.Services.AddFlannel();
+        IFlannelBuilder flannel = services.AddFlannel();
 
         // The process is started in the node's network namespace (e.g. `ip netns exec NODE flanneld ...`), so
         // netlink in the current namespace is the node's.
@@ -108,8 +113,8 @@ internal static class FlanneldHost
         flannel.UseTrafficManager();
         flannel.UseFabricProbes();
         flannel.AddAgent(o => ApplyAgentOptions(o, options));
-        builder.Services.AddHostedService<SystemdNotifier>();
-        overrides?.Invoke(builder.Services);
+        services.AddHostedService<SystemdNotifier>();
+        overrides?.Invoke(services);
     }
 
     /// <summary>The store flanneld's flags name: etcd by default, the Kubernetes API with --kube-subnet-mgr (also used by <c>flanneld doctor</c>).</summary>

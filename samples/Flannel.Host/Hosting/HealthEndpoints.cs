@@ -1,9 +1,7 @@
-using System.Net;
 using System.Text;
 using Flannel.Agent.Health;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -32,16 +30,15 @@ internal static class HealthEndpoints
 
     private const string TextPlain = "text/plain; charset=utf-8";
 
-    /// <summary>Listens on <paramref name="address"/>:<paramref name="port"/> only (no other URL is bound).</summary>
-    public static void Listen(IWebHostBuilder webHost, IPAddress address, int port) =>
-        webHost.ConfigureKestrel(kestrel => kestrel.Listen(address, port));
-
-    /// <summary>Maps <c>/healthz</c>, <c>/readyz</c>, and Go's <c>404 page not found</c> for anything else.</summary>
-    public static void Map(WebApplication app)
+    /// <summary>
+    /// Adds <c>/readyz</c> (the health check middleware), then a terminal handler for <c>/healthz</c>, <c>/status</c>
+    /// when <paramref name="status"/>, and Go's <c>404 page not found</c> for anything else. Paths match exactly and
+    /// case-sensitively, and every method is answered, as Go's <c>http.HandleFunc</c> does.
+    /// </summary>
+    public static void Use(IApplicationBuilder app, bool status)
     {
-        // Go's http.HandleFunc answers every method; so do these.
-        app.Map("/healthz", static context => WriteText(context, StatusCodes.Status200OK, RunningText));
-        app.MapHealthChecks("/readyz", new HealthCheckOptions
+        ArgumentNullException.ThrowIfNull(app);
+        app.UseHealthChecks(new PathString("/readyz"), new HealthCheckOptions
         {
             Predicate = static registration => registration.Tags.Contains(FlannelReadinessHealthCheck.ReadyTag),
             ResultStatusCodes =
@@ -63,7 +60,12 @@ internal static class HealthEndpoints
                 return WriteText(context, null, NotReadyText);
             },
         });
-        app.MapFallback(static context => WriteText(context, StatusCodes.Status404NotFound, "404 page not found\n"));
+        app.Run(context => context.Request.Path.Value switch
+        {
+            "/healthz" => WriteText(context, StatusCodes.Status200OK, RunningText),
+            "/status" when status => WriteStatus(context),
+            _ => WriteText(context, StatusCodes.Status404NotFound, "404 page not found\n"),
+        });
     }
 
     private static Task WriteText(HttpContext context, int? status, string text)
@@ -78,18 +80,14 @@ internal static class HealthEndpoints
     }
 
     /// <summary>
-    /// Maps <c>/status</c> (<c>--status-http</c>): the agent's fabric status, the same JSON document as on its unix
-    /// socket. Off by default: the health port usually listens on every address, and the status names every node.
+    /// <c>/status</c> (<c>--status-http</c>): the agent's fabric status, the same JSON document as on its unix socket.
+    /// Off by default: the health port usually listens on every address, and the status names every node.
     /// </summary>
-    public static void MapStatus(WebApplication app)
+    private static async Task WriteStatus(HttpContext context)
     {
-        ArgumentNullException.ThrowIfNull(app);
-        app.MapGet("/status", static async context =>
-        {
-            Flannel.Agent.Status.IFabricStatus status = context.RequestServices.GetRequiredService<Flannel.Agent.Status.IFabricStatus>();
-            context.Response.ContentType = "application/json; charset=utf-8";
-            await status.GetStatus().WriteJsonAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
-        });
+        Flannel.Agent.Status.IFabricStatus status = context.RequestServices.GetRequiredService<Flannel.Agent.Status.IFabricStatus>();
+        context.Response.ContentType = "application/json; charset=utf-8";
+        await status.GetStatus().WriteJsonAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
     }
 
     /// <summary>Header values must be printable ASCII; anything else becomes '?'.</summary>

@@ -30,6 +30,10 @@ internal static class MetricsEndpoint
                 exporter.ScrapeResponseCacheDurationMilliseconds = 0;
             }));
 
-    /// <summary>Maps <see cref="Path"/>.</summary>
-    public static void Map(WebApplication app) => app.MapPrometheusScrapingEndpoint(Path);
+    /// <summary>
+    /// Serves <see cref="Path"/> through the exporter's middleware (flanneld has no endpoint routing), on that exact
+    /// path as Go's ServeMux would: a path string alone would also match <c>/metrics/anything</c>.
+    /// </summary>
+    public static void Use(IApplicationBuilder app) =>
+        app.UseOpenTelemetryPrometheusScrapingEndpoint(static context => context.Request.Path.Value == Path);
 }

@@ -1,10 +1,10 @@
 using System.Net;
 using Flannel.Agent.Health;
 using Flannel.Host.Hosting;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Flannel.Host.Tests.Hosting;
@@ -16,7 +16,7 @@ public sealed class HealthEndpointsTests
     {
         var health = new FlannelHealth();
         AgentReadiness readiness = health.Register("node-1");
-        await using WebApplication app = Build(health);
+        using IHost app = Build(health);
         await app.StartAsync(TestContext.Current.CancellationToken);
         var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
         using var client = new HttpClient { BaseAddress = baseAddress };
@@ -48,8 +48,10 @@ public sealed class HealthEndpointsTests
             Assert.Equal("the lease watch failed: etcd ?down?", Assert.Single(down.Headers.GetValues(HealthEndpoints.NotReadyHeader)));
         }
 
-        using (HttpResponseMessage missing = await client.GetAsync(new Uri("/debug", UriKind.Relative), ct))
+        // Go's ServeMux: exact, case-sensitive paths; /status only with --status-http.
+        foreach (string path in new[] { "/debug", "/healthz/", "/HEALTHZ", "/status", "/metrics/x" })
         {
+            using HttpResponseMessage missing = await client.GetAsync(new Uri(path, UriKind.Relative), ct);
             Assert.Equal((HttpStatusCode.NotFound, "404 page not found\n"), (missing.StatusCode, await missing.Content.ReadAsStringAsync(ct)));
         }
 
@@ -63,7 +65,7 @@ public sealed class HealthEndpointsTests
     public async Task Status_serves_the_agents_fabric_status_as_json_when_mapped()
     {
         var health = new FlannelHealth();
-        await using WebApplication app = Build(health, new FixedStatus());
+        using IHost app = Build(health, new FixedStatus());
         await app.StartAsync(TestContext.Current.CancellationToken);
         var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
         using var client = new HttpClient { BaseAddress = baseAddress };
@@ -91,24 +93,17 @@ public sealed class HealthEndpointsTests
         };
     }
 
-    private static WebApplication Build(FlannelHealth health, Flannel.Agent.Status.IFabricStatus? status = null)
-    {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        HealthEndpoints.Listen(builder.WebHost, IPAddress.Loopback, 0);
-        builder.Services.AddSingleton(health);
-        if (status is not null)
-        {
-            builder.Services.AddSingleton(status);
-        }
-        builder.Services.AddHealthChecks().AddFlannelReadiness();
-        WebApplication app = builder.Build();
-        HealthEndpoints.Map(app);
-        if (status is not null)
-        {
-            HealthEndpoints.MapStatus(app);
-        }
-
-        return app;
-    }
+    private static IHost Build(FlannelHealth health, Flannel.Agent.Status.IFabricStatus? status = null) =>
+        new HostBuilder()
+            .ConfigureLogging(static logging => logging.ClearProviders())
+            .ConfigureServices(services =>
+            {
+                services.AddSingleton(health);
+                if (status is not null)
+                {
+                    services.AddSingleton(status);
+                }
+            })
+            .ConfigureWebHost(web => FlanneldHost.ConfigureHealthServer(web, IPAddress.Loopback, 0, status: status is not null))
+            .Build();
 }

@@ -2,10 +2,10 @@ using System.Net;
 using Flannel.Agent.Health;
 using Flannel.Agent.Metrics;
 using Flannel.Host.Hosting;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Flannel.Host.Tests.Hosting;
@@ -16,16 +16,15 @@ public sealed class MetricsEndpointTests
     public async Task Metrics_serves_the_Flannel_meter_in_the_Prometheus_text_format_next_to_the_health_endpoints()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        HealthEndpoints.Listen(builder.WebHost, IPAddress.Loopback, 0);
-        builder.Services.AddSingleton(new FlannelHealth());
-        builder.Services.AddSingleton(sp => new FlannelMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
-        builder.Services.AddHealthChecks().AddFlannelReadiness();
-        MetricsEndpoint.AddServices(builder.Services);
-        await using WebApplication app = builder.Build();
-        MetricsEndpoint.Map(app);
-        HealthEndpoints.Map(app);
+        using IHost app = new HostBuilder()
+            .ConfigureLogging(static logging => logging.ClearProviders())
+            .ConfigureServices(static services =>
+            {
+                services.AddSingleton(new FlannelHealth());
+                services.AddSingleton(sp => new FlannelMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+            })
+            .ConfigureWebHost(static web => FlanneldHost.ConfigureHealthServer(web, IPAddress.Loopback, 0, status: false))
+            .Build();
         await app.StartAsync(ct);
 
         // What the agent records (the metrics object is the one the host's container hands to every agent).
