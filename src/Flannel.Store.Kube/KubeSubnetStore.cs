@@ -332,6 +332,7 @@ public sealed class KubeSubnetStore : ISubnetStore, ISubnetStoreStatus, IDisposa
             if (item.IsList)
             {
                 HashSet<string> present = new(item.Listed!.Count, StringComparer.Ordinal);
+                peers.EnsureCapacity(item.Listed.Count); // sized for the list, not grown by doubling
                 foreach (KubeNode node in item.Listed!)
                 {
                     if (node.Name.Length == 0 || node.Name == self)

@@ -97,6 +97,9 @@ internal sealed class RemoteLeaseTracker
 
         if (item.Snapshot is { } snapshot)
         {
+            // Sized for the snapshot, not grown by doubling (see FabricProber.SetPeers).
+            _candidates.EnsureCapacity(snapshot.Count);
+            _remote.EnsureCapacity(snapshot.Count);
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (Lease lease in snapshot)
             {

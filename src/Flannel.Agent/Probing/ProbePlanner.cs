@@ -76,6 +76,7 @@ internal sealed class ProbePlanner
 
         var added = wanted.Where(p => !_members.Contains(p)).Order(StringComparer.Ordinal).ToList();
         _ring.InsertRange(_cursor, added);
+        _members.EnsureCapacity(_members.Count + added.Count); // exactly, not by doubling: see FabricProber.SetPeers
         _members.UnionWith(added);
 
         // More peers mean a shorter spacing: the slot planned with the old one must not hold the new peers back.
