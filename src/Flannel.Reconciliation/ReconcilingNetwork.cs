@@ -722,9 +722,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     /// objects the engine keeps live stay put instead of being replaced on every pass (each replaced set would
     /// otherwise age into the oldest generation and only die there, growing the heap after convergence).
     /// </summary>
-    private static bool HaveSameState(IReadOnlyList<StateObject> programmed, IReadOnlyList<StateObject> built)
+    private static bool HaveSameState(StateObject[] programmed, IReadOnlyList<StateObject> built)
     {
-        if (programmed.Count != built.Count)
+        if (programmed.Length != built.Count)
         {
             return false;
         }
@@ -741,14 +741,14 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     }
 
     /// <summary>True when both lists hold the same object instances in the same order.</summary>
-    private static bool HoldSameObjects(IReadOnlyList<StateObject> left, IReadOnlyList<StateObject> right)
+    private static bool HoldSameObjects(StateObject[] left, IReadOnlyList<StateObject> right)
     {
-        if (left.Count != right.Count)
+        if (left.Length != right.Count)
         {
             return false;
         }
 
-        for (int i = 0; i < left.Count; i++)
+        for (int i = 0; i < left.Length; i++)
         {
             if (!ReferenceEquals(left[i], right[i]))
             {
@@ -814,7 +814,7 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         IReadOnlyList<StateObject> objects = plan.DesiredByOwner.TryGetValue(key, out IReadOnlyList<StateObject>? desired) ? desired : [];
         if (state.Programmed is not { } programmed || !HoldSameObjects(programmed, objects))
         {
-            state.Programmed = objects;
+            state.Programmed = [.. objects];
         }
 
         if (repairs is null)
@@ -1082,8 +1082,8 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         /// <summary>The <see cref="_desiredGeneration"/> the peer's objects were last built in; -1 when never, or from an older lease.</summary>
         public long DesiredGeneration { get; set; } = -1;
 
-        /// <summary>The objects last programmed for the peer; null when unknown or withdrawn.</summary>
-        public IReadOnlyList<StateObject>? Programmed { get; set; }
+        /// <summary>The objects last programmed for the peer (an exact-size copy of the plan's list); null when unknown or withdrawn.</summary>
+        public StateObject[]? Programmed { get; set; }
 
         /// <summary>The peer could not be programmed; the next reconciliation retries it.</summary>
         public bool Failed { get; set; } = true;
@@ -1091,21 +1091,97 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         /// <summary>The peer was refused (by the kernel, or its lease is unusable) and is on backoff.</summary>
         public bool Refused { get; set; }
 
+        // What only a peer in trouble needs (48 bytes), made on its first failure or warning: at 5,000 healthy peers
+        // that is 240 KB the engine does not keep. Setting a field to its default never makes it.
+        private PeerTrouble? _trouble;
+
+        private PeerTrouble Trouble => _trouble ??= new PeerTrouble();
+
         /// <summary>Consecutive failed attempts.</summary>
-        public int Failures { get; set; }
+        public int Failures
+        {
+            get => _trouble?.Failures ?? 0;
+            set
+            {
+                if (value != 0 || _trouble is not null)
+                {
+                    Trouble.Failures = value;
+                }
+            }
+        }
 
         /// <summary>When a refused peer is tried again; until then it is left out of the kernel.</summary>
-        public DateTimeOffset? RetryAt { get; set; }
+        public DateTimeOffset? RetryAt
+        {
+            get => _trouble?.RetryAt;
+            set
+            {
+                if (value is not null || _trouble is not null)
+                {
+                    Trouble.RetryAt = value;
+                }
+            }
+        }
 
         /// <summary>What went wrong in the last attempt.</summary>
-        public string? LastError { get; set; }
+        public string? LastError
+        {
+            get => _trouble?.LastError;
+            set
+            {
+                if (value is not null || _trouble is not null)
+                {
+                    Trouble.LastError = value;
+                }
+            }
+        }
 
-        public string? LastWarning { get; set; }
+        public string? LastWarning
+        {
+            get => _trouble?.LastWarning;
+            set
+            {
+                if (value is not null || _trouble is not null)
+                {
+                    Trouble.LastWarning = value;
+                }
+            }
+        }
 
-        public DateTimeOffset LastWarnedAt { get; set; }
+        public DateTimeOffset LastWarnedAt
+        {
+            get => _trouble?.LastWarnedAt ?? default;
+            set
+            {
+                if (value != default || _trouble is not null)
+                {
+                    Trouble.LastWarnedAt = value;
+                }
+            }
+        }
 
         /// <summary>Warnings about this peer not logged since the last one.</summary>
-        public int Suppressed { get; set; }
+        public int Suppressed
+        {
+            get => _trouble?.Suppressed ?? 0;
+            set
+            {
+                if (value != 0 || _trouble is not null)
+                {
+                    Trouble.Suppressed = value;
+                }
+            }
+        }
+
+        private sealed class PeerTrouble
+        {
+            public int Failures;
+            public int Suppressed;
+            public DateTimeOffset? RetryAt;
+            public string? LastError;
+            public string? LastWarning;
+            public DateTimeOffset LastWarnedAt;
+        }
     }
 
     /// <summary>A peer's kernel status as the engine keeps it; read from other threads (status endpoints).</summary>

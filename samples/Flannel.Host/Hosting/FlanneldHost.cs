@@ -62,7 +62,13 @@ internal static class FlanneldHost
                 static web => web.SuppressEnvironmentConfiguration = true);
         }
 
-        return builder.Build();
+        IHost host = builder.Build();
+        if (options.HealthzPort != 0)
+        {
+            MetricsEndpoint.Listen(host.Services);
+        }
+
+        return host;
     }
 
     /// <summary>

@@ -31,6 +31,13 @@ internal static class MetricsEndpoint
             }));
 
     /// <summary>
+    /// Makes the meter provider listen now, before any hosted service starts. The agent's first measurements (the
+    /// counters it adds 0 to, so that they show from the first scrape) are lost to a listener that comes later, and
+    /// the exporter's middleware asks for the provider only when Kestrel builds its pipeline, after the agent started.
+    /// </summary>
+    public static void Listen(IServiceProvider services) => services.GetRequiredService<MeterProvider>();
+
+    /// <summary>
     /// Serves <see cref="Path"/> through the exporter's middleware (flanneld has no endpoint routing), on that exact
     /// path as Go's ServeMux would: a path string alone would also match <c>/metrics/anything</c>.
     /// </summary>
