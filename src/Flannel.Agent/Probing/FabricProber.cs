@@ -179,8 +179,8 @@ internal sealed partial class FabricProber : IDisposable
             foreach ((string key, Peer peer) in _peers)
             {
                 result[key] = (
-                    peer.Overlay is { } overlay && peer.OverlayTarget is { } overlayTarget ? ToStatus(overlay, overlayTarget, now) : null,
-                    ToStatus(peer.Underlay, peer.UnderlayTarget, now));
+                    peer.Overlay is { } overlay ? ToStatus(overlay, now) : null,
+                    ToStatus(peer.Underlay, now));
             }
 
             return result;
@@ -286,12 +286,12 @@ internal sealed partial class FabricProber : IDisposable
         Interlocked.Increment(ref _inFlight);
         try
         {
-            Target? overlay;
-            Target underlay;
+            PathHealth? overlay;
+            PathHealth underlay;
             lock (_lock)
             {
-                overlay = peer.OverlayTarget;
-                underlay = peer.UnderlayTarget;
+                overlay = peer.Overlay;
+                underlay = peer.Underlay;
             }
 
             ValueTask<EchoResult> overlayProbe = overlay is null
@@ -318,24 +318,25 @@ internal sealed partial class FabricProber : IDisposable
         }
     }
 
-    private void Record(Peer peer, Target? overlay, EchoResult overlayResult, Target underlay, EchoResult underlayResult)
+    private void Record(Peer peer, PathHealth? overlay, EchoResult overlayResult, PathHealth underlay, EchoResult underlayResult)
     {
         List<LogEvent>? events = null; // most results change nothing and log nothing
         bool confirmationQueued = false;
         lock (_lock)
         {
-            // The peer may have left, or changed address, while the probe was out: its result is then void.
+            // The peer may have left, or changed address, while the probe was out (a new target is a new path): its
+            // result is then void.
             if (!_peers.TryGetValue(peer.Lease.Key, out Peer? current) || !ReferenceEquals(current, peer)
-                || !ReferenceEquals(peer.UnderlayTarget, underlay) || !ReferenceEquals(peer.OverlayTarget, overlay))
+                || !ReferenceEquals(peer.Underlay, underlay) || !ReferenceEquals(peer.Overlay, overlay))
             {
                 return;
             }
 
             DateTimeOffset now = _timeProvider.GetUtcNow();
-            if (overlay is not null && peer.Overlay is { } overlayHealth)
+            if (overlay is not null)
             {
                 _metrics?.RecordProbe(_agentName, "overlay", overlayResult);
-                if (overlayHealth.Record(overlayResult, now) is { } changed)
+                if (overlay.Record(overlayResult, now) is { } changed)
                 {
                     _metrics?.RecordTransition(_agentName, "overlay", changed.To);
                     (events ??= new(2)).Add(new LogEvent(peer, "overlay", changed, overlay));
@@ -343,7 +344,7 @@ internal sealed partial class FabricProber : IDisposable
             }
 
             _metrics?.RecordProbe(_agentName, "underlay", underlayResult);
-            if (peer.Underlay.Record(underlayResult, now) is { } underlayChanged)
+            if (underlay.Record(underlayResult, now) is { } underlayChanged)
             {
                 _metrics?.RecordTransition(_agentName, "underlay", underlayChanged.To);
                 (events ??= new(2)).Add(new LogEvent(peer, "underlay", underlayChanged, underlay));
@@ -417,7 +418,7 @@ internal sealed partial class FabricProber : IDisposable
         if (e.Path == "overlay-only")
         {
             PeerKernelStatus kernel = KernelStatusOf?.Invoke(lease.Key) ?? PeerKernelStatus.Unknown;
-            LogOverlayOnly(_logger, _agentName, peerText, e.Target?.Destination, e.Target?.Source, LikelyCauses(kernel));
+            LogOverlayOnly(_logger, _agentName, peerText, e.Health?.Destination, e.Health?.Source, LikelyCauses(kernel));
             return;
         }
 
@@ -429,11 +430,11 @@ internal sealed partial class FabricProber : IDisposable
         }
         else if (transition.To == Reachability.Unreachable)
         {
-            LogUnreachable(_logger, _agentName, peerText, e.Path, e.Target?.Destination, last);
+            LogUnreachable(_logger, _agentName, peerText, e.Path, e.Health?.Destination, last);
         }
         else if (transition.From == Reachability.Unreachable)
         {
-            LogRecovered(_logger, _agentName, peerText, e.Path, e.Target?.Destination, last);
+            LogRecovered(_logger, _agentName, peerText, e.Path, e.Health?.Destination, last);
         }
     }
 
@@ -461,7 +462,7 @@ internal sealed partial class FabricProber : IDisposable
         };
     }
 
-    private static PathStatus ToStatus(PathHealth health, Target target, DateTimeOffset now)
+    private static PathStatus ToStatus(PathHealth health, DateTimeOffset now)
     {
         PathStatistics figures = health.Statistics();
         return new PathStatus
@@ -469,8 +470,8 @@ internal sealed partial class FabricProber : IDisposable
             State = health.State,
             Since = health.Since,
             Flapping = health.IsFlapping(now),
-            Target = target.Destination.ToString(),
-            Source = target.Source?.ToString(),
+            Target = health.Destination.ToString(),
+            Source = health.Source?.ToString(),
             Last = health.LastResult?.ToString(),
             LastProbeAt = health.LastProbeAt,
             RttMs = figures.RttAvgMilliseconds is { } avg
@@ -544,18 +545,11 @@ internal sealed partial class FabricProber : IDisposable
     [LoggerMessage(EventId = 8005, Level = LogLevel.Error, Message = "{Agent}: probing peer {Peer} failed")]
     private static partial void LogProbeFailed(ILogger logger, string agent, string peer, Exception exception);
 
-    private readonly record struct LogEvent(Peer Peer, string Path, PathTransition? Transition, Target? Target);
-
-    /// <summary>Where one path's probes go, and from where. Replaced (not mutated) when either changes.</summary>
-    private sealed record Target(IPAddress Destination, IPAddress? Source);
+    private readonly record struct LogEvent(Peer Peer, string Path, PathTransition? Transition, PathHealth? Health);
 
     private sealed class Peer(Lease lease)
     {
         public Lease Lease { get; set; } = lease;
-
-        public Target? OverlayTarget { get; private set; }
-
-        public Target UnderlayTarget { get; private set; } = new(IPAddress.None, null);
 
         public PathHealth? Overlay { get; private set; }
 
@@ -575,23 +569,22 @@ internal sealed partial class FabricProber : IDisposable
             bool v4 = attributes.PublicIP is { } publicIP && publicIP.AddressFamily == AddressFamily.InterNetwork && !publicIP.Equals(IPAddress.Any);
             IPAddress underlayDestination = v4 ? attributes.PublicIP : attributes.PublicIPv6 ?? IPAddress.None;
             IPAddress? underlaySource = endpoints.UnderlaySource?.AddressFamily == underlayDestination.AddressFamily ? endpoints.UnderlaySource : null;
-            var underlay = new Target(underlayDestination, underlaySource);
-            if (underlay != UnderlayTarget)
+            if (Underlay is null || !Underlay.Targets(underlayDestination, underlaySource))
             {
-                UnderlayTarget = underlay;
-                Underlay = new PathHealth(options);
+                Underlay = new PathHealth(options, underlayDestination, underlaySource);
             }
 
-            Target? overlay = null;
             if (endpoints.OverlaySource is { } source && endpoints.OverlayAddressOf?.Invoke(Lease, source.AddressFamily) is { } destination)
             {
-                overlay = new Target(destination, source);
+                if (Overlay is null || !Overlay.Targets(destination, source))
+                {
+                    Overlay = new PathHealth(options, destination, source);
+                    OverlayOnlyLogged = false;
+                }
             }
-
-            if (overlay != OverlayTarget)
+            else if (Overlay is not null)
             {
-                OverlayTarget = overlay;
-                Overlay = overlay is null ? null : new PathHealth(options);
+                Overlay = null;
                 OverlayOnlyLogged = false;
             }
         }

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json.Serialization;
 
 namespace Flannel.Agent.Probing;
@@ -46,36 +47,55 @@ internal readonly record struct PathTransition(Reachability From, Reachability T
 internal sealed class PathHealth
 {
     // Two of these per peer: the window is one float per result (NaN = no reply; an RTT needs no more precision than
-    // the microseconds it is reported in), the transition queue exists only once the path has changed state, and
-    // times are kept as UTC ticks (0 = none) rather than as DateTimeOffset? (24 bytes each, 480 KB at 5,000 peers).
+    // the microseconds it is reported in), the transition queue exists only once the path has changed state, times
+    // are kept as UTC ticks (0 = none) rather than as DateTimeOffset? (24 bytes each, 480 KB at 5,000 peers), the
+    // counters are ints (2^31 probes take 4,000 years at one a minute), and the last result is valid once a probe
+    // was recorded rather than nullable (8 bytes). The target lives here too: a path is made anew when it changes.
     private readonly FabricProbeOptions _options;
     private readonly float[] _rttMilliseconds;
     private Queue<DateTimeOffset>? _transitions;
+    private EchoResult _lastResult;
     private int _count;
     private int _next;
     private int _consecutiveFailures;
     private int _consecutiveReplies;
+    private int _sent;
+    private int _received;
     private long _replyStreakStartTicks;
     private long _sinceTicks;
     private long _lastProbeTicks;
 
-    public PathHealth(FabricProbeOptions options)
+    /// <param name="options">The prober's options.</param>
+    /// <param name="destination">Where the probes go; <see cref="IPAddress.None"/> when the peer has no address for it.</param>
+    /// <param name="source">Where they come from; null for the kernel's choice.</param>
+    public PathHealth(FabricProbeOptions options, IPAddress destination, IPAddress? source)
     {
         _options = options;
         int window = Math.Max(1, options.Window);
         _rttMilliseconds = new float[window];
+        Destination = destination;
+        Source = source;
     }
+
+    /// <summary>Where this path's probes go.</summary>
+    public IPAddress Destination { get; }
+
+    /// <summary>Where they come from; null for the kernel's choice.</summary>
+    public IPAddress? Source { get; }
+
+    /// <summary>True when this path probes <paramref name="destination"/> from <paramref name="source"/>.</summary>
+    public bool Targets(IPAddress destination, IPAddress? source) => Destination.Equals(destination) && Equals(Source, source);
 
     public Reachability State { get; private set; }
 
     /// <summary>When the state last changed; null while it never did.</summary>
     public DateTimeOffset? Since => FromTicks(_sinceTicks);
 
-    public long Sent { get; private set; }
+    public long Sent => _sent;
 
-    public long Received { get; private set; }
+    public long Received => _received;
 
-    public EchoResult? LastResult { get; private set; }
+    public EchoResult? LastResult => _lastProbeTicks == 0 ? null : _lastResult;
 
     public DateTimeOffset? LastProbeAt => FromTicks(_lastProbeTicks);
 
@@ -103,8 +123,8 @@ internal sealed class PathHealth
     /// <summary>Records one result; returns the transition when the state changed.</summary>
     public PathTransition? Record(EchoResult result, DateTimeOffset now)
     {
-        Sent++;
-        LastResult = result;
+        _sent++;
+        _lastResult = result;
         _lastProbeTicks = now.UtcTicks;
         _rttMilliseconds[_next] = result.Succeeded ? (float)result.RoundTripTime.TotalMilliseconds : float.NaN;
         _next = (_next + 1) % _rttMilliseconds.Length;
@@ -113,7 +133,7 @@ internal sealed class PathHealth
         Reachability next = State;
         if (result.Succeeded)
         {
-            Received++;
+            _received++;
             _consecutiveFailures = 0;
             _consecutiveReplies++;
             if (_replyStreakStartTicks == 0)

@@ -19,10 +19,28 @@ public sealed class PathHealthTests
         Window = 10,
     };
 
+    private static readonly System.Net.IPAddress Peer = System.Net.IPAddress.Parse("198.18.0.2");
+
+    private static PathHealth NewPath() => new(Options, Peer, null);
+
+    [Fact]
+    public void A_path_knows_its_target_and_has_no_last_result_or_counts_before_its_first_probe()
+    {
+        var path = new PathHealth(Options, Peer, System.Net.IPAddress.Parse("198.18.0.1"));
+        Assert.True(path.Targets(System.Net.IPAddress.Parse("198.18.0.2"), System.Net.IPAddress.Parse("198.18.0.1")));
+        Assert.False(path.Targets(Peer, null));
+        Assert.False(path.Targets(System.Net.IPAddress.Parse("198.18.0.3"), System.Net.IPAddress.Parse("198.18.0.1")));
+        Assert.Equal((null, null, 0L, 0L), (path.LastResult, path.LastProbeAt, path.Sent, path.Received));
+
+        path.Record(Lost, T0);
+        path.Record(Ok, T0.AddSeconds(60));
+        Assert.Equal((Ok, T0.AddSeconds(60), 2L, 1L), (path.LastResult, path.LastProbeAt, path.Sent, path.Received));
+    }
+
     [Fact]
     public void First_reply_makes_an_unknown_path_reachable()
     {
-        var path = new PathHealth(Options);
+        var path = NewPath();
         Assert.Equal(Reachability.Unknown, path.State);
         PathTransition? t = path.Record(Ok, T0);
         Assert.Equal(new PathTransition(Reachability.Unknown, Reachability.Reachable, T0, false), t);
@@ -32,7 +50,7 @@ public sealed class PathHealthTests
     [Fact]
     public void One_lost_probe_asks_for_confirmation_but_changes_nothing()
     {
-        var path = new PathHealth(Options);
+        var path = NewPath();
         path.Record(Ok, T0);
         Assert.Null(path.Record(Lost, T0.AddSeconds(60)));
         Assert.True(path.NeedsConfirmation);
@@ -45,7 +63,7 @@ public sealed class PathHealthTests
     [Fact]
     public void Three_consecutive_failures_make_it_unreachable_and_two_replies_bring_it_back()
     {
-        var path = new PathHealth(Options);
+        var path = NewPath();
         path.Record(Ok, T0);
         Assert.Null(path.Record(Lost, T0.AddSeconds(60)));
         Assert.Null(path.Record(Lost, T0.AddSeconds(61)));
@@ -61,7 +79,7 @@ public sealed class PathHealthTests
     [Fact]
     public void An_unknown_path_that_never_answers_becomes_unreachable_after_the_threshold()
     {
-        var path = new PathHealth(Options);
+        var path = NewPath();
         Assert.Null(path.Record(Lost, T0));
         Assert.True(path.NeedsConfirmation);
         Assert.Null(path.Record(Lost, T0.AddSeconds(1)));
@@ -71,7 +89,7 @@ public sealed class PathHealthTests
     [Fact]
     public void Alternating_loss_never_changes_the_state()
     {
-        var path = new PathHealth(Options);
+        var path = NewPath();
         path.Record(Ok, T0);
         for (int i = 1; i <= 100; i++)
         {
@@ -85,7 +103,7 @@ public sealed class PathHealthTests
     [Fact]
     public void A_flapping_path_is_flagged_and_held_down_before_it_counts_as_reachable()
     {
-        var path = new PathHealth(Options);
+        var path = NewPath();
         DateTimeOffset now = T0;
         path.Record(Ok, now);
 
@@ -141,7 +159,7 @@ public sealed class PathHealthTests
     [Fact]
     public void Rtt_and_loss_cover_the_window_only()
     {
-        var path = new PathHealth(Options); // window 10
+        var path = NewPath(); // window 10
         for (int i = 0; i < 10; i++)
         {
             path.Record(Lost, T0.AddSeconds(i));
@@ -164,7 +182,7 @@ public sealed class PathHealthTests
     {
         // The window keeps one float per result (NaN for a lost probe) to keep two paths per peer small; the figures
         // are reported in ms with three decimals, which a float holds for any RTT up to the probe timeout.
-        var path = new PathHealth(Options); // window 10
+        var path = NewPath(); // window 10
         double[] rtts = [0.123, 12.345, 999.999, 0.001];
         foreach (double rtt in rtts)
         {
