@@ -19,11 +19,28 @@ public sealed record LeaseAttributes
     public IPAddress? PublicIPv6 { get; init; }
 
     /// <summary>The backend that owns the lease, such as <c>vxlan</c> or <c>host-gw</c>; omitted from JSON when null.</summary>
-    public string? BackendType { get; init; }
+    /// <remarks>
+    /// A built-in type name is kept as the one shared string, not as the copy each lease was read with: an agent keeps
+    /// every peer's lease, and 5,000 copies of <c>"vxlan"</c> are 160 KB.
+    /// </remarks>
+    public string? BackendType { get; init => field = Shared(value); }
 
     /// <summary>The backend's IPv4 data as compact raw JSON, e.g. <c>{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}</c>.</summary>
     public string? BackendData { get; init; }
 
     /// <summary>The backend's IPv6 data as compact raw JSON.</summary>
     public string? BackendV6Data { get; init; }
+
+    private static string? Shared(string? type)
+    {
+        foreach (string builtIn in Flannel.Configuration.NetworkConfig.BuiltInBackendTypes)
+        {
+            if (string.Equals(type, builtIn, StringComparison.Ordinal))
+            {
+                return builtIn;
+            }
+        }
+
+        return type;
+    }
 }

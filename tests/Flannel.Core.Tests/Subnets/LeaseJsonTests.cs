@@ -50,6 +50,19 @@ public sealed class LeaseJsonTests
     }
 
     [Fact]
+    public void Built_in_backend_types_are_kept_as_one_shared_string_and_others_as_read()
+    {
+        LeaseAttributes first = LeaseJson.Deserialize(DualStack);
+        LeaseAttributes second = LeaseJson.Deserialize(DualStack);
+        LeaseAttributes foreign = LeaseJson.Deserialize("""{"PublicIP":"198.18.0.2","BackendType":"aws-vpc"}""");
+
+        Assert.Same(first.BackendType, second.BackendType);
+        Assert.Same(Flannel.Configuration.NetworkConfig.BuiltInBackendTypes[0], first.BackendType);
+        Assert.Equal("aws-vpc", foreign.BackendType);
+        Assert.Null(new LeaseAttributes { BackendType = null }.BackendType);
+    }
+
+    [Fact]
     public void Host_gw_has_no_backend_data()
     {
         LeaseAttributes attributes = LeaseJson.Deserialize(HostGw);
