@@ -74,22 +74,36 @@ public abstract class StateObject
     /// <param name="content">What a replace would change.</param>
     /// <param name="owner">The lease key of the peer the object serves; null for an observed object.</param>
     protected StateObject(StateObjectKey key, IStateContent content, string? owner)
+        : this(key, owner)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        _content = content;
+    }
+
+    /// <summary>Creates an object whose content is made by <see cref="CreateContent"/> each time it is asked for.</summary>
+    /// <remarks>
+    /// For objects whose content follows from what they already hold: the engine keeps every object of every peer,
+    /// but compares contents only while it plans a pass, so a content kept per object (three per peer with vxlan)
+    /// would be memory held for those moments.
+    /// </remarks>
+    /// <param name="key">What the object is keyed on.</param>
+    /// <param name="owner">The lease key of the peer the object serves; null for an observed object.</param>
+    protected StateObject(StateObjectKey key, string? owner)
     {
         ArgumentNullException.ThrowIfNull(key.Kind);
         ArgumentNullException.ThrowIfNull(key.Identity);
-        ArgumentNullException.ThrowIfNull(content);
         Key = key;
-        Content = content;
         Owner = owner;
     }
 
+    private readonly IStateContent? _content;
     private readonly string? _description;
 
     /// <summary>What the object is keyed on.</summary>
     public StateObjectKey Key { get; }
 
-    /// <summary>What a replace would change.</summary>
-    public IStateContent Content { get; }
+    /// <summary>What a replace would change: the content given to the constructor, else <see cref="CreateContent"/>'s.</summary>
+    public IStateContent Content => _content ?? CreateContent();
 
     /// <summary>The lease key of the peer this object serves; null for an observed object.</summary>
     public string? Owner { get; }
@@ -105,6 +119,11 @@ public abstract class StateObject
 
     /// <summary>Makes the description of an object created without one; by default its key.</summary>
     protected virtual string Describe() => Key.ToString();
+
+    /// <summary>Makes the content of an object created without one; such an object must override this.</summary>
+    /// <exception cref="InvalidOperationException">The object was created without content and does not make one.</exception>
+    protected virtual IStateContent CreateContent() =>
+        throw new InvalidOperationException($"{GetType().Name} {Key} was created without content and does not override CreateContent.");
 }
 
 /// <summary>

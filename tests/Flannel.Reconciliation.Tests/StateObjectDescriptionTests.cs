@@ -67,6 +67,37 @@ public sealed class StateObjectDescriptionTests
         Assert.Equal("peer abc endpoint 198.18.0.2:51820", ReconcilePlanTests.Peer("abc").Description); // given up front
     }
 
+    [Fact]
+    public void Kernel_objects_make_their_content_from_their_spec_when_asked_and_observed_routes_keep_what_was_reported()
+    {
+        NeighborSpec neighbor = new() { LinkIndex = 5, Address = Gateway, LinkLayerAddress = Mac };
+        FdbEntrySpec fdb = new() { LinkIndex = 5, MacAddress = Mac, Destination = IPAddress.Parse("198.18.0.2") };
+        RouteSpec route = new() { Destination = Subnet, Gateway = Gateway, LinkIndex = 5, OnLink = true, Protocol = RouteDefaults.ProtocolFlannel };
+
+        Assert.Equal(new NeighborContent(Mac, IsPermanent: true), KernelObject.ForNeighbor(neighbor, isPermanent: true, "o").Content);
+        Assert.Equal(new NeighborContent(Mac, IsPermanent: false), KernelObject.ForNeighbor(neighbor, isPermanent: false, "o").Content);
+        Assert.Equal(new FdbContent(IsPermanent: true), KernelObject.ForFdbEntry(fdb, isPermanent: true, "o").Content);
+        Assert.Equal(new FdbContent(IsPermanent: false), KernelObject.ForFdbEntry(fdb, isPermanent: false, "o").Content);
+        Assert.Equal(
+            new NexthopContent(Gateway, 5, OnLink: true),
+            KernelObject.ForNexthop(new NexthopSpec { Id = 7, Gateway = Gateway, LinkIndex = 5, OnLink = true }, "o").Content);
+        Assert.Equal(new RouteContent(Gateway, 5, OnLink: true, NexthopId: null), KernelObject.ForRoute(route, "o").Content);
+
+        // Through a nexthop object the delete leaves the gateway and device out; the content is what the kernel said.
+        KernelObject observed = KernelObject.ForObservedRoute(new RouteInfo { Destination = Subnet, Gateway = Gateway, LinkIndex = 5, OnLink = true, NexthopId = 7, Table = RouteDefaults.MainTable, Protocol = 70 });
+        Assert.Equal(new RouteContent(Gateway, 5, OnLink: true, NexthopId: 7), observed.Content);
+    }
+
+    [Fact]
+    public void An_object_made_without_content_that_does_not_make_one_says_so()
+    {
+        InvalidOperationException e = Assert.Throws<InvalidOperationException>(() => new ContentlessPeer("abc").Content);
+        Assert.Contains("ContentlessPeer", e.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class ContentlessPeer(string publicKey)
+        : StateObject(new StateObjectKey(ReconcilePlanTests.PeerKind, ("wg0", publicKey)), owner: "a");
+
     private sealed class DescribedPeer(string publicKey)
         : StateObject(new StateObjectKey(ReconcilePlanTests.PeerKind, ("wg0", publicKey)), new TestPeerContent(IPEndPoint.Parse("198.18.0.2:51820")), "a")
     {
