@@ -57,6 +57,9 @@ internal static class DoctorChecks
             }
         }
 
+        // Pods must fit every flannel device, so with two (dual stack) subnet.env carries the smaller MTU: vxlan over
+        // an IPv6 underlay has 20 bytes more overhead than over IPv4.
+        LinkInfo? smallest = devices.MinBy(d => d.Mtu);
         foreach (LinkInfo device in devices)
         {
             bool v6 = device.Vxlan!.Local?.AddressFamily == AddressFamily.InterNetworkV6 || device.Name.StartsWith("flannel-v6", StringComparison.Ordinal);
@@ -101,10 +104,11 @@ internal static class DoctorChecks
                     [Command("ip", "link", "set", "dev", device.Name, "mtu", Number(want))]));
             }
 
-            if (!v6 && envMtu is { } fileMtu && fileMtu != device.Mtu && (expected is null || fileMtu != expected || device.Mtu == expected))
+            if (!v6 && envMtu is { } fileMtu && fileMtu != smallest!.Mtu && (expected is null || fileMtu != expected || device.Mtu == expected))
             {
+                string whose = devices.Length > 1 ? $"{smallest.Name}'s MTU, the smaller of the flannel devices'" : $"{smallest.Name}'s MTU";
                 findings.Add(new DoctorFinding(Mtu, FindingSeverity.Error,
-                    $"subnet.env FLANNEL_MTU={fileMtu} differs from {device.Mtu}, {device.Name}'s MTU: pods are created with the wrong MTU",
+                    $"subnet.env FLANNEL_MTU={fileMtu} differs from {smallest.Mtu}, {whose}: pods are created with the wrong MTU",
                     evidence,
                     ["restart flanneld so that it rewrites subnet.env, then recreate the pods"]));
             }

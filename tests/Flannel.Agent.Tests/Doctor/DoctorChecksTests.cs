@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Flannel.Agent.Doctor;
@@ -145,6 +146,33 @@ public sealed class DoctorChecksTests
         // subnet.env out of step with a device that is right: the file is the odd one out.
         DoctorFinding file = Assert.Single(Problems(DoctorChecks.MtuFindings(Healthy(subnetEnv: "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n"))));
         Assert.StartsWith("subnet.env FLANNEL_MTU=1500 differs from 1450, flannel.1's MTU", file.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Dual_stack_subnet_env_carries_the_smaller_device_mtu_and_only_a_larger_one_is_an_error()
+    {
+        static KernelFacts DualStack()
+        {
+            KernelFacts kernel = HealthyKernel();
+            LinkInfo v6 = new()
+            {
+                Index = 4,
+                Name = "flannel-v6.1",
+                Mtu = 1430,
+                IsUp = true,
+                Kind = "vxlan",
+                Address = Mac2,
+                Vxlan = new VxlanInfo { Vni = 1, Local = IPAddress.Parse("fd00:198:18::11"), UnderlayIndex = 2, Port = 8472 },
+            };
+            return kernel with { Links = [.. kernel.Links, v6] };
+        }
+
+        const string Env = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\nFLANNEL_MTU={0}\nFLANNEL_IPMASQ=true\n";
+        Assert.Empty(Problems(DoctorChecks.MtuFindings(Healthy(DualStack(), subnetEnv: string.Format(CultureInfo.InvariantCulture, Env, 1430)))));
+
+        // 1450 fits flannel.1 but not flannel-v6.1: pods would send packets too large for the IPv6 overlay.
+        DoctorFinding file = Assert.Single(Problems(DoctorChecks.MtuFindings(Healthy(DualStack(), subnetEnv: string.Format(CultureInfo.InvariantCulture, Env, 1450)))));
+        Assert.StartsWith("subnet.env FLANNEL_MTU=1450 differs from 1430, flannel-v6.1's MTU, the smaller of the flannel devices'", file.Summary, StringComparison.Ordinal);
     }
 
     [Fact]
