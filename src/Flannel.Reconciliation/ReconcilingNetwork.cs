@@ -1095,81 +1095,28 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         // that is 240 KB the engine does not keep. Setting a field to its default never makes it.
         private PeerTrouble? _trouble;
 
-        private PeerTrouble Trouble => _trouble ??= new PeerTrouble();
-
         /// <summary>Consecutive failed attempts.</summary>
-        public int Failures
-        {
-            get => _trouble?.Failures ?? 0;
-            set
-            {
-                if (value != 0 || _trouble is not null)
-                {
-                    Trouble.Failures = value;
-                }
-            }
-        }
+        public int Failures { get => _trouble?.Failures ?? 0; set => SetTrouble(value, static (t, v) => t.Failures = v); }
 
         /// <summary>When a refused peer is tried again; until then it is left out of the kernel.</summary>
-        public DateTimeOffset? RetryAt
-        {
-            get => _trouble?.RetryAt;
-            set
-            {
-                if (value is not null || _trouble is not null)
-                {
-                    Trouble.RetryAt = value;
-                }
-            }
-        }
+        public DateTimeOffset? RetryAt { get => _trouble?.RetryAt; set => SetTrouble(value, static (t, v) => t.RetryAt = v); }
 
         /// <summary>What went wrong in the last attempt.</summary>
-        public string? LastError
-        {
-            get => _trouble?.LastError;
-            set
-            {
-                if (value is not null || _trouble is not null)
-                {
-                    Trouble.LastError = value;
-                }
-            }
-        }
+        public string? LastError { get => _trouble?.LastError; set => SetTrouble(value, static (t, v) => t.LastError = v); }
 
-        public string? LastWarning
-        {
-            get => _trouble?.LastWarning;
-            set
-            {
-                if (value is not null || _trouble is not null)
-                {
-                    Trouble.LastWarning = value;
-                }
-            }
-        }
+        public string? LastWarning { get => _trouble?.LastWarning; set => SetTrouble(value, static (t, v) => t.LastWarning = v); }
 
-        public DateTimeOffset LastWarnedAt
-        {
-            get => _trouble?.LastWarnedAt ?? default;
-            set
-            {
-                if (value != default || _trouble is not null)
-                {
-                    Trouble.LastWarnedAt = value;
-                }
-            }
-        }
+        public DateTimeOffset LastWarnedAt { get => _trouble?.LastWarnedAt ?? default; set => SetTrouble(value, static (t, v) => t.LastWarnedAt = v); }
 
         /// <summary>Warnings about this peer not logged since the last one.</summary>
-        public int Suppressed
+        public int Suppressed { get => _trouble?.Suppressed ?? 0; set => SetTrouble(value, static (t, v) => t.Suppressed = v); }
+
+        /// <summary>Sets a trouble field; a default value on a peer without trouble changes nothing, so makes nothing.</summary>
+        private void SetTrouble<T>(T value, Action<PeerTrouble, T> set)
         {
-            get => _trouble?.Suppressed ?? 0;
-            set
+            if (_trouble is not null || !EqualityComparer<T>.Default.Equals(value, default))
             {
-                if (value != 0 || _trouble is not null)
-                {
-                    Trouble.Suppressed = value;
-                }
+                set(_trouble ??= new PeerTrouble(), value);
             }
         }
 
