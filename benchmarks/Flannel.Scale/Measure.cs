@@ -108,10 +108,26 @@ internal static class Measure
 
         Process process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {file}");
         var writer = new StreamWriter(log, append: true) { AutoFlush = true };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (writer) { writer.WriteLine(e.Data); } } };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (writer) { writer.WriteLine(e.Data); } } };
-        process.Exited += (_, _) => writer.Dispose();
-        process.EnableRaisingEvents = true;
+        // The log closes when both streams have ended, not when the process exits: a child that outlives it (a
+        // measuring wrapper's background job) can keep a stream open, and lines can still be queued after Exited.
+        int openStreams = 2;
+        void Write(string? line)
+        {
+            lock (writer)
+            {
+                if (line is not null)
+                {
+                    writer.WriteLine(line);
+                }
+                else if (--openStreams == 0)
+                {
+                    writer.Dispose();
+                }
+            }
+        }
+
+        process.OutputDataReceived += (_, e) => Write(e.Data);
+        process.ErrorDataReceived += (_, e) => Write(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;

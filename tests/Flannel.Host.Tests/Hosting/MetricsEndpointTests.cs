@@ -16,15 +16,7 @@ public sealed class MetricsEndpointTests
     public async Task Metrics_serves_the_Flannel_meter_in_the_Prometheus_text_format_next_to_the_health_endpoints()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
-        using IHost app = new HostBuilder()
-            .ConfigureLogging(static logging => logging.ClearProviders())
-            .ConfigureServices(static services =>
-            {
-                services.AddSingleton(new FlannelHealth());
-                services.AddSingleton(sp => new FlannelMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
-            })
-            .ConfigureWebHost(static web => FlanneldHost.ConfigureHealthServer(web, IPAddress.Loopback, 0, status: false))
-            .Build();
+        using IHost app = BuildHost();
         await app.StartAsync(ct);
 
         // What the agent records (the metrics object is the one the host's container hands to every agent).
@@ -61,5 +53,44 @@ public sealed class MetricsEndpointTests
         using HttpResponseMessage healthz = await client.GetAsync(new Uri("/healthz", UriKind.Relative), ct);
         Assert.Equal(HttpStatusCode.OK, healthz.StatusCode);
         await app.StopAsync(ct);
+    }
+
+    [Fact]
+    public async Task Series_past_the_cardinality_limit_add_up_in_one_overflow_series_and_no_count_is_lost()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using IHost app = BuildHost();
+        await app.StartAsync(ct);
+        FlannelMetrics metrics = app.Services.GetRequiredService<FlannelMetrics>();
+        int distinct = MetricsEndpoint.CardinalityLimit + 50;
+        for (int i = 0; i < distinct; i++)
+        {
+            metrics.RecordNetlinkError("node-1", "RTM_NEWROUTE", $"E{i}");
+        }
+
+        string[] series = [.. (await ScrapeAsync(app, ct)).Split('\n').Where(static l => l.StartsWith("flannel_netlink_errors_total{", StringComparison.Ordinal))];
+
+        Assert.Equal(MetricsEndpoint.CardinalityLimit + 1, series.Length);
+        string overflow = Assert.Single(series, static l => l.Contains("otel_metric_overflow=\"true\"", StringComparison.Ordinal));
+        Assert.EndsWith($" {distinct - MetricsEndpoint.CardinalityLimit}", overflow, StringComparison.Ordinal);
+        Assert.Equal(distinct, series.Sum(static l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)));
+        await app.StopAsync(ct);
+    }
+
+    private static IHost BuildHost() => new HostBuilder()
+        .ConfigureLogging(static logging => logging.ClearProviders())
+        .ConfigureServices(static services =>
+        {
+            services.AddSingleton(new FlannelHealth());
+            services.AddSingleton(sp => new FlannelMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        })
+        .ConfigureWebHost(static web => FlanneldHost.ConfigureHealthServer(web, IPAddress.Loopback, 0, status: false))
+        .Build();
+
+    private static async Task<string> ScrapeAsync(IHost app, CancellationToken ct)
+    {
+        var baseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        using var client = new HttpClient { BaseAddress = baseAddress };
+        return await client.GetStringAsync(new Uri("/metrics", UriKind.Relative), ct);
     }
 }
