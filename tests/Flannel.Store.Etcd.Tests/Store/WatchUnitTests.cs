@@ -41,6 +41,39 @@ public sealed class WatchUnitTests
     }
 
     [Fact]
+    public async Task A_lease_under_a_key_in_another_form_than_flannels_is_its_own_entry_until_that_key_is_deleted()
+    {
+        using var etcd = new FakeEtcd();
+        await using IAsyncEnumerator<LeaseWatchResult> watch = etcd.Store().WatchLeasesAsync(FakeEtcd.Timeout()).GetAsyncEnumerator(FakeEtcd.Timeout());
+        Assert.Empty((await FakeEtcd.NextAsync(watch)).Snapshot!);
+
+        // flannel's key pattern reads the prefix length as a number, so "-024" names the same subnet as "-24"; the
+        // watch caches per etcd key, and the two keys are two entries.
+        string canonical = FakeEtcd.Key("10.5.7.0-24");
+        string other = FakeEtcd.Key("10.5.7.0-024");
+        await etcd.PutAsync(canonical, Leases.Json("198.18.20.7"));
+        await etcd.PutAsync(other, Leases.Json("198.18.20.8"));
+        await etcd.DeleteAsync(other);
+        await etcd.DeleteAsync(canonical);
+
+        var events = new List<LeaseEvent>();
+        while (events.Count < 4)
+        {
+            events.AddRange((await FakeEtcd.NextAsync(watch)).Events);
+        }
+
+        Assert.Equal(
+            [
+                (LeaseEventType.Added, "198.18.20.7"),
+                (LeaseEventType.Added, "198.18.20.8"),
+                (LeaseEventType.Removed, "198.18.20.8"),
+                (LeaseEventType.Removed, "198.18.20.7"),
+            ],
+            events.Select(e => (e.Type, e.Lease.Attributes.PublicIP.ToString())).ToList());
+        Assert.All(events, e => Assert.Equal("10.5.7.0-24", e.Lease.Key));
+    }
+
+    [Fact]
     public async Task Leases_carry_their_create_revision_so_the_first_of_two_overlapping_leases_can_win()
     {
         using var etcd = new FakeEtcd();
