@@ -15,6 +15,13 @@ for project in samples/Flannel.Host src/Flannel.Cni; do
   dotnet publish "$project" -c Release -r linux-x64 -p:PublishAot=true -o "$out" -nologo -v quiet
   echo "publish-native: $project in $((SECONDS - started)) s"
 done
+# The code layout (Flannel.Host.csproj, IlcOrderFile) names functions; code changes rename or add some, which then
+# land among the cold code. Report how much of the file still matches, from the symbols before they are deleted.
+order=samples/Flannel.Host/flanneld.order
+if [ -f "$out/flanneld.dbg" ] && command -v nm >/dev/null; then
+  matched=$(nm --defined-only "$out/flanneld.dbg" | awk '{ print $3 }' | sort -u | comm -12 - <(sort -u "$order") | wc -l)
+  echo "publish-native: $matched of $(wc -l < "$order") functions named in $order are in this flanneld (benchmarks/order/profile.sh regenerates it)"
+fi
 rm -f "$out"/*.dbg "$out"/*.pdb
 for exe in flanneld flannel; do
   [ -x "$out/$exe" ] && [ ! -e "$out/$exe.dll" ] || { echo "publish-native: $out/$exe is not a native executable" >&2; exit 1; }
