@@ -61,12 +61,16 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     // kernel notifications never turns into a burst of collections.
     private const string PeriodicResync = "periodic";
 
+    // Lease events kept room for between batches; a batch of more gets an array of its own.
+    private const int RetainedEventCapacity = 256;
+
     private readonly Dictionary<string, PeerState> _peers = new(StringComparer.Ordinal);
 
     // Read by the agent's status from other threads; written by the one loop after each diff.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, KernelStatusEntry> _kernelStatus = new(StringComparer.Ordinal);
     private readonly List<(string Key, PeerState State)> _removedSinceLastPass = [];
     private readonly Dictionary<System.Net.IPNetwork, string> _subnetOwners = [];
+    private KernelStatusEntry? _programmedEntry; // the pass's entry for every peer it found programmed (SetKernelStatus)
     private readonly Dictionary<System.Net.IPNetwork, DateTimeOffset> _ownRouteDeletions = [];
     private DateTimeOffset? _globalRetryAt;
     private readonly TimeSpan _resyncInterval;
@@ -304,6 +308,10 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
 
                     started = true;
                     UpdateModel(events);
+
+                    // The snapshot's batch holds an event per peer (80 KB at 5,000 peers) and the batches that follow
+                    // are small: let the start-up collection below take its array.
+                    events = [];
                     bool ok = await ReconcileAsync("startup", cancellationToken).ConfigureAwait(false);
                     startWatch();
                     CollectAfterLargePass(startup: true);
@@ -336,6 +344,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 if (eventBatches > 0)
                 {
                     queuedEventBatches.Release(eventBatches);
+                }
+
+                // Nor is a large later batch (a re-list) kept for the small ones.
+                if (events.Capacity > RetainedEventCapacity)
+                {
+                    events = [];
                 }
             }
         }
@@ -574,11 +588,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
 
             ReconcilePlan plan = ReconcilePlan.Create(desired, observed);
             ApplyOutcome outcome = await ExecuteAsync(plan, RepairCounting.None, cancellationToken).ConfigureAwait(false);
+            DateTimeOffset checkedAt = TimeProvider.GetUtcNow();
             foreach (string key in touched)
             {
                 if (_peers.TryGetValue(key, out PeerState? state))
                 {
-                    RecordProgrammed(state, key, plan, outcome, repairs: null);
+                    RecordProgrammed(state, key, plan, outcome, repairs: null, checkedAt);
                 }
             }
 
@@ -663,11 +678,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
                 }
             }
 
+            DateTimeOffset checkedAt = TimeProvider.GetUtcNow();
             foreach ((string key, PeerState state) in _peers)
             {
                 if (waiting is null || !waiting.Contains(key))
                 {
-                    RecordProgrammed(state, key, plan, outcome, repairs?.GetValueOrDefault(key));
+                    RecordProgrammed(state, key, plan, outcome, repairs?.GetValueOrDefault(key), checkedAt);
                 }
             }
 
@@ -764,18 +780,31 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         _kernelStatus.TryGetValue(leaseKey, out KernelStatusEntry? entry) ? entry.ToStatus() : PeerKernelStatus.Unknown;
 
     /// <summary>
-    /// Records a peer's kernel status. A status that did not change only moves its check time: a resync checks every
-    /// peer, and a new record per peer per pass would be thousands of objects replaced every interval.
+    /// Records a peer's kernel status. The peers a pass found programmed, nearly all of them nearly always, share one
+    /// entry per pass (an entry of their own was 40 bytes per peer, 200 KB at 5,000); setting it over an existing
+    /// key writes the value in place. Any other status that did not change only moves its check time: a resync checks
+    /// every peer, and a new record per peer per pass would be objects replaced every interval.
     /// </summary>
     private void SetKernelStatus(string key, PeerKernelState kernelState, string? detail, DateTimeOffset checkedAt)
     {
-        if (_kernelStatus.TryGetValue(key, out KernelStatusEntry? entry) && entry.State == kernelState && entry.Detail == detail)
+        if (kernelState == PeerKernelState.Programmed && detail is null)
+        {
+            if (_programmedEntry is not { } shared || shared.CheckedAt != checkedAt)
+            {
+                _programmedEntry = shared = new KernelStatusEntry(kernelState, null, checkedAt, isShared: true);
+            }
+
+            _kernelStatus[key] = shared;
+            return;
+        }
+
+        if (_kernelStatus.TryGetValue(key, out KernelStatusEntry? entry) && !entry.IsShared && entry.State == kernelState && entry.Detail == detail)
         {
             entry.CheckedAt = checkedAt;
             return;
         }
 
-        _kernelStatus[key] = new KernelStatusEntry(kernelState, detail, checkedAt);
+        _kernelStatus[key] = new KernelStatusEntry(kernelState, detail, checkedAt, isShared: false);
     }
 
     /// <summary>
@@ -783,9 +812,8 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     /// a kernel dump (every reconciliation but the first), which alone can find objects missing or drifted; the event
     /// path and the startup pass program what the peer needs, which is not a repair.
     /// </summary>
-    private void RecordProgrammed(PeerState state, string key, ReconcilePlan plan, ApplyOutcome outcome, List<PlannedStep>? repairs)
+    private void RecordProgrammed(PeerState state, string key, ReconcilePlan plan, ApplyOutcome outcome, List<PlannedStep>? repairs, DateTimeOffset now)
     {
-        DateTimeOffset now = TimeProvider.GetUtcNow();
         if (outcome.FailedOwners.Contains(key))
         {
             state.Programmed = null;
@@ -1132,9 +1160,12 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     }
 
     /// <summary>A peer's kernel status as the engine keeps it; read from other threads (status endpoints).</summary>
-    private sealed class KernelStatusEntry(PeerKernelState state, string? detail, DateTimeOffset checkedAt)
+    private sealed class KernelStatusEntry(PeerKernelState state, string? detail, DateTimeOffset checkedAt, bool isShared)
     {
         private long _checkedAtUtcTicks = checkedAt.UtcTicks;
+
+        /// <summary>Held by every peer a pass found programmed: never changed in place.</summary>
+        public bool IsShared { get; } = isShared;
 
         public PeerKernelState State { get; } = state;
 

@@ -423,7 +423,7 @@ internal sealed class RemoteLeaseTracker
                 if (subnet is { } value)
                 {
                     ref ImmutableSortedSet<Entry> set = ref For(value);
-                    set = set.Add(new Entry(IPNetworkMath.First(value), IPNetworkMath.Last(value), value, key));
+                    set = set.Add(new Entry(IPNetworkMath.First(value), value, key));
                 }
             }
         }
@@ -435,7 +435,7 @@ internal sealed class RemoteLeaseTracker
                 if (subnet is { } value)
                 {
                     ref ImmutableSortedSet<Entry> set = ref For(value);
-                    set = set.Remove(new Entry(IPNetworkMath.First(value), 0, value, string.Empty));
+                    set = set.Remove(new Entry(IPNetworkMath.First(value), value, string.Empty));
                 }
             }
         }
@@ -447,7 +447,7 @@ internal sealed class RemoteLeaseTracker
             UInt128 last = IPNetworkMath.Last(subnet);
 
             // The range starting at our end, or else the one before where such a range would go.
-            int index = set.IndexOf(new Entry(last, 0, subnet, string.Empty));
+            int index = set.IndexOf(new Entry(last, subnet, string.Empty));
             if (index < 0)
             {
                 index = ~index - 1;
@@ -459,7 +459,7 @@ internal sealed class RemoteLeaseTracker
             }
 
             Entry below = set[index];
-            return below.Last >= first ? below : null;
+            return IPNetworkMath.Last(below.Subnet) >= first ? below : null;
         }
 
         private ref ImmutableSortedSet<Entry> For(IPNetwork subnet)
@@ -472,13 +472,15 @@ internal sealed class RemoteLeaseTracker
             return ref _v6;
         }
 
-        public sealed record Entry(UInt128 First, UInt128 Last, IPNetwork Subnet, string Key);
+        /// <summary>An admitted subnet, ordered by its first address. A value held in the set's node rather than an
+        /// object of its own that also kept its last address: 48 bytes less per peer (240 KB at 5,000).</summary>
+        public readonly record struct Entry(UInt128 First, IPNetwork Subnet, string Key);
 
         private sealed class EntryComparer : IComparer<Entry>
         {
             public static readonly EntryComparer Instance = new();
 
-            public int Compare(Entry? x, Entry? y) => x!.First.CompareTo(y!.First);
+            public int Compare(Entry x, Entry y) => x.First.CompareTo(y.First);
         }
     }
 }

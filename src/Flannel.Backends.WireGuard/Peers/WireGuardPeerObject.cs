@@ -40,8 +40,9 @@ internal sealed record WireGuardPeerContent(IPEndPoint? Endpoint, IReadOnlyList<
 /// <summary>One peer of one WireGuard device, keyed by (device, public key).</summary>
 internal sealed class WireGuardPeerObject : StateObject
 {
-    private WireGuardPeerObject(string device, WireGuardKey publicKey, WireGuardPeerContent content, string? owner, string description)
-        : base(new StateObjectKey(WireGuardPeerKind.Peer, (device, publicKey)), content, owner, description)
+    // The description is made when a log line asks for it (Describe), not kept per peer.
+    private WireGuardPeerObject(string device, WireGuardKey publicKey, WireGuardPeerContent content, string? owner)
+        : base(new StateObjectKey(WireGuardPeerKind.Peer, (device, publicKey)), content, owner)
     {
         Device = device;
         PublicKey = publicKey;
@@ -59,11 +60,16 @@ internal sealed class WireGuardPeerObject : StateObject
 
     /// <summary>The peer <paramref name="owner"/>'s lease wants on <paramref name="device"/>.</summary>
     public static WireGuardPeerObject Desired(string device, WireGuardKey publicKey, WireGuardPeerContent content, string owner) =>
-        new(device, publicKey, content, owner, $"wireguard peer {publicKey} on {device} (endpoint {content.Endpoint}, allowed ips {string.Join(",", content.AllowedIps)})");
+        new(device, publicKey, content, owner);
 
     /// <summary>A peer found on <paramref name="device"/>.</summary>
     public static WireGuardPeerObject Observed(string device, WireGuardPeer peer) =>
-        new(device, peer.PublicKey, new WireGuardPeerContent(peer.Endpoint, peer.AllowedIps, peer.PersistentKeepaliveInterval, peer.PresharedKey), owner: null, $"wireguard peer {peer.PublicKey} on {device}");
+        new(device, peer.PublicKey, new WireGuardPeerContent(peer.Endpoint, peer.AllowedIps, peer.PersistentKeepaliveInterval, peer.PresharedKey), owner: null);
+
+    /// <summary>A desired peer with its endpoint and allowed IPs; a peer found on the device by its key.</summary>
+    protected override string Describe() => Owner is null
+        ? $"wireguard peer {PublicKey} on {Device}"
+        : $"wireguard peer {PublicKey} on {Device} (endpoint {Peer.Endpoint}, allowed ips {string.Join(",", Peer.AllowedIps)})";
 
     /// <summary>
     /// The device update for <paramref name="action"/>: a removal by public key, or the full configuration as
