@@ -43,40 +43,46 @@ public sealed class KernelObject : StateObject
     private static readonly FdbContent PermanentFdb = new(IsPermanent: true);
     private static readonly FdbContent DynamicFdb = new(IsPermanent: false);
 
-    private readonly object _spec; // NeighborSpec, FdbEntrySpec, NexthopSpec or RouteSpec
+    // Likewise the key: its identity is an object that holds the spec and compares the spec's keying fields, so the
+    // spec is kept once and no boxed tuple of those fields sits beside it (16-24 bytes an object, and 8 for the field
+    // that held the spec: 320 KB at 5,000 vxlan peers).
     private readonly bool _permanent; // a neighbour or FDB entry asked to be permanent
     private readonly bool _observed; // a route read from the kernel: described with what the kernel reported
 
-    private KernelObject(StateObjectKey key, object spec, string? owner, bool permanent = false)
-        : base(key, owner)
+    private KernelObject(StateObjectKind kind, SpecIdentity identity, string? owner, bool permanent = false)
+        : base(new StateObjectKey(kind, identity), owner)
     {
-        _spec = spec;
         _permanent = permanent;
     }
 
-    private KernelObject(StateObjectKey key, RouteContent reported, RouteSpec delete)
-        : base(key, reported, owner: null)
+    private KernelObject(RouteIdentity identity, RouteContent reported)
+        : base(new StateObjectKey(KernelObjectKinds.Route, identity), reported, owner: null)
     {
-        _spec = delete;
         _observed = true;
     }
 
+    // NeighborSpec, FdbEntrySpec, NexthopSpec or RouteSpec (for an observed route, the one that deletes it).
+    private object Spec => ((SpecIdentity)Key.Identity).Spec;
+
+    /// <summary>The destination of a route; null for the other kinds.</summary>
+    internal System.Net.IPNetwork? RouteDestination => Key.Identity is RouteIdentity route ? route.Route.Destination : null;
+
     /// <summary>The operation that creates or overwrites the object (made on each call).</summary>
-    public NetlinkOperation Replace => _spec switch
+    public NetlinkOperation Replace => Spec switch
     {
         NeighborSpec neighbor => new NeighborReplace(neighbor),
         FdbEntrySpec entry => new FdbEntryReplace(entry),
         NexthopSpec nexthop => new NexthopReplace(nexthop),
-        _ => new RouteReplace((RouteSpec)_spec),
+        var spec => new RouteReplace((RouteSpec)spec),
     };
 
     /// <summary>The operation that deletes the object (made on each call).</summary>
-    public NetlinkOperation Delete => _spec switch
+    public NetlinkOperation Delete => Spec switch
     {
         NeighborSpec neighbor => new NeighborDelete(neighbor),
         FdbEntrySpec entry => new FdbEntryDelete(entry),
         NexthopSpec nexthop => new NexthopDelete(nexthop.Id),
-        _ => new RouteDelete((RouteSpec)_spec),
+        var spec => new RouteDelete((RouteSpec)spec),
     };
 
     /// <summary>The operation a step with <paramref name="action"/> sends: the delete for <see cref="RepairAction.Deleted"/>, else the replace.</summary>
@@ -86,28 +92,28 @@ public sealed class KernelObject : StateObject
     public static KernelObject ForNeighbor(NeighborSpec spec, bool isPermanent, string? owner)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new KernelObject(new StateObjectKey(KernelObjectKinds.Neighbor, (spec.LinkIndex, spec.Address)), spec, owner, isPermanent);
+        return new KernelObject(KernelObjectKinds.Neighbor, new NeighborIdentity(spec), owner, isPermanent);
     }
 
     /// <summary>A <c>self permanent</c> FDB entry <c>MAC dev LINK dst IP</c>.</summary>
     public static KernelObject ForFdbEntry(FdbEntrySpec spec, bool isPermanent, string? owner)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new KernelObject(new StateObjectKey(KernelObjectKinds.FdbEntry, (spec.LinkIndex, spec.MacAddress, spec.Destination)), spec, owner, isPermanent);
+        return new KernelObject(KernelObjectKinds.FdbEntry, new FdbEntryIdentity(spec), owner, isPermanent);
     }
 
     /// <summary>A nexthop object <c>id N via GW dev LINK [onlink]</c>.</summary>
     public static KernelObject ForNexthop(NexthopSpec spec, string? owner)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new KernelObject(new StateObjectKey(KernelObjectKinds.Nexthop, spec.Id), spec, owner);
+        return new KernelObject(KernelObjectKinds.Nexthop, new NexthopIdentity(spec), owner);
     }
 
     /// <summary>A route, keyed like the kernel keys it (table and destination; flannel never sets a metric or TOS).</summary>
     public static KernelObject ForRoute(RouteSpec spec, string? owner)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return new KernelObject(new StateObjectKey(KernelObjectKinds.Route, (spec.Table, spec.Destination)), spec, owner);
+        return new KernelObject(KernelObjectKinds.Route, new RouteIdentity(spec), owner);
     }
 
     /// <summary>An observed route, with the delete operation that removes exactly it.</summary>
@@ -125,31 +131,28 @@ public sealed class KernelObject : StateObject
             Type = info.Type,
             NexthopId = info.NexthopId,
         };
-        return new KernelObject(
-            new StateObjectKey(KernelObjectKinds.Route, (info.Table, info.Destination)),
-            new RouteContent(info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId),
-            delete);
+        return new KernelObject(new RouteIdentity(delete), new RouteContent(info.Gateway, info.LinkIndex, info.OnLink, info.NexthopId));
     }
 
     /// <inheritdoc />
-    protected override IStateContent CreateContent() => _spec switch
+    protected override IStateContent CreateContent() => Spec switch
     {
         NeighborSpec neighbor => new NeighborContent(neighbor.LinkLayerAddress, _permanent),
         FdbEntrySpec => _permanent ? PermanentFdb : DynamicFdb,
         NexthopSpec nexthop => new NexthopContent(nexthop.Gateway, nexthop.LinkIndex, nexthop.OnLink),
-        _ => RouteContentOf((RouteSpec)_spec),
+        var spec => RouteContentOf((RouteSpec)spec),
     };
 
     private static RouteContent RouteContentOf(RouteSpec route) => new(route.Gateway, route.LinkIndex, route.OnLink, route.NexthopId);
 
     /// <inheritdoc />
-    protected override string Describe() => _spec switch
+    protected override string Describe() => Spec switch
     {
         NeighborSpec neighbor => Describe(neighbor),
         FdbEntrySpec entry => Describe(entry),
         NexthopSpec nexthop => Describe(nexthop),
         RouteSpec route when _observed => DescribeRoute(route, (RouteContent)Content) + $" proto {route.Protocol}",
-        _ => DescribeRoute((RouteSpec)_spec),
+        var spec => DescribeRoute((RouteSpec)spec),
     };
 
     private static string Describe(NeighborSpec n) => $"neigh {n.Address} lladdr {n.LinkLayerAddress} dev #{n.LinkIndex}";
@@ -189,6 +192,64 @@ public sealed class KernelObject : StateObject
         }
 
         return text;
+    }
+    /// <summary>A key identity that holds its object's spec and compares, hashes and prints only the fields the
+    /// kernel keys the object on (printed like the tuple of those fields).</summary>
+    private abstract class SpecIdentity(object spec)
+    {
+        public object Spec { get; } = spec;
+    }
+
+    /// <summary>A neighbour is keyed on (link, address).</summary>
+    private sealed class NeighborIdentity(NeighborSpec neighbor) : SpecIdentity(neighbor)
+    {
+        public override bool Equals(object? obj) =>
+            obj is NeighborIdentity other && other.Neighbor.LinkIndex == Neighbor.LinkIndex && Equals(other.Neighbor.Address, Neighbor.Address);
+
+        public override int GetHashCode() => HashCode.Combine(Neighbor.LinkIndex, Neighbor.Address);
+
+        public override string ToString() => $"({Neighbor.LinkIndex}, {Neighbor.Address})";
+
+        private NeighborSpec Neighbor => (NeighborSpec)Spec;
+    }
+
+    /// <summary>An FDB entry is keyed on (link, MAC, destination).</summary>
+    private sealed class FdbEntryIdentity(FdbEntrySpec entry) : SpecIdentity(entry)
+    {
+        public override bool Equals(object? obj) =>
+            obj is FdbEntryIdentity other && other.Entry.LinkIndex == Entry.LinkIndex && other.Entry.MacAddress == Entry.MacAddress
+            && Equals(other.Entry.Destination, Entry.Destination);
+
+        public override int GetHashCode() => HashCode.Combine(Entry.LinkIndex, Entry.MacAddress, Entry.Destination);
+
+        public override string ToString() => $"({Entry.LinkIndex}, {Entry.MacAddress}, {Entry.Destination})";
+
+        private FdbEntrySpec Entry => (FdbEntrySpec)Spec;
+    }
+
+    /// <summary>A nexthop object is keyed on its id.</summary>
+    private sealed class NexthopIdentity(NexthopSpec nexthop) : SpecIdentity(nexthop)
+    {
+        public override bool Equals(object? obj) => obj is NexthopIdentity other && other.Id == Id;
+
+        public override int GetHashCode() => Id.GetHashCode();
+
+        public override string ToString() => Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        private uint Id => ((NexthopSpec)Spec).Id;
+    }
+
+    /// <summary>A route is keyed on (table, destination).</summary>
+    private sealed class RouteIdentity(RouteSpec route) : SpecIdentity(route)
+    {
+        public RouteSpec Route => (RouteSpec)Spec;
+
+        public override bool Equals(object? obj) =>
+            obj is RouteIdentity other && other.Route.Table == Route.Table && other.Route.Destination.Equals(Route.Destination);
+
+        public override int GetHashCode() => HashCode.Combine(Route.Table, Route.Destination);
+
+        public override string ToString() => $"({Route.Table}, {Route.Destination})";
     }
 }
 

@@ -457,10 +457,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         DateTimeOffset until = TimeProvider.GetUtcNow() + s_ownDeletionWindow;
         foreach (PlannedStep step in steps)
         {
-            if (step.Action == RepairAction.Deleted && step.Target.Kind == KernelObjectKinds.Route
-                && step.Target.Key.Identity is ValueTuple<uint, System.Net.IPNetwork> route)
+            if (step.Action == RepairAction.Deleted && step.Target is KernelObject { RouteDestination: { } destination })
             {
-                _ownRouteDeletions[route.Item2] = until;
+                _ownRouteDeletions[destination] = until;
             }
         }
 

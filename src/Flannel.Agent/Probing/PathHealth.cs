@@ -50,11 +50,14 @@ internal sealed class PathHealth
     // the microseconds it is reported in), the transition queue exists only once the path has changed state, times
     // are kept as UTC ticks (0 = none) rather than as DateTimeOffset? (24 bytes each, 480 KB at 5,000 peers), the
     // counters are ints (2^31 probes take 4,000 years at one a minute), and the last result is valid once a probe
-    // was recorded rather than nullable (8 bytes). The target lives here too: a path is made anew when it changes.
+    // was recorded rather than nullable (8 bytes); of the last result only its outcome and detail are kept, since a
+    // reply's RTT is the window's newest entry (16 bytes: 160 KB at 5,000 peers). The target lives here too: a path
+    // is made anew when it changes.
     private readonly FabricProbeOptions _options;
     private readonly float[] _rttMilliseconds;
     private Queue<DateTimeOffset>? _transitions;
-    private EchoResult _lastResult;
+    private string? _lastDetail;
+    private EchoOutcome _lastOutcome;
     private int _count;
     private int _next;
     private int _consecutiveFailures;
@@ -95,7 +98,12 @@ internal sealed class PathHealth
 
     public long Received => _received;
 
-    public EchoResult? LastResult => _lastProbeTicks == 0 ? null : _lastResult;
+    public EchoResult? LastResult => _lastProbeTicks == 0
+        ? null
+        : new EchoResult(
+            _lastOutcome,
+            _lastOutcome == EchoOutcome.Reply ? TimeSpan.FromMilliseconds(_rttMilliseconds[(_next + _rttMilliseconds.Length - 1) % _rttMilliseconds.Length]) : TimeSpan.Zero,
+            _lastDetail);
 
     public DateTimeOffset? LastProbeAt => FromTicks(_lastProbeTicks);
 
@@ -124,7 +132,8 @@ internal sealed class PathHealth
     public PathTransition? Record(EchoResult result, DateTimeOffset now)
     {
         _sent++;
-        _lastResult = result;
+        _lastOutcome = result.Outcome;
+        _lastDetail = result.Detail;
         _lastProbeTicks = now.UtcTicks;
         _rttMilliseconds[_next] = result.Succeeded ? (float)result.RoundTripTime.TotalMilliseconds : float.NaN;
         _next = (_next + 1) % _rttMilliseconds.Length;
