@@ -790,20 +790,21 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
         {
             if (_programmedEntry is not { } shared || shared.CheckedAt != checkedAt)
             {
-                _programmedEntry = shared = new KernelStatusEntry(kernelState, null, checkedAt, isShared: true);
+                _programmedEntry = shared = new KernelStatusEntry(kernelState, null, checkedAt);
             }
 
             _kernelStatus[key] = shared;
             return;
         }
 
-        if (_kernelStatus.TryGetValue(key, out KernelStatusEntry? entry) && !entry.IsShared && entry.State == kernelState && entry.Detail == detail)
+        // Never the shared entry: only a programmed status without detail is shared, and that returned above.
+        if (_kernelStatus.TryGetValue(key, out KernelStatusEntry? entry) && entry.State == kernelState && entry.Detail == detail)
         {
             entry.CheckedAt = checkedAt;
             return;
         }
 
-        _kernelStatus[key] = new KernelStatusEntry(kernelState, detail, checkedAt, isShared: false);
+        _kernelStatus[key] = new KernelStatusEntry(kernelState, detail, checkedAt);
     }
 
     /// <summary>
@@ -1159,12 +1160,9 @@ public abstract partial class ReconcilingNetwork : INetwork, IPeerKernelStateSou
     }
 
     /// <summary>A peer's kernel status as the engine keeps it; read from other threads (status endpoints).</summary>
-    private sealed class KernelStatusEntry(PeerKernelState state, string? detail, DateTimeOffset checkedAt, bool isShared)
+    private sealed class KernelStatusEntry(PeerKernelState state, string? detail, DateTimeOffset checkedAt)
     {
         private long _checkedAtUtcTicks = checkedAt.UtcTicks;
-
-        /// <summary>Held by every peer a pass found programmed: never changed in place.</summary>
-        public bool IsShared { get; } = isShared;
 
         public PeerKernelState State { get; } = state;
 
