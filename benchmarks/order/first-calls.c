@@ -10,6 +10,10 @@
 // runtime uses them to suspend threads for the GC). SIGTERM or SIGINT to first-calls is passed on to the program as
 // SIGTERM, so a harness that stops it stops the program; OUT is written when the program has exited. Linux x86-64
 // only; needs ptrace permission over the program (root). FIRST_CALLS_DEBUG=1 prints every stop.
+//
+// SIGUSR1 to first-calls starts a second phase: it writes a line "--" to OUT's list and puts every breakpoint back,
+// so the functions after that line are those the program called again (or for the first time) from then on. The
+// profile sends it once the program has started, to tell its steady state from its start-up.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +41,8 @@ static size_t function_count;
 static char **hits;
 static size_t hit_count;
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t phase_requested;
+static char phase_marker[] = "--";
 
 static int by_address(const void *a, const void *b) {
     uint64_t x = ((const struct function *)a)->address, y = ((const struct function *)b)->address;
@@ -75,7 +81,7 @@ static void read_symbols(const char *path) {
     }
     fclose(f);
     qsort(functions, function_count, sizeof *functions, by_address);
-    hits = malloc(function_count * sizeof *hits);
+    hits = malloc(2 * (function_count + 1) * sizeof *hits); // two phases and their marker
 }
 
 // The load base of the program: the start of its first mapping, which maps file offset 0.
@@ -119,6 +125,28 @@ static void arm(pid_t pid, uint64_t base) {
     fprintf(stderr, "first-calls: %zu of %zu functions armed\n", armed, function_count);
 }
 
+// The next phase: every function that was called gets its breakpoint back.
+static void rearm(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/mem", pid);
+    int mem = open(path, O_RDWR);
+    if (mem < 0) { perror(path); exit(2); }
+    unsigned char trap = 0xCC;
+    size_t rearmed = 0;
+    for (size_t i = 0; i < function_count; i++) {
+        if (functions[i].armed || (i > 0 && functions[i].address == functions[i - 1].address)) continue;
+        unsigned char current;
+        // Only a function whose first byte is still its own (armed once, then called and restored).
+        if (pread(mem, &current, 1, (off_t)functions[i].address) != 1 || current != functions[i].original) continue;
+        if (pwrite(mem, &trap, 1, (off_t)functions[i].address) != 1) continue;
+        functions[i].armed = 1;
+        rearmed++;
+    }
+    close(mem);
+    hits[hit_count++] = phase_marker;
+    fprintf(stderr, "first-calls: next phase, %zu functions armed again\n", rearmed);
+}
+
 static void disarm(pid_t pid, struct function *fn) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/mem", pid);
@@ -139,6 +167,8 @@ static void write_hits(const char *path) {
 
 static void on_stop_request(int signal) { (void)signal; stop_requested = 1; }
 
+static void on_phase_request(int signal) { (void)signal; phase_requested = 1; }
+
 int main(int argc, char **argv) {
     if (argc < 5 || strcmp(argv[3], "--") != 0) {
         fprintf(stderr, "usage: first-calls SYMBOLS OUT -- PROGRAM [ARGS...]\n");
@@ -156,6 +186,9 @@ int main(int argc, char **argv) {
     struct sigaction stop = { .sa_handler = on_stop_request };
     sigaction(SIGTERM, &stop, NULL);
     sigaction(SIGINT, &stop, NULL);
+    struct sigaction phase = { .sa_handler = on_phase_request };
+    sigaction(SIGUSR1, &phase, NULL);
+    int phases = 1;
 
     int status;
     waitpid(child, &status, 0); // the SIGSTOP before exec
@@ -166,6 +199,10 @@ int main(int argc, char **argv) {
         if (stop_requested) {
             kill(child, SIGTERM); // the program stops as it would without us; its exit ends the trace
             stop_requested = 0;
+        }
+        if (phase_requested) {
+            phase_requested = 0;
+            if (exec_seen && phases++ == 1) rearm(child);
         }
         pid_t thread = waitpid(-1, &status, __WALL);
         if (thread < 0) {

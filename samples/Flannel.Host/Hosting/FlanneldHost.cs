@@ -29,6 +29,9 @@ internal static class FlanneldHost
             // From the factory, not as ILogger<T>: DI would build that generic type at run time, which in the
             // native flanneld is start-up work (runtime type loading).
             host.Services.GetRequiredService<ILoggerFactory>().CreateLogger<StartupCollectionDeferral>());
+        StartupPageRelease.ReleaseWhen(
+            host.Services.GetRequiredService<FlannelAgent>().SnapshotProgrammed,
+            host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StartupPageRelease).FullName!));
         try
         {
             await host.RunAsync(cancellationToken).ConfigureAwait(false);
