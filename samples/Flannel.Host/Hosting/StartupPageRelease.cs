@@ -58,9 +58,10 @@ internal static partial class StartupPageRelease
                 LogReleased(logger, result.ResidentBytes >> 10, result.Mappings, result.Skipped);
             }
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {
-            // No /proc (an unusual container): nothing is released, and nothing else depends on it.
+            // No /proc (an unusual container), or an smaps line this parser does not know: nothing is released (or
+            // only the mappings before that line), and nothing else depends on it.
             LogNotReleased(logger, ex.Message);
         }
 
@@ -147,8 +148,12 @@ internal static partial class StartupPageRelease
 
     private static Mapping ParseHeader(ReadOnlySpan<char> line, int dash, int space)
     {
-        ulong start = ulong.Parse(line[..dash], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
-        ulong end = ulong.Parse(line[(dash + 1)..space], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
+        if (!ulong.TryParse(line[..dash], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong start)
+            || !ulong.TryParse(line[(dash + 1)..space], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong end))
+        {
+            throw new FormatException($"smaps: cannot read the address range of \"{line}\"");
+        }
+
         ReadOnlySpan<char> rest = line[(space + 1)..];
         ReadOnlySpan<char> permissions = rest[..Math.Min(4, rest.Length)];
 
@@ -164,7 +169,9 @@ internal static partial class StartupPageRelease
     {
         ReadOnlySpan<char> value = line[(line.IndexOf(':') + 1)..].Trim();
         int unit = value.IndexOf(' ');
-        return long.Parse(unit < 0 ? value : value[..unit], NumberStyles.None, CultureInfo.InvariantCulture);
+        return long.TryParse(unit < 0 ? value : value[..unit], NumberStyles.None, CultureInfo.InvariantCulture, out long kib)
+            ? kib
+            : throw new FormatException($"smaps: cannot read the size in \"{line}\"");
     }
 
     private static unsafe int Advise(ulong start, ulong length) =>

@@ -122,6 +122,17 @@ public sealed class StartupPageReleaseTests : IDisposable
     }
 
     [Fact]
+    public void An_smaps_line_it_cannot_read_is_an_error_that_names_the_line()
+    {
+        FormatException error = Assert.Throws<FormatException>(() => StartupPageRelease.Parse("""
+            55d21d835000-55d21e194000 r-xp 0001d000 00:23 1234                       /opt/bin/flanneld
+            Rss:                lots kB
+            """));
+
+        Assert.Contains("Rss:                lots kB", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Release_reports_what_it_released()
     {
         StartupPageRelease.Result result = StartupPageRelease.Release(NullLogger.Instance);
