@@ -105,21 +105,33 @@ static uint64_t load_base(pid_t pid, const char *program) {
     return base;
 }
 
-static void arm(pid_t pid, uint64_t base) {
+// The program's memory, where breakpoints are written (as a debugger does, through /proc/PID/mem).
+static int open_memory(pid_t pid) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/mem", pid);
     int mem = open(path, O_RDWR);
     if (mem < 0) { perror(path); exit(2); }
+    return mem;
+}
+
+// Two symbols can name one address (folded identical bodies): it is armed once, under the first name.
+static int is_alias(size_t i) { return i > 0 && functions[i].address == functions[i - 1].address; }
+
+static int set_trap(int mem, struct function *fn) {
     unsigned char trap = 0xCC;
+    if (pwrite(mem, &trap, 1, (off_t)fn->address) != 1) return 0;
+    fn->armed = 1;
+    return 1;
+}
+
+static void arm(pid_t pid, uint64_t base) {
+    int mem = open_memory(pid);
     size_t armed = 0;
     for (size_t i = 0; i < function_count; i++) {
         functions[i].address += base;
-        // Two symbols can name one address (folded identical bodies): arm it once, remember the first name.
-        if (i > 0 && functions[i].address == functions[i - 1].address) continue;
+        if (is_alias(i)) continue;
         if (pread(mem, &functions[i].original, 1, (off_t)functions[i].address) != 1) continue;
-        if (pwrite(mem, &trap, 1, (off_t)functions[i].address) != 1) continue;
-        functions[i].armed = 1;
-        armed++;
+        armed += set_trap(mem, &functions[i]);
     }
     close(mem);
     fprintf(stderr, "first-calls: %zu of %zu functions armed\n", armed, function_count);
@@ -127,20 +139,14 @@ static void arm(pid_t pid, uint64_t base) {
 
 // The next phase: every function that was called gets its breakpoint back.
 static void rearm(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/mem", pid);
-    int mem = open(path, O_RDWR);
-    if (mem < 0) { perror(path); exit(2); }
-    unsigned char trap = 0xCC;
+    int mem = open_memory(pid);
     size_t rearmed = 0;
     for (size_t i = 0; i < function_count; i++) {
-        if (functions[i].armed || (i > 0 && functions[i].address == functions[i - 1].address)) continue;
+        if (functions[i].armed || is_alias(i)) continue;
         unsigned char current;
         // Only a function whose first byte is still its own (armed once, then called and restored).
         if (pread(mem, &current, 1, (off_t)functions[i].address) != 1 || current != functions[i].original) continue;
-        if (pwrite(mem, &trap, 1, (off_t)functions[i].address) != 1) continue;
-        functions[i].armed = 1;
-        rearmed++;
+        rearmed += set_trap(mem, &functions[i]);
     }
     close(mem);
     hits[hit_count++] = phase_marker;
@@ -148,10 +154,8 @@ static void rearm(pid_t pid) {
 }
 
 static void disarm(pid_t pid, struct function *fn) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/mem", pid);
-    int mem = open(path, O_RDWR);
-    if (mem < 0 || pwrite(mem, &fn->original, 1, (off_t)fn->address) != 1) { perror("first-calls: restore"); exit(2); }
+    int mem = open_memory(pid);
+    if (pwrite(mem, &fn->original, 1, (off_t)fn->address) != 1) { perror("first-calls: restore"); exit(2); }
     close(mem);
     fn->armed = 0;
     hits[hit_count++] = fn->name;
