@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Flannel.Netlink;
 using Flannel.Subnets;
@@ -17,6 +19,12 @@ internal static class VxlanBackendData
     public static MacAddress ParseVtepMac(string? backendData, string field) => Read(backendData, field, out _);
 
     /// <summary>Reads the VtepMAC and the VNI (null when it has none) in one parse.</summary>
+    /// <remarks>
+    /// One pass of a <see cref="Utf8JsonReader"/> over the whole text (so anything that is not one JSON value fails as
+    /// it would for a document), without building a document: every lease is read twice at start-up (admission,
+    /// then its kernel objects), 10,000 reads for 5,000 peers, and a document per read took 8-10 ms of a native
+    /// flanneld's cold start.
+    /// </remarks>
     /// <exception cref="FormatException">The data is missing, not JSON, or has no valid VtepMAC; the message quotes it.</exception>
     private static MacAddress Read(string? backendData, string field, out uint? vni)
     {
@@ -26,28 +34,59 @@ internal static class VxlanBackendData
             throw new FormatException($"{field} is missing, so the peer's VtepMAC is unknown");
         }
 
-        string? macText = null;
-        bool hasMac = false;
+        byte[]? rented = null;
+        int maxBytes = Encoding.UTF8.GetMaxByteCount(backendData.Length);
+        Span<byte> utf8 = maxBytes <= StackLimit ? stackalloc byte[StackLimit] : (rented = ArrayPool<byte>.Shared.Rent(maxBytes));
         try
         {
-            using JsonDocument document = JsonDocument.Parse(backendData);
-            if (document.RootElement.ValueKind == JsonValueKind.Object)
+            utf8 = utf8[..Encoding.UTF8.GetBytes(backendData, utf8)];
+            return Read(utf8, backendData, field, out vni);
+        }
+        finally
+        {
+            if (rented is not null)
             {
-                bool hasVni = false;
-                foreach (JsonProperty property in document.RootElement.EnumerateObject())
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private static MacAddress Read(ReadOnlySpan<byte> utf8, string backendData, string field, out uint? vni)
+    {
+        vni = null;
+        MacAddress mac = default;
+        string? badMacText = null;
+        bool hasMac = false, hasVni = false;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, isFinalBlock: true, state: default);
+            bool isObject = reader.Read() && reader.TokenType == JsonTokenType.StartObject;
+            while (isObject && reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                // Go's decoder matches names case-insensitively; the first of each is read.
+                if (!hasMac && NameIs(ref reader, "VtepMAC"u8, "VtepMAC"))
                 {
-                    // Go's decoder matches names case-insensitively; the first of each is read.
-                    if (!hasMac && (property.NameEquals("VtepMAC") || string.Equals(property.Name, "VtepMAC", StringComparison.OrdinalIgnoreCase)))
-                    {
-                        hasMac = true;
-                        macText = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
-                    }
-                    else if (!hasVni && (property.NameEquals("VNI") || string.Equals(property.Name, "VNI", StringComparison.OrdinalIgnoreCase)))
-                    {
-                        hasVni = true;
-                        vni = property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetUInt32(out uint value) ? value : null;
-                    }
+                    hasMac = true;
+                    reader.Read();
+                    badMacText = ReadMac(ref reader, utf8, out mac);
                 }
+                else if (!hasVni && NameIs(ref reader, "VNI"u8, "VNI"))
+                {
+                    hasVni = true;
+                    reader.Read();
+                    vni = reader.TokenType == JsonTokenType.Number && reader.TryGetUInt32(out uint value) ? value : null;
+                    reader.Skip();
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            // The rest (all of it when the root is not an object) is read only to reject what is not one JSON value.
+            while (reader.Read())
+            {
             }
         }
         catch (JsonException ex)
@@ -60,10 +99,54 @@ internal static class VxlanBackendData
             throw new FormatException($"{field} '{backendData}' has no VtepMAC");
         }
 
-        return MacAddress.TryParse(macText, out MacAddress mac) && mac != MacAddress.Zero
+        return badMacText is null
             ? mac
-            : throw new FormatException($"{field}.VtepMAC '{macText}' is not a MAC address of the form aa:bb:cc:dd:ee:ff");
+            : throw new FormatException($"{field}.VtepMAC '{badMacText}' is not a MAC address of the form aa:bb:cc:dd:ee:ff");
     }
+
+    /// <summary>True when the current property name is <paramref name="name"/>, compared as <see cref="StringComparison.OrdinalIgnoreCase"/>.</summary>
+    private static bool NameIs(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8Name, string name)
+    {
+        if (reader.ValueTextEquals(utf8Name))
+        {
+            return true;
+        }
+
+        // ASCII without escapes compares in place; anything else (an escape, a letter that folds to ASCII) as text.
+        return !reader.ValueIsEscaped && Ascii.IsValid(reader.ValueSpan)
+            ? Ascii.EqualsIgnoreCase(reader.ValueSpan, utf8Name)
+            : string.Equals(reader.GetString(), name, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// Reads the VtepMAC value at the reader: null and <paramref name="mac"/> when it is a valid, non-zero MAC
+    /// string, else the value's text for the error (a string unescaped, anything else as written).
+    /// </summary>
+    private static string? ReadMac(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8, out MacAddress mac)
+    {
+        mac = default;
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            Span<char> text = stackalloc char[MaxMacText];
+            int length = reader.HasValueSequence || reader.ValueSpan.Length > MaxMacText ? -1 : reader.CopyString(text);
+            if (length >= 0 && MacAddress.TryParse(text[..length], out mac) && mac != MacAddress.Zero)
+            {
+                return null;
+            }
+
+            return reader.GetString();
+        }
+
+        int start = (int)reader.TokenStartIndex;
+        reader.Skip();
+        return Encoding.UTF8.GetString(utf8[start..(int)reader.BytesConsumed]);
+    }
+
+    // A MAC is 17 characters; a longer string is never one and is read as text for its error.
+    private const int MaxMacText = 32;
+
+    // BackendData is about 40 bytes; only a peer's oversized value goes to the pool.
+    private const int StackLimit = 256;
 
     /// <summary>Rule name: the VtepMAC is missing, malformed, zero or multicast.</summary>
     public const string VtepMacRule = "vtep-mac";

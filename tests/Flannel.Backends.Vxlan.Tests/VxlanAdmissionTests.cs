@@ -19,12 +19,36 @@ public sealed class VxlanAdmissionTests
     [InlineData("""{"VNI":7,"VtepMAC":"0e:00:00:00:00:02"}""", "vni", "BackendData.VNI 7 is not this network's VNI 1")]
     [InlineData("""{"VtepMAC":"0e:00:00:00:00:02"}""", "vni", "BackendData.VNI (missing) is not this network's VNI 1")]
     [InlineData("""{"VNI":"1","VtepMAC":"0e:00:00:00:00:02"}""", "vni", "BackendData.VNI (missing) is not this network's VNI 1")]
+    [InlineData("""{"VNI":{"x":[1]},"VtepMAC":"0e:00:00:00:00:02"}""", "vni", "BackendData.VNI (missing) is not this network's VNI 1")]
+    [InlineData("""{"VNI":1,"VtepMAC":{"a": [1, "b"]}}""", "vtep-mac", """BackendData.VtepMAC '{"a": [1, "b"]}' is not a MAC address of the form aa:bb:cc:dd:ee:ff""")]
+    [InlineData("""{"VNI":1,"VtepMAC":null}""", "vtep-mac", "BackendData.VtepMAC 'null' is not a MAC address of the form aa:bb:cc:dd:ee:ff")]
+    [InlineData("""{"VNI":1,"VtepMAC":"0e:00:00:00:00:02:00:00:00:00:00:00:00:00:00:00:00:00"}""", "vtep-mac", "BackendData.VtepMAC '0e:00:00:00:00:02:00:00:00:00:00:00:00:00:00:00:00:00' is not a MAC address of the form aa:bb:cc:dd:ee:ff")]
+    [InlineData("""["VtepMAC","0e:00:00:00:00:02"]""", "vtep-mac", """BackendData '["VtepMAC","0e:00:00:00:00:02"]' has no VtepMAC""")]
+    [InlineData("""{"Vtep\u004dAC":"0e:00:00:00:00:02","V\u004eI":1}""", null, null)] // escaped names
+    [InlineData("""{"VNı":1,"VtepMAC":"0e:00:00:00:00:02"}""", "vni", "BackendData.VNI (missing) is not this network's VNI 1")] // a dotless ı is no I, for Go either
+    [InlineData("""{"VNI":1,"vtepmac":"0e:00:00:00:00:02","VtepMAC":"01:00:5e:00:00:55","VNI":7}""", null, null)] // the first of each
+    [InlineData("""{"VNI":1,"Other":{"VtepMAC":"0e:00:00:00:00:02"}}""", "vtep-mac", """BackendData '{"VNI":1,"Other":{"VtepMAC":"0e:00:00:00:00:02"}}' has no VtepMAC""")]
     public void BackendData_rules(string? data, string? rule, string? reason)
     {
         LeaseRejection? rejection = VxlanBackendData.Check(data, "BackendData", vni: 1);
 
         Assert.Equal(rule, rejection?.Rule);
         Assert.Equal(reason, rejection?.Reason);
+    }
+
+    [Theory]
+    [InlineData("""{"VNI":1,"VtepMAC":"0e:00:00:00:00:02"} {}""")] // a second value
+    [InlineData("{\"VNI\":1,\"VtepMAC\":\"0e:00:00:00:00:02\"")] // cut short
+    [InlineData("""{"VNI":1,"VtepMAC":"0e:00:00:00:00:02",}""")] // a trailing comma
+    [InlineData("""{"VNI":1 /* one */,"VtepMAC":"0e:00:00:00:00:02"}""")] // a comment
+    [InlineData("""[1, 2""")]
+    public void BackendData_that_is_not_one_JSON_value_is_rejected_with_the_parser_s_reason(string data)
+    {
+        LeaseRejection? rejection = VxlanBackendData.Check(data, "BackendData", vni: 1);
+
+        Assert.Equal("vtep-mac", rejection?.Rule);
+        Assert.StartsWith($"BackendData '{data}' is not valid JSON: ", rejection?.Reason, StringComparison.Ordinal);
+        Assert.Contains("LineNumber: 0", rejection?.Reason, StringComparison.Ordinal);
     }
 
     [Fact]
