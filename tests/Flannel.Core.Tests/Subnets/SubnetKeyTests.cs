@@ -76,6 +76,55 @@ public sealed class SubnetKeyTests
         Assert.Contains(key, Assert.Throws<FormatException>(() => SubnetKey.Parse(key)).Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_plain_ipv4_key_reads_as_the_pattern_reads_it()
+    {
+        // A key of the plain form D.D.D.D-D skips the pattern. A leading space makes any key miss that form without
+        // changing what the pattern (unanchored at the start) finds, so the two reads must agree on every key.
+        var random = new Random(1);
+        const string alphabet = "0123456789012345678901234567890123456789....--&:af";
+        int parsed = 0;
+        for (int i = 0; i < 20_000; i++)
+        {
+            string text = i % 2 == 0 ? RandomText() : RandomKey();
+            bool plain = SubnetKey.TryParse(text, out IPNetwork? subnet, out IPNetwork? ipv6Subnet);
+            bool pattern = SubnetKey.TryParse(" " + text, out IPNetwork? patternSubnet, out IPNetwork? patternIPv6Subnet);
+
+            Assert.True(plain == pattern && subnet == patternSubnet && ipv6Subnet == patternIPv6Subnet, $"'{text}': {plain} {subnet} {ipv6Subnet}, the pattern {pattern} {patternSubnet} {patternIPv6Subnet}");
+            parsed += plain ? 1 : 0;
+        }
+
+        Assert.InRange(parsed, 1_000, 10_000); // the keys made to look like keys are often valid ones
+
+        string RandomText()
+        {
+            char[] key = new char[random.Next(1, 22)];
+            for (int j = 0; j < key.Length; j++)
+            {
+                key[j] = alphabet[random.Next(alphabet.Length)];
+            }
+
+            return new string(key);
+        }
+
+        // Four numbers (some with a leading zero or out of range), a prefix length, now and then a character changed.
+        string RandomKey()
+        {
+            int Octet() => random.Next(8) == 0 ? random.Next(256, 1000) : random.Next(256);
+            string octet = random.Next(10) == 0 ? "0" + Octet() : Octet().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            char[] key = $"{Octet()}.{Octet()}.{octet}.{random.Next(2) * 16 * random.Next(2)}-{random.Next(0, 34)}".ToCharArray();
+            if (random.Next(4) == 0)
+            {
+                key[random.Next(key.Length)] = alphabet[random.Next(alphabet.Length)];
+            }
+
+            return new string(key);
+        }
+
+        Assert.True(SubnetKey.TryParse("10.244.1.0-24", out IPNetwork? plainKey, out _));
+        Assert.Equal(IPNetwork.Parse("10.244.1.0/24"), plainKey);
+    }
+
     [Theory]
     [InlineData("10.244.1.0/24", null)]
     [InlineData("10.244.1.0/24", "fd00:10:244:1::/64")]
