@@ -28,21 +28,24 @@ internal static class EtcdScale
             Console.WriteLine($"etcd: {peers} peer leases under {Prefix}/subnets (Network 10.0.0.0/8, vxlan)");
             Console.WriteLine($"{"binary",-8} {"round",5} {"exec→subnet.env",16} {"exec→converged",15} {"etcd RPCs",10} {"RSS steady",11} {"peak",8} {"CPU",8}");
 
-            Dictionary<string, List<double>> converged = [];
+            // One warm-up start of each binary, not counted: the first exec of a binary pays for the page cache.
             foreach (Flanneld flanneld in binaries)
             {
-                // One warm-up start, not counted: the first exec of a binary pays for the page cache.
                 await ColdStartAsync(flanneld, peers, work, http, round: 0);
-                for (int round = 1; round <= rounds; round++)
+            }
+
+            // Round by round, every binary and then ip -batch: the kernel's share (most of the time) drifts with the
+            // machine over minutes, and taking all of one side's rounds first would put that drift into the ratio.
+            Dictionary<string, List<double>> converged = [];
+            List<double> batch = [];
+            for (int round = 1; round <= rounds; round++)
+            {
+                foreach (Flanneld flanneld in binaries)
                 {
                     (double subnetEnv, double converge) = await ColdStartAsync(flanneld, peers, work, http, round);
                     (converged.TryGetValue(flanneld.Label, out List<double>? list) ? list : converged[flanneld.Label] = []).Add(converge);
                 }
-            }
 
-            List<double> batch = [];
-            for (int round = 1; round <= rounds; round++)
-            {
                 batch.Add(await IpBatchAsync(peers, work, round));
             }
 
@@ -51,7 +54,8 @@ internal static class EtcdScale
             foreach ((string label, List<double> times) in converged)
             {
                 double median = Measure.Median(times);
-                Console.WriteLine($"cold start to converged, {label}: median {median:0} ms; ip -batch / flanneld = {ipBatch / median:0.00}");
+                string perRound = string.Join(", ", times.Select((t, i) => (batch[i] / t).ToString("0.00", CultureInfo.InvariantCulture)));
+                Console.WriteLine($"cold start to converged, {label}: median {median:0} ms; ip -batch / flanneld = {ipBatch / median:0.00} (round by round: {perRound})");
             }
         }
         finally
@@ -97,10 +101,11 @@ internal static class EtcdScale
             await Task.Delay(TimeSpan.FromSeconds(5)); // steady: start-up garbage collected, renew timers idle
             (long rss, long peak) = Measure.Memory(process.Id);
             (long anon, long file) = Measure.RssParts(process.Id);
-            TimeSpan cpu = Measure.CpuTime(process.Id);
+            (TimeSpan userCpu, TimeSpan systemCpu) = Measure.CpuTimes(process.Id);
+            TimeSpan cpu = userCpu + systemCpu;
             if (round > 0)
             {
-                Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s  (RSS anon {Measure.Mib(anon)} MiB, file {Measure.Mib(file)} MiB)");
+                Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s  (user {userCpu.TotalSeconds:0.00} s; RSS anon {Measure.Mib(anon)} MiB, file {Measure.Mib(file)} MiB)");
                 if (Measure.LateReading > TimeSpan.Zero)
                 {
                     await Task.Delay(Measure.LateReading);

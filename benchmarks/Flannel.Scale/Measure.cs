@@ -87,10 +87,18 @@ internal static class Measure
     /// <summary>User + system CPU time of the whole process, all threads (including exited ones).</summary>
     public static TimeSpan CpuTime(int pid)
     {
+        (TimeSpan user, TimeSpan system) = CpuTimes(pid);
+        return user + system;
+    }
+
+    /// <summary>The process's CPU time in user space and in the kernel (utime, stime), at the kernel's 10 ms tick.</summary>
+    public static (TimeSpan User, TimeSpan System) CpuTimes(int pid)
+    {
         string stat = File.ReadAllText($"/proc/{pid}/stat");
         string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        long ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-        return TimeSpan.FromSeconds((double)ticks / ClockTicksPerSecond);
+        return (Ticks(fields[11]), Ticks(fields[12]));
+
+        static TimeSpan Ticks(string field) => TimeSpan.FromSeconds((double)long.Parse(field, CultureInfo.InvariantCulture) / ClockTicksPerSecond);
     }
 
     public static Process Start(string file, IEnumerable<string> args, string log, IDictionary<string, string>? environment = null)
