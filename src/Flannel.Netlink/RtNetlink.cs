@@ -18,7 +18,8 @@ namespace Flannel.Netlink;
 /// <remarks>
 /// Every request is encoded synchronously into a reused buffer by Flannel.NET's own zero-allocation encoder,
 /// sent, and matched to its acknowledgement by sequence number; one request or batch is in flight at a time.
-/// Every change goes through <see cref="ApplyAsync"/>, which sends many requests per <c>sendmsg</c>. Kernel refusals become
+/// Every change goes through <see cref="ApplyAsync"/>, which sends many requests per <c>sendmsg</c> and asks only the
+/// last of each for an acknowledgement (the kernel answers every failure regardless). Kernel refusals become
 /// <see cref="NetlinkException"/> naming the operation, the errno and the object. Never shells out.
 /// </remarks>
 public sealed partial class RtNetlink : INetlink

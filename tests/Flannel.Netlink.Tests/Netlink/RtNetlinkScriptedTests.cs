@@ -86,6 +86,34 @@ public sealed class RtNetlinkScriptedTests
     }
 
     [Fact]
+    public async Task Only_a_chunk_s_last_message_asks_for_an_acknowledgement_and_its_answer_ends_the_chunk()
+    {
+        // The kernel answers a failing message at once and the last message's acknowledgement after it; here they
+        // come in separate datagrams, the error first, and nothing else is answered.
+        var socket = new ScriptedNetlinkSocket(sent =>
+        {
+            var requests = ScriptedNetlinkSocket.Requests(sent);
+            uint failing = requests[1].Sequence;
+            return
+            [
+                ScriptedNetlinkSocket.AckAll(sent, seq => seq == failing ? Errno.ENODEV : 0, onlyErrors: true),
+                ScriptedNetlinkSocket.Ack(requests[^1].Sequence),
+            ];
+        });
+        await using RtNetlink netlink = Create(socket);
+
+        NetlinkBatchResult result = await netlink.ApplyAsync(PeerBatch(2), Ct);
+
+        var sent = ScriptedNetlinkSocket.Requests(Assert.Single(socket.Sent));
+        Assert.Equal(6, sent.Count);
+        Assert.All(sent.Take(5), r => Assert.Equal(0, r.Flags & NetlinkHeader.NLM_F_ACK));
+        Assert.NotEqual(0, sent[5].Flags & NetlinkHeader.NLM_F_ACK);
+        Assert.All(sent, r => Assert.NotEqual(0, r.Flags & NetlinkHeader.NLM_F_REQUEST));
+        Assert.Equal(1, result.FailedCount);
+        Assert.Equal("ENODEV", result[1]!.ErrorName);
+    }
+
+    [Fact]
     public async Task A_large_batch_is_chunked_to_what_the_receive_buffer_can_acknowledge()
     {
         var socket = new ScriptedNetlinkSocket(sent => [ScriptedNetlinkSocket.AckAll(sent)]) { ReceiveBufferSize = 16 * 1024 };

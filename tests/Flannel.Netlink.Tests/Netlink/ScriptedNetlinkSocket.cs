@@ -70,11 +70,21 @@ internal sealed class ScriptedNetlinkSocket(Func<byte[], IEnumerable<object>> re
     });
 
     /// <summary>Acknowledgements for every request of a datagram, in one reply datagram.</summary>
-    public static byte[] AckAll(byte[] datagram, Func<uint, int>? errnoFor = null) => Build((ref NetlinkWriter w) =>
+    /// <summary>
+    /// The kernel's answers to a datagram, as <c>netlink_rcv_skb</c> gives them: an NLMSG_ERROR for each message that
+    /// fails (<paramref name="errnoFor"/>) or asks for an acknowledgement (NLM_F_ACK), none for one that succeeds
+    /// without asking; with <paramref name="onlyErrors"/>, the errors alone (a test sends the acknowledgement later).
+    /// </summary>
+    public static byte[] AckAll(byte[] datagram, Func<uint, int>? errnoFor = null, bool onlyErrors = false) => Build((ref NetlinkWriter w) =>
     {
-        foreach ((ushort type, _, uint seq) in Requests(datagram))
+        foreach ((ushort type, ushort flags, uint seq) in Requests(datagram))
         {
             int errno = errnoFor?.Invoke(seq) ?? 0;
+            if (errno == 0 && (onlyErrors || (flags & NetlinkHeader.NLM_F_ACK) == 0))
+            {
+                continue;
+            }
+
             NetlinkMessageToken m = w.BeginMessage(NetlinkHeader.NLMSG_ERROR, NetlinkHeader.NLM_F_CAPPED, seq);
             WriteErrorBody(ref w, errno, type, seq);
             w.EndMessage(m);
