@@ -56,23 +56,22 @@ internal static class VxlanBackendData
         vni = null;
         MacAddress mac = default;
         string? badMacText = null;
-        bool hasMac = false, hasVni = false;
+        bool hasMac = false;
         try
         {
             var reader = new Utf8JsonReader(utf8, isFinalBlock: true, state: default);
             bool isObject = reader.Read() && reader.TokenType == JsonTokenType.StartObject;
             while (isObject && reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                // Go's decoder matches names case-insensitively; the first of each is read.
-                if (!hasMac && NameIs(ref reader, "VtepMAC"u8, "VtepMAC"))
+                // As Go's decoder does: names match in any case, and a later duplicate overwrites an earlier one.
+                if (GoJsonNames.Matches(ref reader, "VtepMAC"))
                 {
                     hasMac = true;
                     reader.Read();
                     badMacText = ReadMac(ref reader, utf8, out mac);
                 }
-                else if (!hasVni && NameIs(ref reader, "VNI"u8, "VNI"))
+                else if (GoJsonNames.Matches(ref reader, "VNI"))
                 {
-                    hasVni = true;
                     reader.Read();
                     vni = reader.TokenType == JsonTokenType.Number && reader.TryGetUInt32(out uint value) ? value : null;
                     reader.Skip();
@@ -102,20 +101,6 @@ internal static class VxlanBackendData
         return badMacText is null
             ? mac
             : throw new FormatException($"{field}.VtepMAC '{badMacText}' is not a MAC address of the form aa:bb:cc:dd:ee:ff");
-    }
-
-    /// <summary>True when the current property name is <paramref name="name"/>, compared as <see cref="StringComparison.OrdinalIgnoreCase"/>.</summary>
-    private static bool NameIs(ref Utf8JsonReader reader, ReadOnlySpan<byte> utf8Name, string name)
-    {
-        if (reader.ValueTextEquals(utf8Name))
-        {
-            return true;
-        }
-
-        // ASCII without escapes compares in place; anything else (an escape, a letter that folds to ASCII) as text.
-        return !reader.ValueIsEscaped && Ascii.IsValid(reader.ValueSpan)
-            ? Ascii.EqualsIgnoreCase(reader.ValueSpan, utf8Name)
-            : string.Equals(reader.GetString(), name, StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>

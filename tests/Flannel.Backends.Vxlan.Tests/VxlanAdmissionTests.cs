@@ -26,7 +26,10 @@ public sealed class VxlanAdmissionTests
     [InlineData("""["VtepMAC","0e:00:00:00:00:02"]""", "vtep-mac", """BackendData '["VtepMAC","0e:00:00:00:00:02"]' has no VtepMAC""")]
     [InlineData("""{"Vtep\u004dAC":"0e:00:00:00:00:02","V\u004eI":1}""", null, null)] // escaped names
     [InlineData("""{"VNı":1,"VtepMAC":"0e:00:00:00:00:02"}""", "vni", "BackendData.VNI (missing) is not this network's VNI 1")] // a dotless ı is no I, for Go either
-    [InlineData("""{"VNI":1,"vtepmac":"0e:00:00:00:00:02","VtepMAC":"01:00:5e:00:00:55","VNI":7}""", null, null)] // the first of each
+    // A later duplicate overwrites an earlier one, in any case, as in Go's decoder (and LeaseJson).
+    [InlineData("""{"VNI":7,"vtepmac":"01:00:5e:00:00:55","VtepMAC":"0e:00:00:00:00:02","vni":1}""", null, null)]
+    [InlineData("""{"VNI":1,"vtepmac":"0e:00:00:00:00:02","VtepMAC":"01:00:5e:00:00:55"}""", "vtep-mac", "BackendData.VtepMAC '01:00:5e:00:00:55' is a multicast address, not a VTEP")]
+    [InlineData("""{"VNI":1,"VtepMAC":"0e:00:00:00:00:02","VNI":7}""", "vni", "BackendData.VNI 7 is not this network's VNI 1")]
     [InlineData("""{"VNI":1,"Other":{"VtepMAC":"0e:00:00:00:00:02"}}""", "vtep-mac", """BackendData '{"VNI":1,"Other":{"VtepMAC":"0e:00:00:00:00:02"}}' has no VtepMAC""")]
     public void BackendData_rules(string? data, string? rule, string? reason)
     {

@@ -154,19 +154,18 @@ public static class LeaseJson
     /// <summary>What raw backend data must not contain to be compact already (see <see cref="ReadRaw"/>).</summary>
     private static readonly SearchValues<byte> s_needsCompaction = SearchValues.Create([(byte)' ', (byte)'\t', (byte)'\n', (byte)'\r', (byte)'<', (byte)'>', (byte)'&', (byte)0xE2]);
 
-    /// <summary>The index in <see cref="MemberNames"/> of the current name in any case, or -1 (exact matches cost no string).</summary>
+    /// <summary>The index in <see cref="MemberNames"/> of the current name in any case, or -1.</summary>
     private static int MemberIndex(ref Utf8JsonReader reader)
     {
         for (int i = 0; i < MemberNames.Length; i++)
         {
-            if (reader.ValueTextEquals(MemberNames[i]))
+            if (GoJsonNames.Matches(ref reader, MemberNames[i]))
             {
                 return i;
             }
         }
 
-        string name = reader.GetString()!;
-        return Array.FindIndex(MemberNames, m => string.Equals(m, name, StringComparison.OrdinalIgnoreCase));
+        return -1;
     }
 
     /// <summary>The text of a string member (its escapes undone).</summary>

@@ -50,32 +50,32 @@ public static partial class SubnetKey
         // The form every IPv4 key has, digits and dots then a dash and digits, is the whole match of the pattern with
         // those two groups (the pattern cannot start later or split it otherwise), so it skips the regex: reading the
         // 5,000 keys of a lease list through it took 7-10 ms of a native flanneld's cold start.
+        IPNetwork parsed4;
         if (TrySplitPlainIPv4Key(text, out int dash))
         {
-            if (!TryParseOne(text.AsSpan(0, dash), text.AsSpan(dash + 1), AddressFamily.InterNetwork, out IPNetwork plain))
+            if (!TryParseOne(text.AsSpan(0, dash), text.AsSpan(dash + 1), AddressFamily.InterNetwork, out parsed4))
+            {
+                return false;
+            }
+        }
+        else
+        {
+            Match match = KeyPattern().Match(text);
+            if (!match.Success
+                || !TryParseOne(match.Groups[1].ValueSpan, match.Groups[2].ValueSpan, AddressFamily.InterNetwork, out parsed4))
             {
                 return false;
             }
 
-            subnet = plain;
-            return !(plain.PrefixLength == 0 && plain.BaseAddress.Equals(IPAddress.Any));
-        }
-
-        Match match = KeyPattern().Match(text);
-        if (!match.Success
-            || !TryParseOne(match.Groups[1].ValueSpan, match.Groups[2].ValueSpan, AddressFamily.InterNetwork, out IPNetwork parsed4))
-        {
-            return false;
-        }
-
-        if (match.Groups[3].Success)
-        {
-            if (!TryParseOne(match.Groups[3].ValueSpan, match.Groups[4].ValueSpan, AddressFamily.InterNetworkV6, out IPNetwork parsed6))
+            if (match.Groups[3].Success)
             {
-                return false;
-            }
+                if (!TryParseOne(match.Groups[3].ValueSpan, match.Groups[4].ValueSpan, AddressFamily.InterNetworkV6, out IPNetwork parsed6))
+                {
+                    return false;
+                }
 
-            ipv6Subnet = parsed6;
+                ipv6Subnet = parsed6;
+            }
         }
 
         // 0.0.0.0-0 is flannel's "no IPv4 subnet" (an IPv6-only lease); alone it names no subnet at all.
