@@ -26,7 +26,7 @@ internal static class EtcdScale
             await WaitForEtcdAsync(http);
             await SeedAsync(http, peers);
             Console.WriteLine($"etcd: {peers} peer leases under {Prefix}/subnets (Network 10.0.0.0/8, vxlan)");
-            Console.WriteLine($"{"binary",-8} {"round",5} {"exec→subnet.env",16} {"exec→converged",15} {"etcd RPCs",10} {"RSS steady",11} {"peak",8} {"CPU",8}");
+            Console.WriteLine($"{"binary",-8} {"round",5} {"exec→subnet.env",16} {"exec→converged",15} {"first route",14} {"etcd RPCs",10} {"RSS steady",11} {"peak",8} {"CPU",8}");
 
             // One warm-up start of each binary, not counted: the first exec of a binary pays for the page cache.
             foreach (Flanneld flanneld in binaries)
@@ -38,6 +38,7 @@ internal static class EtcdScale
             // machine over minutes, and taking all of one side's rounds first would put that drift into the ratio.
             Dictionary<string, List<double>> converged = [];
             List<double> batch = [];
+            List<double> alone = [];
             for (int round = 1; round <= rounds; round++)
             {
                 foreach (Flanneld flanneld in binaries)
@@ -46,16 +47,22 @@ internal static class EtcdScale
                     (converged.TryGetValue(flanneld.Label, out List<double>? list) ? list : converged[flanneld.Label] = []).Add(converge);
                 }
 
-                batch.Add(await IpBatchAsync(peers, work, round));
+                (double observed, double first) = await IpBatchAsync(peers, work, round, observed: true);
+                (double unobserved, _) = await IpBatchAsync(peers, work, round, observed: false);
+                batch.Add(observed);
+                alone.Add(unobserved);
+                Console.WriteLine($"{"ip -batch",-8} {round,5} {"",16} {observed,12:0} ms {first,11:0} ms   (with no route monitor listening: {unobserved:0} ms)");
             }
 
             double ipBatch = Measure.Median(batch);
-            Console.WriteLine($"bridge -batch + ip -batch, {peers * 3} objects into a fresh namespace: median {ipBatch:0} ms ({string.Join(", ", batch.Select(b => b.ToString("0", CultureInfo.InvariantCulture)))})");
+            double ipBatchAlone = Measure.Median(alone);
+            Console.WriteLine($"bridge -batch + ip -batch, {peers * 3} objects into a fresh namespace: median {ipBatch:0} ms ({Join(batch)}); with no route monitor listening: median {ipBatchAlone:0} ms ({Join(alone)})");
             foreach ((string label, List<double> times) in converged)
             {
                 double median = Measure.Median(times);
                 string perRound = string.Join(", ", times.Select((t, i) => (batch[i] / t).ToString("0.00", CultureInfo.InvariantCulture)));
-                Console.WriteLine($"cold start to converged, {label}: median {median:0} ms; ip -batch / flanneld = {ipBatch / median:0.00} (round by round: {perRound})");
+                string perRoundAlone = string.Join(", ", times.Select((t, i) => (alone[i] / t).ToString("0.00", CultureInfo.InvariantCulture)));
+                Console.WriteLine($"cold start to converged, {label}: median {median:0} ms; ip -batch / flanneld = {ipBatch / median:0.00} (round by round: {perRound}); against ip -batch with no monitor listening {ipBatchAlone / median:0.00} ({perRoundAlone})");
             }
         }
         finally
@@ -82,7 +89,7 @@ internal static class EtcdScale
         double rpcsBefore = await EtcdRpcsAsync(http);
 
         var clock = new Stopwatch();
-        await using RouteMonitor routes = await RouteMonitor.StartAsync(clock, "flannel.1");
+        using RouteMonitor routes = await RouteMonitor.StartAsync(clock, "flannel.1");
         using var subnetWritten = new ManualResetEventSlim();
         using var watcher = new FileSystemWatcher(work, "subnet.env") { EnableRaisingEvents = true };
         TimeSpan? subnetAt = null;
@@ -105,7 +112,7 @@ internal static class EtcdScale
             TimeSpan cpu = userCpu + systemCpu;
             if (round > 0)
             {
-                Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s  (user {userCpu.TotalSeconds:0.00} s; RSS anon {Measure.Mib(anon)} MiB, file {Measure.Mib(file)} MiB)");
+                Console.WriteLine($"{flanneld.Label,-8} {round,5} {subnetAt!.Value.TotalMilliseconds,13:0} ms {convergedAt.TotalMilliseconds,12:0} ms {routes.FirstAt?.TotalMilliseconds,11:0} ms {rpcsAtSubnet - rpcsBefore,10:0} {Measure.Mib(rss),7} MiB {Measure.Mib(peak),4} MiB {cpu.TotalSeconds,6:0.00} s  (user {userCpu.TotalSeconds:0.00} s; RSS anon {Measure.Mib(anon)} MiB, file {Measure.Mib(file)} MiB)");
                 if (Measure.LateReading > TimeSpan.Zero)
                 {
                     await Task.Delay(Measure.LateReading);
@@ -134,10 +141,14 @@ internal static class EtcdScale
         }
     }
 
-    /// <summary>Programs the same N peers with <c>ip -batch</c> into a fresh namespace with the same vxlan device; wall time in ms.</summary>
-    private static async Task<double> IpBatchAsync(int peers, string work, int round)
+    /// <summary>
+    /// Programs the same N peers with <c>ip -batch</c> into a fresh namespace with the same vxlan device. Timed as flanneld
+    /// is, from the start of <c>bridge</c> to the N-th route's notification, with the same <see cref="RouteMonitor"/>
+    /// listening; or, unobserved, to <c>ip</c>'s exit. Returns ms, and ms to the first route when observed.
+    /// </summary>
+    private static async Task<(double Elapsed, double FirstRoute)> IpBatchAsync(int peers, string work, int round, bool observed)
     {
-        string ns = $"fscale-b{Environment.ProcessId}-{round}";
+        string ns = $"fscale-b{Environment.ProcessId}-{round}{(observed ? "m" : "")}";
         string batch = Path.Combine(work, "ip-batch.txt");
         string fdbBatch = Path.Combine(work, "bridge-batch.txt");
         if (!File.Exists(batch))
@@ -157,10 +168,12 @@ internal static class EtcdScale
             await Measure.RunAsync("ip", "-n", ns, "link", "add", "flannel.1", "type", "vxlan", "id", "1", "local", "198.18.0.1", "dev", "eth0", "dstport", "8472", "nolearning");
             await Measure.RunAsync("ip", "-n", ns, "addr", "add", "10.0.0.0/32", "dev", "flannel.1");
             await Measure.RunAsync("ip", "-n", ns, "link", "set", "flannel.1", "up");
-            var clock = Stopwatch.StartNew();
+            var clock = new Stopwatch();
+            using RouteMonitor? monitor = observed ? await RouteMonitor.StartAsync(clock, "flannel.1", ns) : null;
+            clock.Start();
             await Measure.RunAsync("bridge", "-n", ns, "-batch", fdbBatch);
             await Measure.RunAsync("ip", "-n", ns, "-batch", batch);
-            double elapsed = clock.Elapsed.TotalMilliseconds;
+            double elapsed = monitor is null ? clock.Elapsed.TotalMilliseconds : (await monitor.WaitForAsync(peers, TimeSpan.FromSeconds(60), () => "ip -batch")).TotalMilliseconds;
             string routes = await Measure.RunAsync("ip", "-n", ns, "-4", "route", "show", "dev", "flannel.1");
             int count = routes.Split('\n').Count(l => l.Contains(" via ", StringComparison.Ordinal));
             if (count != peers)
@@ -168,13 +181,15 @@ internal static class EtcdScale
                 throw new InvalidOperationException($"ip -batch programmed {count} routes, not {peers}");
             }
 
-            return elapsed;
+            return (elapsed, monitor?.FirstAt?.TotalMilliseconds ?? double.NaN);
         }
         finally
         {
             await Measure.RunAsync("ip", "netns", "del", ns);
         }
     }
+
+    private static string Join(List<double> values) => string.Join(", ", values.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
 
     private static async Task WaitForEtcdAsync(HttpClient http)
     {
