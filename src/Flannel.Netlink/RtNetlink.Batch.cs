@@ -104,7 +104,7 @@ public sealed partial class RtNetlink
     /// 5,000-peer start-up pass had the kernel queue, and flanneld receive, 15,000 datagrams: about 38 ms of receive
     /// path in a native cold start, and the kernel's work to queue them.
     /// </summary>
-    private static void AcknowledgeLastOnly(Span<byte> datagram)
+    internal static void AcknowledgeLastOnly(Span<byte> datagram)
     {
         int offset = 0;
         while (true)
