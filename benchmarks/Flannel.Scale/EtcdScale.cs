@@ -89,7 +89,7 @@ internal static class EtcdScale
         double rpcsBefore = await EtcdRpcsAsync(http);
 
         var clock = new Stopwatch();
-        using RouteMonitor routes = await RouteMonitor.StartAsync(clock, "flannel.1");
+        await using RouteMonitor routes = RouteMonitor.Start(clock, "flannel.1");
         using var subnetWritten = new ManualResetEventSlim();
         using var watcher = new FileSystemWatcher(work, "subnet.env") { EnableRaisingEvents = true };
         TimeSpan? subnetAt = null;
@@ -169,7 +169,7 @@ internal static class EtcdScale
             await Measure.RunAsync("ip", "-n", ns, "addr", "add", "10.0.0.0/32", "dev", "flannel.1");
             await Measure.RunAsync("ip", "-n", ns, "link", "set", "flannel.1", "up");
             var clock = new Stopwatch();
-            using RouteMonitor? monitor = observed ? await RouteMonitor.StartAsync(clock, "flannel.1", ns) : null;
+            await using RouteMonitor? monitor = observed ? RouteMonitor.Start(clock, "flannel.1", ns) : null;
             clock.Start();
             await Measure.RunAsync("bridge", "-n", ns, "-batch", fdbBatch);
             await Measure.RunAsync("ip", "-n", ns, "-batch", batch);

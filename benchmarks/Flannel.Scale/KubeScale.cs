@@ -38,7 +38,7 @@ internal static class KubeScale
         }
 
         var clock = new Stopwatch();
-        using RouteMonitor routes = await RouteMonitor.StartAsync(clock, "flannel.1");
+        await using RouteMonitor routes = RouteMonitor.Start(clock, "flannel.1");
         clock.Start();
         Process process = Measure.Start(flanneld.Path, flanneld.Args([
             "--kube-subnet-mgr", $"--kube-api-url={server.Url}", $"--net-config-path={netConf}", "--iface=eth0", "--ip-masq",
